@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one ABI shared by the BPF programs and userspace: map keys and values,
+ * enums and limits. Both sides include this file; there is no second copy.
+ *
+ * Byte order is named per field: "be" fields are in network order exactly as
+ * they appear on the wire, everything else is host order.
+ *
+ * How a new flow is steered (see bpf/lib/lb.h):
+ *   ks_frontends[addr, port, proto]     -> service id
+ *   ks_svc_gen[svc]                     -> live generation g (0 or 1)
+ *   ks_splits[svc * 2 + g]              -> weight thresholds and, per backend,
+ *                                          a slice of the Maglev ring
+ *   ks_ring[slice.off + h % slice.size] -> endpoint id
+ *   ks_endpoints[id]                    -> address and port to DNAT to
+ * and the choice is remembered in ks_conns for both directions.
+ *
+ * Userspace writes a new split (and new ring slices) into the idle
+ * generation, then flips ks_svc_gen[svc] with one 4-byte store: a new flow
+ * sees either the old split or the new one, never a mix.
+ */
+#ifndef KSHIFT_ABI_H
+#define KSHIFT_ABI_H
+
+#ifdef __bpf__
+#include "vmlinux.h"
+#else
+#include <linux/types.h>
+#endif
+
+/* Limits. Each is a default that sizes a preallocated map. */
+#define KS_MAX_SERVICES	 16384	   /* dataplane services: one per (shift, frontend port) */
+#define KS_MAX_BACKENDS	 8	   /* backends in one shift: stable, canary, shadow, ... */
+#define KS_MAX_ENDPOINTS 65536	   /* endpoint ids, node-wide */
+#define KS_RING_SLOTS	 (1 << 24) /* Maglev ring slots, node-wide (64 MiB) */
+#define KS_MAX_CONNS	 (1 << 19) /* connection table: two entries (both directions) a flow */
+#define KS_GENERATIONS	 2	   /* live split + the one being built */
+
+/* Maglev ring size for a backend of n endpoints: the smallest prime at least
+ * KS_RING_PER_ENDPOINT * n. Maglev moves about n/M more slots than the
+ * ideal 1/n when an endpoint comes or goes, so M >> n keeps that under 1%. */
+#define KS_RING_PER_ENDPOINT 1024
+#define KS_RING_MAX_SIZE     65537
+
+/* Stats slots per service: one per backend, then one for flows that found
+ * no usable backend (answered with a reset or an ICMP unreachable). */
+#define KS_STATS_PER_SVC (KS_MAX_BACKENDS + 1)
+#define KS_STATS_NONE	 KS_MAX_BACKENDS
+
+#define KS_FAMILY_V4 4
+#define KS_FAMILY_V6 6
+
+/* An IPv4 or IPv6 address. IPv4 sits in v4 (be) with the other 12 bytes
+ * zero, so that equal addresses compare equal bytewise. */
+struct ks_addr {
+	union {
+		__be32 v4;
+		__be32 v6[4];
+		__u8 bytes[16];
+	};
+};
+
+/* ks_frontends key: what clients address. A key with port 0 and proto 0
+ * marks a frontend address as such (used for the fragment policy). */
+struct ks_frontend_key {
+	struct ks_addr addr;
+	__be16 port;
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP; 0 for the address-only key */
+	__u8 family;
+};
+
+struct ks_frontend {
+	__u32 svc;
+	__u32 flags; /* reserved, 0 */
+};
+
+enum ks_split_flags {
+	/* hash the client address only: every flow of one client goes to one
+	 * backend, and raising the last backend's weight only moves clients
+	 * onto it */
+	KS_SPLIT_CLIENT_AFFINITY = 1 << 0,
+};
+
+/* A backend's slice of ks_ring. size 0: no usable endpoint. */
+struct ks_ring_slice {
+	__u32 off;
+	__u32 size;
+};
+
+/* One generation of a service's traffic split. Backend i takes new flows
+ * whose 32-bit hash is below threshold[i] and at or above threshold[i-1];
+ * the last backend takes the rest. nr_backends counts up to the last
+ * backend with a nonzero weight and a usable endpoint; 0 means no backend
+ * can take a new flow. */
+struct ks_split {
+	__u32 nr_backends;
+	__u32 flags; /* enum ks_split_flags */
+	__u32 threshold[KS_MAX_BACKENDS];
+	struct ks_ring_slice ring[KS_MAX_BACKENDS];
+};
+
+struct ks_endpoint {
+	struct ks_addr addr;
+	__be16 port;
+	__u8 family;
+	__u8 pad;
+};
+
+/* ks_conns key: a flow as it is seen on the wire, in one direction. */
+struct ks_flow {
+	struct ks_addr saddr;
+	struct ks_addr daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+enum ks_conn_dir {
+	KS_DIR_FORWARD = 1, /* client -> frontend: rewrite destination to addr:port */
+	KS_DIR_REPLY = 2,   /* endpoint -> client: rewrite source to addr:port */
+};
+
+/* ks_conns value: the rewrite for one direction of an established flow. */
+struct ks_conn {
+	struct ks_addr addr;
+	__be16 port;
+	__u8 dir; /* enum ks_conn_dir */
+	__u8 backend;
+	__u32 svc;
+};
+
+/* Per-CPU counters, per (service, backend) in ks_stats. */
+struct ks_counters {
+	__u64 packets;
+	__u64 bytes;
+	__u64 new_flows;
+	__u64 rejected; /* new flows answered with a reset or unreachable */
+};
+
+/* Why the program did what it did: one counter each in ks_verdicts. */
+enum ks_verdict {
+	KS_V_PASS_NOT_IP = 0,	/* not IPv4/IPv6: untouched */
+	KS_V_PASS_NO_MATCH,	/* no frontend or flow: untouched */
+	KS_V_PASS_NOT_L4,	/* IP but neither TCP nor UDP: untouched */
+	KS_V_PASS_FRAGMENT,	/* fragment not for a frontend address: untouched */
+	KS_V_DROP_FRAGMENT,	/* fragment for a frontend address: cannot be steered */
+	KS_V_DROP_MALFORMED,	/* headers truncated or inconsistent, to a frontend */
+	KS_V_NAT_NEW,		/* new flow steered to an endpoint */
+	KS_V_NAT_ESTABLISHED,	/* established flow, forward direction */
+	KS_V_NAT_REPLY,		/* established flow, reply direction */
+	KS_V_REJECT_RESET,	/* no usable endpoint: TCP reset sent */
+	KS_V_REJECT_UNREACH,	/* no usable endpoint: ICMP unreachable sent */
+	KS_V_DROP_NO_ENDPOINT,	/* no usable endpoint, and no reply possible (e.g. a RST) */
+	KS_V_DROP_CONN_FULL,	/* the connection table refused the flow */
+	KS_V_ABORTED,		/* a helper failed: dropped */
+	KS_V_MAX,
+};
+
+#ifndef __bpf__
+_Static_assert(sizeof(struct ks_addr) == 16, "ks_addr");
+_Static_assert(sizeof(struct ks_frontend_key) == 20, "ks_frontend_key");
+_Static_assert(sizeof(struct ks_split) == 8 + 4 * KS_MAX_BACKENDS + 8 * KS_MAX_BACKENDS,
+	       "ks_split");
+_Static_assert(sizeof(struct ks_endpoint) == 20, "ks_endpoint");
+_Static_assert(sizeof(struct ks_flow) == 40, "ks_flow");
+_Static_assert(sizeof(struct ks_conn) == 24, "ks_conn");
+_Static_assert(sizeof(struct ks_counters) == 32, "ks_counters");
+#endif
+
+/* Map names, as pinned under the pin directory. */
+#define KS_MAP_FRONTENDS "ks_frontends"
+#define KS_MAP_SVC_GEN	 "ks_svc_gen"
+#define KS_MAP_SPLITS	 "ks_splits"
+#define KS_MAP_RING	 "ks_ring"
+#define KS_MAP_ENDPOINTS "ks_endpoints"
+#define KS_MAP_CONNS	 "ks_conns"
+#define KS_MAP_STATS	 "ks_stats"
+#define KS_MAP_VERDICTS	 "ks_verdicts"
+
+#endif /* KSHIFT_ABI_H */

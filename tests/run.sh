@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs the test suites and ends with one summary line, "N passed, N failed".
+#   tests/run.sh unit|pkt|e2e|all
+# Unit and packet tests are cmocka binaries under build/tests; end-to-end
+# tests are scripts tests/e2e/test_*.sh that print TAP lines ("ok - ...",
+# "not ok - ..."). A binary or script that exits non-zero without reporting
+# a failure counts as one failure, so a crash is never a pass.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+failures=()
+log_dir=build/test-logs
+mkdir -p "$log_dir"
+
+# run NAME COMMAND...: runs one test program, counts its cases
+run() {
+	local name=$1 log="$log_dir/$1.log" rc ok bad
+	shift
+	echo "== $name"
+	"$@" >"$log" 2>&1
+	rc=$?
+	sed 's/^/   /' "$log"
+	ok=$(grep -cE '^\[       OK \]|^ok ' "$log")
+	bad=$(grep -cE '^\[  FAILED  \] [^0-9]|^not ok ' "$log")
+	# cmocka repeats each failed test's name after its summary line
+	bad=$(( bad - $(grep -cE '^\[  FAILED  \] [0-9]+ test' "$log") ))
+	if ((rc != 0 && bad == 0)); then
+		bad=1
+		echo "   $name exited with status $rc"
+	fi
+	((bad > 0)) && failures+=("$name")
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+}
+
+suite_unit() {
+	local t
+	for t in build/tests/test_*; do
+		[[ -x $t && $(basename "$t") != test_pkt* ]] || continue
+		run "$(basename "$t")" "$t"
+	done
+}
+
+suite_pkt() {
+	local t
+	for t in build/tests/test_pkt*; do
+		[[ -x $t ]] || continue
+		run "$(basename "$t")" "$t"
+	done
+}
+
+suite_e2e() {
+	local t
+	for t in tests/e2e/test_*.sh; do
+		[[ -f $t ]] || continue
+		run "$(basename "$t" .sh)" bash "$t"
+	done
+}
+
+case ${1:-all} in
+unit) suite_unit ;;
+pkt) suite_pkt ;;
+e2e) suite_e2e ;;
+all) suite_unit; suite_pkt; suite_e2e ;;
+*) echo "usage: $0 unit|pkt|e2e|all" >&2; exit 2 ;;
+esac
+
+((${#failures[@]})) && echo "failing: ${failures[*]}"
+echo "kshift: $passed passed, $failed failed"
+((failed == 0 && passed > 0))

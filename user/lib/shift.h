@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The TrafficShift resource in memory: what a manifest (a file in the config
+ * directory, or a Kubernetes custom resource) says, after validation. The
+ * dataplane code turns it into map entries; nothing here knows about BPF.
+ */
+#ifndef KSHIFT_SHIFT_H
+#define KSHIFT_SHIFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+#include <kshift/abi.h>
+
+#define KS_NAME_LEN   254 /* a Kubernetes object name (DNS-1123 subdomain) and its NUL */
+#define KS_WEIGHT_MAX 1000000
+#define KS_ERR_LEN    512
+
+#define KS_API_VERSION "kshift.dev/v1alpha1"
+#define KS_KIND	       "TrafficShift"
+
+struct ks_ip {
+	struct ks_addr addr;
+	uint8_t family; /* KS_FAMILY_V4 or KS_FAMILY_V6 */
+};
+
+struct ks_prefix {
+	struct ks_addr addr; /* host bits are zero */
+	uint8_t family;
+	uint8_t len;
+};
+
+struct ks_port {
+	uint16_t port; /* host order */
+	uint8_t proto; /* IPPROTO_TCP or IPPROTO_UDP */
+};
+
+struct ks_endpoint_spec {
+	struct ks_ip ip;
+	uint16_t port; /* host order; 0: the frontend port */
+};
+
+struct ks_backend_spec {
+	char name[KS_NAME_LEN];
+	char service[KS_NAME_LEN]; /* Kubernetes Service, or "" */
+	struct ks_endpoint_spec *endpoints;
+	size_t nr_endpoints;
+	uint32_t weight; /* 0..KS_WEIGHT_MAX */
+};
+
+enum ks_affinity {
+	KS_AFFINITY_CONNECTION = 0,
+	KS_AFFINITY_CLIENT,
+};
+
+struct ks_rule_spec {
+	struct ks_prefix *sources;
+	size_t nr_sources;
+	int backend; /* index into backends */
+};
+
+struct ks_shift {
+	char name[KS_NAME_LEN];
+	char namespace[KS_NAME_LEN]; /* "default" when the manifest gives none */
+	char frontend_service[KS_NAME_LEN];
+	struct ks_ip *addresses;
+	size_t nr_addresses;
+	struct ks_port *ports;
+	size_t nr_ports;
+	struct ks_backend_spec backends[KS_MAX_BACKENDS];
+	size_t nr_backends;
+	enum ks_affinity affinity;
+	struct ks_rule_spec *rules;
+	size_t nr_rules;
+	int mirror_backend; /* index into backends, -1: no mirror */
+	uint32_t mirror_percent;
+	int64_t generation; /* metadata.generation, 0 when absent */
+};
+
+/*
+ * Parses every document of a YAML (or JSON) manifest; documents are
+ * separated by "---" and empty ones are skipped. On success returns 0 and
+ * hands over an array of *nr shifts in *shifts (free with ks_shifts_free).
+ * On failure returns -EINVAL (or -ENOMEM), leaves *shifts NULL and writes one
+ * line to err naming the document's line, the field path and the value, e.g.
+ *   "line 14: spec.backends[1].weight: 2000000: must be 0..1000000"
+ * Validation is strict: unknown fields, duplicate backend names, rules or a
+ * mirror naming an unknown backend, bad addresses and ports are refused.
+ */
+int ks_manifest_parse(const char *text, size_t len, struct ks_shift **shifts, size_t *nr,
+		      char *err, size_t errlen);
+
+/* The same document as JSON (apiVersion, kind, metadata, spec), so that
+ * `kshiftctl get -o json` output can be applied again. NULL on ENOMEM. */
+struct json_object *ks_shift_to_json(const struct ks_shift *shift);
+
+/* Deep copy; 0 or -ENOMEM. */
+int ks_shift_copy(struct ks_shift *dst, const struct ks_shift *src);
+void ks_shift_free(struct ks_shift *shift); /* frees what it owns, not shift */
+void ks_shifts_free(struct ks_shift *shifts, size_t nr);
+
+/* Index of the backend called name, or -1. */
+int ks_shift_backend(const struct ks_shift *shift, const char *name);
+
+/* "198.18.2.2", "2001:2::1"; buf of at least INET6_ADDRSTRLEN. */
+const char *ks_ip_str(const struct ks_ip *ip, char *buf, size_t len);
+/* Parses an IPv4 or IPv6 address; 0 or -EINVAL. */
+int ks_ip_parse(const char *s, struct ks_ip *ip);
+
+#endif /* KSHIFT_SHIFT_H */
