@@ -11,8 +11,8 @@
  *   ks_svc_gen[svc]                     -> live generation g (0 or 1)
  *   ks_splits[svc * 2 + g]              -> weight thresholds and, per backend,
  *                                          a slice of the Maglev ring
- *   ks_ring[slice.off + h % slice.size] -> endpoint id
- *   ks_endpoints[id]                    -> address and port to DNAT to
+ *   ks_ring[slice.off + h % slice.size] -> endpoint index i
+ *   ks_endpoints[slice.ep_base + i]     -> address and port to DNAT to
  * and the choice is remembered in ks_conns for both directions.
  *
  * Userspace writes a new split (and new ring slices) into the idle
@@ -31,16 +31,20 @@
 /* Limits. Each is a default that sizes a preallocated map. */
 #define KS_MAX_SERVICES	 16384	   /* dataplane services: one per (shift, frontend port) */
 #define KS_MAX_BACKENDS	 8	   /* backends in one shift: stable, canary, shadow, ... */
-#define KS_MAX_ENDPOINTS 65536	   /* endpoint ids, node-wide */
-#define KS_RING_SLOTS	 (1 << 24) /* Maglev ring slots, node-wide (64 MiB) */
+#define KS_MAX_ENDPOINTS 131072   /* endpoint slots, node-wide; a backend's are contiguous */
+#define KS_RING_SLOTS	 (1 << 25) /* Maglev ring slots, node-wide (64 MiB) */
 #define KS_MAX_CONNS	 (1 << 19) /* connection table: two entries (both directions) a flow */
 #define KS_GENERATIONS	 2	   /* live split + the one being built */
 
-/* Maglev ring size for a backend of n endpoints: the smallest prime at least
- * KS_RING_PER_ENDPOINT * n. Maglev moves about n/M more slots than the
- * ideal 1/n when an endpoint comes or goes, so M >> n keeps that under 1%. */
-#define KS_RING_PER_ENDPOINT 1024
-#define KS_RING_MAX_SIZE     65537
+/* Maglev rings. A backend's ring keeps its size while its endpoints come
+ * and go (see user/lib/maglev.h), so a flow's slot stays put and only the
+ * slots of the endpoint that left (or that the new one takes) change hands.
+ * Entries are 16-bit indexes into the backend's endpoints, 32 to a chunk:
+ * array map values are 8-byte aligned, so single u16 values would take 8. */
+#define KS_RING_SIZE_MIN     4099  /* a prime; ring of a backend with 2..64 endpoints */
+#define KS_RING_SIZE_MAX     65537 /* a prime; the largest ring */
+#define KS_RING_PER_ENDPOINT 64	   /* slots an endpoint gets at least, for balance */
+#define KS_RING_CHUNK	     32
 
 /* Stats slots per service: one per backend, then one for flows that found
  * no usable backend (answered with a reset or an ICMP unreachable). */
@@ -81,10 +85,18 @@ enum ks_split_flags {
 	KS_SPLIT_CLIENT_AFFINITY = 1 << 0,
 };
 
-/* A backend's slice of ks_ring. size 0: no usable endpoint. */
+/* A backend's slice of ks_ring: slots [off, off + size), whose values
+ * index its endpoints at ks_endpoints[ep_base + value]. size 0: no usable
+ * endpoint. */
 struct ks_ring_slice {
 	__u32 off;
 	__u32 size;
+	__u32 ep_base;
+	__u32 pad;
+};
+
+struct ks_ring_chunk {
+	__u16 ep[KS_RING_CHUNK];
 };
 
 /* One generation of a service's traffic split. Backend i takes new flows
@@ -99,11 +111,13 @@ struct ks_split {
 	struct ks_ring_slice ring[KS_MAX_BACKENDS];
 };
 
+/* 24 bytes: array map elements are 8-byte aligned, and userspace writes
+ * them through mmap at sizeof() strides. */
 struct ks_endpoint {
 	struct ks_addr addr;
 	__be16 port;
 	__u8 family;
-	__u8 pad;
+	__u8 pad[5];
 };
 
 /* ks_conns key: a flow as it is seen on the wire, in one direction. */
@@ -153,7 +167,6 @@ enum ks_verdict {
 	KS_V_REJECT_RESET,	/* no usable endpoint: TCP reset sent */
 	KS_V_REJECT_UNREACH,	/* no usable endpoint: ICMP unreachable sent */
 	KS_V_DROP_NO_ENDPOINT,	/* no usable endpoint, and no reply possible (e.g. a RST) */
-	KS_V_DROP_CONN_FULL,	/* the connection table refused the flow */
 	KS_V_ABORTED,		/* a helper failed: dropped */
 	KS_V_MAX,
 };
@@ -161,9 +174,11 @@ enum ks_verdict {
 #ifndef __bpf__
 _Static_assert(sizeof(struct ks_addr) == 16, "ks_addr");
 _Static_assert(sizeof(struct ks_frontend_key) == 20, "ks_frontend_key");
-_Static_assert(sizeof(struct ks_split) == 8 + 4 * KS_MAX_BACKENDS + 8 * KS_MAX_BACKENDS,
+_Static_assert(sizeof(struct ks_split) == 8 + 4 * KS_MAX_BACKENDS + 16 * KS_MAX_BACKENDS,
 	       "ks_split");
-_Static_assert(sizeof(struct ks_endpoint) == 20, "ks_endpoint");
+_Static_assert(sizeof(struct ks_ring_chunk) == 64, "ks_ring_chunk");
+_Static_assert(KS_RING_SLOTS % KS_RING_CHUNK == 0, "ks_ring chunks");
+_Static_assert(sizeof(struct ks_endpoint) == 24, "ks_endpoint");
 _Static_assert(sizeof(struct ks_flow) == 40, "ks_flow");
 _Static_assert(sizeof(struct ks_conn) == 24, "ks_conn");
 _Static_assert(sizeof(struct ks_counters) == 32, "ks_counters");

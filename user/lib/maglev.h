@@ -10,17 +10,38 @@
 #include <stdint.h>
 #include <kshift/abi.h>
 
-/* Ring size for n endpoints: 0 for none, 1 for one, else the smallest prime
- * >= KS_RING_PER_ENDPOINT * n, capped at KS_RING_MAX_SIZE. */
-uint32_t ks_ring_size(uint32_t n);
+/*
+ * Ring size for a backend going to n endpoints whose ring now has `current`
+ * slots (0 if it has none). A ring keeps its size while n fits it, because
+ * a flow's slot is hash % size: a new size would move almost every flow.
+ * Sizes: 0 for no endpoint, 1 for one, else the smallest of the primes
+ * KS_RING_SIZE_MIN, 16411, KS_RING_SIZE_MAX that gives every endpoint at
+ * least KS_RING_PER_ENDPOINT slots (KS_RING_SIZE_MAX past that). A ring
+ * grows when n outgrows it and is never shrunk while n >= 2.
+ */
+uint32_t ks_ring_size(uint32_t n, uint32_t current);
 
 /*
- * Fills ring[0..size) with indexes into eps[0..n). The ring depends only on
- * the set of endpoints (their address, port and family), not on their order,
- * so every node builds the same ring for the same set. Returns 0, or -EINVAL
- * when n is 0 or size is not ks_ring_size(n), -ENOMEM.
+ * Fills ring[0..size) from scratch with indexes into eps[0..n): Maglev's
+ * permutation fill. The ring depends only on the set of endpoints (address,
+ * port, family), not on their order. Every endpoint gets floor(size/n) or
+ * ceil(size/n) slots. Returns 0, or -EINVAL (n is 0 or above 65535, size is
+ * below n or not prime, eps has a duplicate), -ENOMEM.
  */
-int ks_maglev_fill(const struct ks_endpoint *eps, uint32_t n, uint32_t *ring, uint32_t size);
+int ks_maglev_fill(const struct ks_endpoint *eps, uint32_t n, uint16_t *ring, uint32_t size);
+
+/*
+ * Builds the ring for a new set of endpoints from the ring of the old set,
+ * of the same size, moving as few slots as balance allows: slots of
+ * endpoints that stay keep them, except that endpoints over their new quota
+ * (floor or ceil of size/n) give up the excess; freed slots go to endpoints
+ * under quota in Maglev preference order. So removing one of n endpoints
+ * moves about 1/n of the slots and adding one about 1/(n+1), where a fresh
+ * fill would move several percent more. Same errors as ks_maglev_fill, and
+ * -EINVAL when old_ring holds an index >= old_n.
+ */
+int ks_maglev_update(const struct ks_endpoint *old_eps, uint32_t old_n, const uint16_t *old_ring,
+		     const struct ks_endpoint *eps, uint32_t n, uint16_t *ring, uint32_t size);
 
 /*
  * Sets split->nr_backends and split->threshold[] from weights[0..n), where

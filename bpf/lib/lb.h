@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The packet logic of kshift, written once for XDP and TC:
+ *
+ *   established flow (either direction) -> ks_conns says how to rewrite it
+ *   new flow to a frontend              -> weighted backend, Maglev endpoint,
+ *                                          remembered in ks_conns, DNAT
+ *   new flow, no usable endpoint        -> TCP reset / ICMP unreachable
+ *   anything else                       -> untouched
+ *
+ * Fragment policy: kshift never rewrites a fragment. Only the first fragment
+ * carries ports, so the rest of the datagram could not follow it to the same
+ * endpoint; a half-rewritten datagram is worse than none. Fragments sent to
+ * a frontend address are dropped (counted as KS_V_DROP_FRAGMENT); other
+ * fragments pass untouched. TCP never fragments (PMTU discovery, DF), so
+ * this only touches large UDP datagrams sent to a frontend.
+ */
+#ifndef KS_BPF_LB_H
+#define KS_BPF_LB_H
+
+#include "common.h"
+#include "ctx.h"
+#include "maps.h"
+#include "nat.h"
+#include "parse.h"
+#include "reject.h"
+
+/* Set by the loader: a per-node secret, so clients cannot aim many flows
+ * at one endpoint. Userspace tests set it to a known value. */
+const volatile __u64 ks_hash_seed = 0x9e3779b97f4a7c15ULL;
+
+/* Finalizer of MurmurHash3's 64-bit variant: every input bit flips about
+ * half the output bits, and it costs two multiplies. */
+static __always_inline __u64 ks_mix(__u64 h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static __always_inline __u64 ks_hash_addr(__u64 h, const struct ks_addr *a, __u8 family)
+{
+	const __u64 *w = (const __u64 *)a;
+
+	if (family == KS_FAMILY_V4)
+		return ks_mix(h ^ a->v4);
+	return ks_mix(ks_mix(h ^ w[0]) ^ w[1]);
+}
+
+/* A flow's 5-tuple hash: its backend (affinity: connection) and, always,
+ * its endpoint within that backend. */
+static __always_inline __u64 ks_hash_flow(const struct ks_flow *f)
+{
+	__u64 h = ks_hash_addr(ks_hash_seed, &f->saddr, f->family);
+
+	h = ks_hash_addr(h, &f->daddr, f->family);
+	return ks_mix(h ^ ((__u64)f->sport << 32 | (__u64)f->dport << 16 | f->proto));
+}
+
+static __always_inline void ks_count(__u32 svc, __u32 backend, __u32 bytes, bool new_flow,
+				     bool rejected)
+{
+	__u32 slot = svc * KS_STATS_PER_SVC + backend;
+	struct ks_counters *c = bpf_map_lookup_elem(&ks_stats, &slot);
+
+	if (!c)
+		return;
+	c->packets++;
+	c->bytes += bytes;
+	c->new_flows += new_flow;
+	c->rejected += rejected;
+}
+
+/* The one exit of every program: counts why, returns what. */
+static __always_inline int ks_finish(void *ctx, const bool xdp, enum ks_verdict verdict,
+				     enum ks_action act)
+{
+	__u32 key = verdict;
+	__u64 *n = bpf_map_lookup_elem(&ks_verdicts, &key);
+
+	if (n)
+		(*n)++;
+	return ks_retcode(ctx, xdp, act);
+}
+
+static __always_inline bool ks_is_frontend_addr(const struct ks_pkt *pkt)
+{
+	struct ks_frontend_key key = {
+		.addr = pkt->flow.daddr,
+		.family = pkt->flow.family,
+	};
+
+	return bpf_map_lookup_elem(&ks_frontends, &key) != NULL;
+}
+
+/* Picks the endpoint for a new flow, or NULL when none can take it. */
+static __always_inline const struct ks_endpoint *ks_pick(__u32 svc, const struct ks_flow *flow,
+							 __u32 *backend)
+{
+	const struct ks_ring_chunk *chunk;
+	const struct ks_split *split;
+	__u32 key, i, hash, slot, ep;
+	const __u32 *gen;
+	__u64 flow_hash;
+
+	gen = bpf_map_lookup_elem(&ks_svc_gen, &svc);
+	if (!gen)
+		return NULL;
+	key = svc * KS_GENERATIONS + (*gen & 1);
+	split = bpf_map_lookup_elem(&ks_splits, &key);
+	if (!split || !split->nr_backends)
+		return NULL;
+
+	flow_hash = ks_hash_flow(flow);
+	hash = flow_hash >> 32;
+	if (split->flags & KS_SPLIT_CLIENT_AFFINITY)
+		hash = ks_hash_addr(ks_hash_seed, &flow->saddr, flow->family) >> 32;
+	/* the threshold walk of ks_split_pick() in user/lib/maglev.h */
+#pragma unroll
+	for (i = 0; i < KS_MAX_BACKENDS - 1; i++)
+		if (i + 1 >= split->nr_backends || hash < split->threshold[i])
+			break;
+	if (!split->ring[i].size)
+		return NULL;
+	slot = split->ring[i].off + (__u32)flow_hash % split->ring[i].size;
+	key = slot / KS_RING_CHUNK;
+	chunk = bpf_map_lookup_elem(&ks_ring, &key);
+	if (!chunk)
+		return NULL;
+	ep = split->ring[i].ep_base + chunk->ep[slot % KS_RING_CHUNK];
+	*backend = i;
+	return bpf_map_lookup_elem(&ks_endpoints, &ep);
+}
+
+/* Remembers both directions of a new flow. A failed insert is not fatal:
+ * the flow's next packet is steered by hash again, to the same endpoint
+ * while nothing changes. */
+static __always_inline void ks_track(const struct ks_flow *flow, const struct ks_endpoint *ep,
+				     __u32 svc, __u32 backend)
+{
+	struct ks_conn fwd = {
+		.addr = ep->addr,
+		.port = ep->port,
+		.dir = KS_DIR_FORWARD,
+		.backend = backend,
+		.svc = svc,
+	};
+	struct ks_conn rev = {
+		.addr = flow->daddr,
+		.port = flow->dport,
+		.dir = KS_DIR_REPLY,
+		.backend = backend,
+		.svc = svc,
+	};
+	struct ks_flow reply = {
+		.saddr = ep->addr,
+		.daddr = flow->saddr,
+		.sport = ep->port,
+		.dport = flow->sport,
+		.proto = flow->proto,
+		.family = flow->family,
+	};
+
+	bpf_map_update_elem(&ks_conns, flow, &fwd, BPF_ANY);
+	bpf_map_update_elem(&ks_conns, &reply, &rev, BPF_ANY);
+}
+
+static __always_inline int ks_process(void *ctx, const bool xdp)
+{
+	struct ks_pkt pkt = {};
+	const struct ks_frontend *fe;
+	const struct ks_endpoint *ep;
+	struct ks_frontend_key key;
+	const struct ks_conn *conn;
+	__u32 len, backend = 0;
+	int ret;
+
+	ks_pull(ctx, xdp, KS_L2_MAX + KS_L3_MAX + sizeof(struct tcphdr));
+	len = ks_frame_len(ctx, xdp);
+	ret = ks_parse(ks_data(ctx, xdp), ks_data_end(ctx, xdp), len, &pkt);
+	switch (ret) {
+	case KS_PARSE_OK:
+		break;
+	case KS_PARSE_NOT_IP:
+		return ks_finish(ctx, xdp, KS_V_PASS_NOT_IP, KS_ACT_PASS);
+	case KS_PARSE_NOT_L4:
+		return ks_finish(ctx, xdp, KS_V_PASS_NOT_L4, KS_ACT_PASS);
+	case KS_PARSE_FRAGMENT:
+		if (ks_is_frontend_addr(&pkt))
+			return ks_finish(ctx, xdp, KS_V_DROP_FRAGMENT, KS_ACT_DROP);
+		return ks_finish(ctx, xdp, KS_V_PASS_FRAGMENT, KS_ACT_PASS);
+	default:
+		if (ks_is_frontend_addr(&pkt))
+			return ks_finish(ctx, xdp, KS_V_DROP_MALFORMED, KS_ACT_DROP);
+		return ks_finish(ctx, xdp, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
+	}
+
+	conn = bpf_map_lookup_elem(&ks_conns, &pkt.flow);
+	if (conn) {
+		bool fwd = conn->dir == KS_DIR_FORWARD;
+
+		ks_count(conn->svc, conn->backend, len, false, false);
+		if (ks_nat(ctx, xdp, &pkt, fwd, &conn->addr, conn->port))
+			return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
+		return ks_finish(ctx, xdp, fwd ? KS_V_NAT_ESTABLISHED : KS_V_NAT_REPLY,
+				 KS_ACT_PASS);
+	}
+
+	key = (struct ks_frontend_key){
+		.addr = pkt.flow.daddr,
+		.port = pkt.flow.dport,
+		.proto = pkt.flow.proto,
+		.family = pkt.flow.family,
+	};
+	fe = bpf_map_lookup_elem(&ks_frontends, &key);
+	if (!fe)
+		return ks_finish(ctx, xdp, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
+
+	ep = ks_pick(fe->svc, &pkt.flow, &backend);
+	if (!ep) {
+		ks_count(fe->svc, KS_STATS_NONE, len, true, true);
+		if (pkt.flow.proto == IPPROTO_TCP) {
+			if (ks_reply_reset(ctx, xdp, &pkt) == KS_ACT_TX)
+				return ks_finish(ctx, xdp, KS_V_REJECT_RESET, KS_ACT_TX);
+		} else if (ks_reply_unreach(ctx, xdp, &pkt) == KS_ACT_TX) {
+			return ks_finish(ctx, xdp, KS_V_REJECT_UNREACH, KS_ACT_TX);
+		}
+		return ks_finish(ctx, xdp, KS_V_DROP_NO_ENDPOINT, KS_ACT_DROP);
+	}
+
+	ks_track(&pkt.flow, ep, fe->svc, backend);
+	ks_count(fe->svc, backend, len, true, false);
+	if (ks_nat(ctx, xdp, &pkt, true, &ep->addr, ep->port))
+		return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
+	return ks_finish(ctx, xdp, KS_V_NAT_NEW, KS_ACT_PASS);
+}
+
+#endif /* KS_BPF_LB_H */

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Rewriting one end of a flow (destination for a steered flow, source for
+ * its replies) with incremental checksum updates.
+ *
+ * XDP sees a frame, not an skb: it updates the checksums arithmetically and
+ * so needs full checksums in the packet (true on the wire; on a veth whose
+ * peer offloads checksums the packet carries a partial one, which is why
+ * kshiftd prefers TC on veth). TC uses the kernel's csum helpers, which
+ * know the skb's checksum state, partial included.
+ */
+#ifndef KS_BPF_NAT_H
+#define KS_BPF_NAT_H
+
+#include "common.h"
+#include "csum.h"
+#include "ctx.h"
+#include "parse.h"
+
+/* Rewrites the destination (dst) or source address and port to addr:port.
+ * Returns 0, or -1 if the headers are no longer where the parser saw them. */
+static __always_inline int ks_nat(void *ctx, const bool xdp, const struct ks_pkt *pkt, bool dst,
+				  const struct ks_addr *addr, __be16 port)
+{
+	void *data = ks_data(ctx, xdp), *data_end = ks_data_end(ctx, xdp);
+	bool v4 = pkt->flow.family == KS_FAMILY_V4;
+	bool tcp = pkt->flow.proto == IPPROTO_TCP;
+	__u32 l3 = pkt->l3_off & 0x1f, l4 = pkt->l4_off & 0x1ff;
+	__u32 addr_off = l3 + (v4 ? (dst ? 16 : 12) : (dst ? 24 : 8));
+	__u32 port_off = l4 + (dst ? 2 : 0);
+	__u32 check_off = l4 + (tcp ? 16 : 6);
+	__be32 *field = data + addr_off;
+	__be16 *port_field = data + port_off;
+	__sum16 *l4_check = data + check_off;
+	__u32 addr_diff, port_diff;
+	__be16 old_port;
+	bool zero_udp;
+
+	if ((void *)(l4_check + 1) > data_end || (void *)(port_field + 1) > data_end)
+		return -1;
+	if (v4) {
+		if ((void *)(field + 1) > data_end)
+			return -1;
+		addr_diff = ks_csum_diff_words(field, &addr->v4, 1);
+	} else {
+		if ((void *)(field + 4) > data_end)
+			return -1;
+		addr_diff = ks_csum_diff_words(field, addr->v6, 4);
+	}
+	old_port = *port_field;
+	port_diff = ks_csum_diff16(old_port, port);
+	/* UDP over IPv4 may carry no checksum at all; it must stay 0 */
+	zero_udp = !tcp && v4 && *l4_check == 0;
+
+	if (v4)
+		*field = addr->v4;
+	else
+		__builtin_memcpy(field, addr->v6, 16);
+	*port_field = port;
+
+	if (xdp) {
+		if (v4) {
+			struct iphdr *ip = data + l3;
+
+			if ((void *)(ip + 1) > data_end)
+				return -1;
+			ip->check = ks_csum_update(ip->check, addr_diff);
+		}
+		if (!zero_udp) {
+			__u16 check = ks_csum_update(*l4_check, ks_csum_add(addr_diff, port_diff));
+
+			/* for UDP, 0 means "no checksum": send its twin 0xffff */
+			*l4_check = (!tcp && check == 0) ? 0xffff : check;
+		}
+		return 0;
+	}
+
+	if (v4 && bpf_l3_csum_replace(ctx, l3 + offsetof(struct iphdr, check), 0, addr_diff, 0))
+		return -1;
+	if (!zero_udp) {
+		__u64 flags = tcp ? 0 : BPF_F_MARK_MANGLED_0;
+
+		if (bpf_l4_csum_replace(ctx, check_off, 0, addr_diff, flags | BPF_F_PSEUDO_HDR) ||
+		    bpf_l4_csum_replace(ctx, check_off, old_port, port, flags | sizeof(port)))
+			return -1;
+	}
+	return 0;
+}
+
+#endif /* KS_BPF_NAT_H */

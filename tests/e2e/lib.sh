@@ -1,0 +1,466 @@
+# shellcheck shell=bash
+# tests/e2e/lib.sh: the shared fixture of the end-to-end tests. Source it.
+#
+# Builds SPEC.md "The test network" out of network namespaces of our own:
+#
+#   client ns  eth0 198.18.1.2/24 2001:2:0:1::2/64 --- cli0  (node)
+#   ep0 ns     eth0 198.18.2.2/24 2001:2:0:2::2/64 --- ep0   (node)
+#   ep1 ns     eth0 198.18.2.3/24 ...              --- ep1   (node)
+#   ...        one namespace and one veth per backend endpoint, like pods
+#
+# The node namespace forwards (IPv4 and IPv6) and runs kshiftd on all its
+# veths. Each endpoint is routed by a /32 (/128) to its own veth, the way
+# Kubernetes CNIs route pods; the node carries the gateway address
+# 198.18.N.1 (2001:2:0:N::1) on every veth of subnet N. Nothing has a route
+# out of these namespaces, so no test packet can reach any other network.
+#
+# A test script:
+#   source "$(dirname "$0")/lib.sh"
+#   ks_init canary                        # name; installs the cleanup trap
+#   for mode in $(ks_modes); do           # KS_MODES, default "tc xdp"
+#       ks_setup "$mode" stable:198.18.2.2 canary:198.18.3.2 || continue
+#       ks_httpd_all 8080 && ks_daemon_start || { ks_teardown; continue; }
+#       ... ks_ctl apply -f FILE; ks_client split URL N; check ...
+#       ks_teardown
+#   done
+#   ks_done
+#
+# Every name carries the prefix kse-TEST-PID-MODE, so tests run side by side;
+# ks_teardown (also run on EXIT, INT and TERM) kills what the test started and
+# deletes its namespaces, bpffs mount and temporary directory.
+
+KS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+KS_E2E=$KS_ROOT/tests/e2e
+KSHIFTD=${KSHIFTD:-$KS_ROOT/build/kshiftd}
+KSHIFTCTL=${KSHIFTCTL:-$KS_ROOT/build/kshiftctl}
+# the system python, not a pyenv shim: it starts faster and is the same in
+# every namespace
+KS_PY=${KS_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
+
+KS_TESTS=0
+KS_FAILS=0
+KS_TAG=
+KS_PFX=
+KS_TMP=
+KS_NSES=()
+KS_BG_PIDS=()
+KS_DAEMON_PID=
+KS_EP_NAMES=()
+KS_EP_ADDRS=()
+
+# --- TAP --------------------------------------------------------------------
+
+# ok MSG / not_ok MSG: one TAP line, tagged with the mode under test
+ok() {
+	KS_TESTS=$((KS_TESTS + 1))
+	echo "ok - ${KS_TAG:+[$KS_TAG] }$*"
+}
+not_ok() {
+	KS_TESTS=$((KS_TESTS + 1))
+	KS_FAILS=$((KS_FAILS + 1))
+	echo "not ok - ${KS_TAG:+[$KS_TAG] }$*"
+}
+# diag TEXT...: TAP comment lines (stdin when no argument)
+diag() {
+	if (($#)); then
+		printf '%s\n' "$*" | sed 's/^/# /'
+	else
+		sed 's/^/# /'
+	fi
+}
+# check MSG COMMAND...: ok when COMMAND succeeds
+check() {
+	local msg=$1
+	shift
+	if "$@"; then ok "$msg"; else not_ok "$msg"; fi
+}
+
+# --- life cycle ---------------------------------------------------------------
+
+# ks_init NAME: names the test and makes sure everything is removed however
+# the script ends
+ks_init() {
+	KS_TEST=$1
+	trap 'ks_teardown' EXIT
+	trap 'ks_teardown; trap - EXIT; exit 130' INT
+	trap 'ks_teardown; trap - EXIT; exit 143' TERM
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "Bail out! end-to-end tests need root"
+		exit 1
+	fi
+}
+
+# ks_modes: the attach modes to test, "tc xdp" unless KS_MODES says otherwise
+ks_modes() {
+	echo "${KS_MODES:-tc xdp}"
+}
+
+# ks_done: the TAP plan, and the exit status the runner expects
+ks_done() {
+	echo "1..$KS_TESTS"
+	((KS_FAILS == 0))
+	exit
+}
+
+# ks_v6 IPV4: the IPv6 twin of a test address: 198.18.N.M -> 2001:2:0:N::M
+ks_v6() {
+	local IFS=.
+	# shellcheck disable=SC2086
+	set -- $1
+	printf '2001:2:0:%s::%s\n' "$3" "$4"
+}
+
+# in_ns NS CMD...: runs CMD in a namespace of this test
+in_ns() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+ks_ns_add() {
+	ip netns add "$1" || return
+	KS_NSES+=("$1")
+	# no DAD: addresses are usable at once (binding a tentative IPv6 address
+	# fails); no router solicitations: nothing here is a router advertiser
+	in_ns "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+		net.ipv6.conf.all.router_solicitations=0 \
+		net.ipv6.conf.default.router_solicitations=0 >/dev/null
+	ip -n "$1" link set lo up
+}
+
+# ks_setup MODE NAME:IPV4...: builds the network for one mode; each argument
+# is one backend endpoint (the namespace also gets the IPv6 twin address)
+ks_setup() {
+	local mode=$1 i ep name addr net
+	shift
+	KS_MODE=$mode
+	KS_TAG=$mode
+	KS_PFX=kse-$KS_TEST-$$-$mode
+	KS_NSES=()
+	KS_BG_PIDS=()
+	KS_EP_NAMES=()
+	KS_EP_ADDRS=()
+	KS_TMP=$(mktemp -d "/tmp/$KS_PFX.XXXXXX") || return
+	KS_SOCK=$KS_TMP/kshiftd.sock
+	KS_PIN=$KS_TMP/bpf
+	KS_CONF=$KS_TMP/conf
+	KS_LOG=$KS_TMP/kshiftd.log
+	mkdir -p "$KS_PIN" "$KS_CONF"
+	# bpffs mounted here, on the host, before kshiftd starts: `ip netns exec`
+	# gives kshiftd a mount namespace of its own, and a bpffs it mounted
+	# there would be invisible (and gone) to us; this one we can inspect
+	# with bpftool and check for leftover pins after kshiftd exits
+	mount -t bpf bpf "$KS_PIN" || { not_ok "setup: mount bpffs at $KS_PIN"; return 1; }
+
+	KS_NODE=$KS_PFX-node
+	KS_CLIENT=$KS_PFX-client
+	{
+		ks_ns_add "$KS_NODE" &&
+			in_ns "$KS_NODE" sysctl -qw net.ipv4.ip_forward=1 \
+				net.ipv6.conf.all.forwarding=1 \
+				net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 &&
+			ks_ns_add "$KS_CLIENT" &&
+			ip -n "$KS_NODE" link add cli0 type veth peer name eth0 netns "$KS_CLIENT" &&
+			ip -n "$KS_NODE" addr add 198.18.1.1/24 dev cli0 &&
+			ip -n "$KS_NODE" addr add 2001:2:0:1::1/64 dev cli0 nodad &&
+			ip -n "$KS_NODE" link set cli0 up &&
+			ip -n "$KS_CLIENT" addr add 198.18.1.2/24 dev eth0 &&
+			ip -n "$KS_CLIENT" addr add 2001:2:0:1::2/64 dev eth0 nodad &&
+			ip -n "$KS_CLIENT" link set eth0 up &&
+			ip -n "$KS_CLIENT" route add default via 198.18.1.1 &&
+			ip -n "$KS_CLIENT" -6 route add default via 2001:2:0:1::1
+	} || { not_ok "setup: node and client namespaces"; return 1; }
+
+	i=0
+	for ep in "$@"; do
+		name=${ep%%:*} addr=${ep#*:}
+		net=${addr%.*}
+		local ns=$KS_PFX-ep$i v6 gw6
+		v6=$(ks_v6 "$addr") gw6=$(ks_v6 "$net.1")
+		{
+			ks_ns_add "$ns" &&
+				ip -n "$KS_NODE" link add "ep$i" type veth peer name eth0 netns "$ns" &&
+				ip -n "$KS_NODE" addr add "$net.1/32" dev "ep$i" &&
+				ip -n "$KS_NODE" addr add "$gw6/128" dev "ep$i" nodad &&
+				ip -n "$KS_NODE" link set "ep$i" up &&
+				ip -n "$KS_NODE" route add "$addr/32" dev "ep$i" &&
+				ip -n "$KS_NODE" -6 route add "$v6/128" dev "ep$i" &&
+				ip -n "$ns" addr add "$addr/24" dev eth0 &&
+				ip -n "$ns" addr add "$v6/64" dev eth0 nodad &&
+				ip -n "$ns" link set eth0 up &&
+				ip -n "$ns" route add default via "$net.1" dev eth0 &&
+				ip -n "$ns" -6 route add default via "$gw6" dev eth0
+		} || { not_ok "setup: endpoint $name $addr"; return 1; }
+		KS_EP_NAMES+=("$name")
+		KS_EP_ADDRS+=("$addr")
+		i=$((i + 1))
+	done
+	# Optional: KS_TX_OFF=1 turns off checksum offload on the client and
+	# backend veths, so the node sees complete checksums (CHECKSUM_NONE)
+	# instead of CHECKSUM_PARTIAL ones; a diagnostic for XDP mode.
+	if [[ ${KS_TX_OFF:-0} == 1 ]]; then
+		in_ns "$KS_CLIENT" ethtool -K eth0 tx off >/dev/null
+		for ((i = 0; i < ${#KS_EP_ADDRS[@]}; i++)); do
+			in_ns "$KS_PFX-ep$i" ethtool -K eth0 tx off >/dev/null
+		done
+	fi
+	return 0
+}
+
+# ks_ep_ns IPV4: the namespace of the endpoint with that address
+ks_ep_ns() {
+	local i
+	for ((i = 0; i < ${#KS_EP_ADDRS[@]}; i++)); do
+		[[ ${KS_EP_ADDRS[i]} == "$1" ]] && { echo "$KS_PFX-ep$i"; return 0; }
+	done
+	return 1
+}
+
+# ks_ifaces: the node-side veths, comma-separated, for --iface
+ks_ifaces() {
+	local i list=cli0
+	for ((i = 0; i < ${#KS_EP_ADDRS[@]}; i++)); do
+		list+=",ep$i"
+	done
+	echo "$list"
+}
+
+# ks_wait_file FILE SECONDS: polls until FILE exists
+ks_wait_file() {
+	local i
+	for ((i = 0; i < $2 * 20; i++)); do
+		[[ -e $1 ]] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# ks_httpd_all TCP_PORT [UDP_PORT]: one backend server per endpoint, on its
+# IPv4 and IPv6 address; returns once every one listens
+ks_httpd_all() {
+	local i ns ready addr args
+	for ((i = 0; i < ${#KS_EP_ADDRS[@]}; i++)); do
+		ns=$KS_PFX-ep$i addr=${KS_EP_ADDRS[i]} ready=$KS_TMP/httpd$i.ready
+		args=(--name "${KS_EP_NAMES[i]}" --addr "$addr" --addr "$(ks_v6 "$addr")"
+			--tcp "$1" --ready-file "$ready")
+		[[ -n ${2:-} ]] && args+=(--udp "$2")
+		in_ns "$ns" "$KS_PY" "$KS_E2E/httpd.py" "${args[@]}" \
+			>>"$KS_TMP/httpd$i.log" 2>&1 &
+		KS_BG_PIDS+=($!)
+	done
+	for ((i = 0; i < ${#KS_EP_ADDRS[@]}; i++)); do
+		if ! ks_wait_file "$KS_TMP/httpd$i.ready" 10; then
+			not_ok "setup: backend server ${KS_EP_NAMES[i]} ${KS_EP_ADDRS[i]} did not start"
+			diag <"$KS_TMP/httpd$i.log"
+			return 1
+		fi
+	done
+}
+
+# --- kshift ---------------------------------------------------------------------
+
+# ks_ctl ARGS...: kshiftctl on this test's daemon
+ks_ctl() {
+	"$KSHIFTCTL" --socket "$KS_SOCK" "$@"
+}
+
+# ks_daemon_start [ARGS...]: kshiftd in the node namespace on every node-side
+# veth, in KS_MODE; returns once its control socket answers
+ks_daemon_start() {
+	local i
+	if [[ ! -x $KSHIFTD || ! -x $KSHIFTCTL ]]; then
+		not_ok "kshiftd and kshiftctl are built ($KSHIFTD, $KSHIFTCTL)"
+		return 1
+	fi
+	# the socket lives on the host filesystem (in KS_TMP) so that kshiftctl,
+	# run outside the namespace, reaches it
+	in_ns "$KS_NODE" "$KSHIFTD" --iface "$(ks_ifaces)" --mode "$KS_MODE" \
+		--config-dir "$KS_CONF" --socket "$KS_SOCK" --pin-path "$KS_PIN" "$@" \
+		>>"$KS_LOG" 2>&1 &
+	KS_DAEMON_PID=$!
+	for ((i = 0; i < 300; i++)); do
+		if ! kill -0 "$KS_DAEMON_PID" 2>/dev/null; then
+			wait "$KS_DAEMON_PID"
+			not_ok "kshiftd starts in $KS_MODE mode (exited with status $?)"
+			KS_DAEMON_PID=
+			diag <"$KS_LOG"
+			return 1
+		fi
+		if [[ -S $KS_SOCK ]] && ks_ctl get >/dev/null 2>&1; then
+			ok "kshiftd starts in $KS_MODE mode on $(ks_ifaces)"
+			return 0
+		fi
+		sleep 0.05
+	done
+	not_ok "kshiftd starts in $KS_MODE mode (no answer on $KS_SOCK after 15 s)"
+	diag <"$KS_LOG"
+	return 1
+}
+
+# ks_daemon_stop: SIGTERM, then SIGKILL after 10 s; status of kshiftd (137 if killed)
+ks_daemon_stop() {
+	local i pid=$KS_DAEMON_PID rc
+	[[ -n $pid ]] || return 0
+	KS_DAEMON_PID=
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rc=$?
+	return "$rc"
+}
+
+# ks_diag: what a failure report needs: the shifts, the verdict counters and
+# the end of the daemon's log, as TAP comments
+ks_diag() {
+	[[ -n $KS_TMP ]] || return 0
+	{
+		echo "--- kshiftctl get -o json"
+		ks_ctl get -o json 2>&1 | head -c 6000
+		echo
+		echo "--- bpftool map dump pinned $KS_PIN/ks_verdicts"
+		bpftool -j map dump pinned "$KS_PIN/ks_verdicts" 2>&1 | "$KS_PY" -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+except Exception as e:
+    print("unreadable:", e); sys.exit()
+for e in d:
+    k = e.get("key"); v = e.get("values") or e.get("value")
+    tot = sum(x.get("value", 0) for x in v) if isinstance(v, list) else v
+    if tot: print("verdict", k, "=", tot)' 2>&1
+		echo "--- kshiftd log (last 30 lines)"
+		tail -n 30 "$KS_LOG" 2>/dev/null
+	} | diag
+}
+
+# ks_teardown: removes everything of the current mode; safe to call twice
+ks_teardown() {
+	local pid ns
+	ks_daemon_stop
+	for pid in "${KS_BG_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${KS_BG_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	KS_BG_PIDS=()
+	for ns in "${KS_NSES[@]}"; do
+		# anything still running in our namespaces was started by this test
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do
+			kill -KILL "$pid" 2>/dev/null
+		done
+		ip netns del "$ns" 2>/dev/null
+	done
+	KS_NSES=()
+	if [[ -n $KS_TMP && -d $KS_TMP ]]; then
+		mountpoint -q "$KS_PIN" && umount "$KS_PIN"
+		rm -rf "$KS_TMP"
+	fi
+	KS_TMP=
+	KS_TAG=
+}
+
+# --- clients and results ----------------------------------------------------------
+
+# ks_client ARGS...: client.py in the client namespace (JSON on stdout)
+ks_client() {
+	in_ns "$KS_CLIENT" "$KS_PY" "$KS_E2E/client.py" "$@"
+}
+
+# ks_client_bg OUT ARGS...: the same in the background, output in OUT;
+# its pid in KS_LAST_PID
+ks_client_bg() {
+	local out=$1
+	shift
+	in_ns "$KS_CLIENT" "$KS_PY" "$KS_E2E/client.py" "$@" >"$out" 2>"$out.err" &
+	KS_LAST_PID=$!
+	KS_BG_PIDS+=($!)
+}
+
+# jq_py JSON EXPR: evaluates a Python expression over the JSON text (as d)
+jq_py() {
+	# prints "?" when JSON or expression fail (a client that crashed), so a
+	# check compares against "?" and fails instead of the script breaking
+	"$KS_PY" -c 'import json, sys
+try:
+    d = json.loads(sys.argv[1])
+    r = eval(sys.argv[2])
+except Exception as e:
+    print("jq_py: %s: %r" % (sys.argv[2], e), file=sys.stderr)
+    r = "?"
+print(json.dumps(r) if isinstance(r, (dict, list)) else r)' "$1" "$2"
+}
+
+# ks_weights NAME: "backend=weight ..." as kshiftctl get NAME -o json reports
+# them; tolerant of the exact layout (any list of objects with name and
+# weight under a "backends" key)
+ks_weights() {
+	ks_ctl get "$1" -o json 2>/dev/null | "$KS_PY" -c '
+import json, sys
+def walk(o, out):
+    if isinstance(o, dict):
+        b = o.get("backends")
+        if isinstance(b, list) and all(isinstance(x, dict) and "name" in x and "weight" in x for x in b) and b:
+            out.append(" ".join(f"{x[\"name\"]}={x[\"weight\"]}" for x in b))
+            return
+        for v in o.values(): walk(v, out)
+    elif isinstance(o, list):
+        for v in o: walk(v, out)
+try:
+    out = []; walk(json.load(sys.stdin), out); print(out[0] if out else "")
+except Exception:
+    print("")'
+}
+
+# ks_wait_weights NAME WANT SECONDS: polls until ks_weights NAME says WANT
+ks_wait_weights() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		[[ $(ks_weights "$1") == "$2" ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# ks_spec NAME: the "spec" of shift NAME as kshiftctl get NAME -o json reports
+# it, as canonical JSON; what must not change when input is refused (the rest
+# of the output, such as observed traffic, may)
+ks_spec() {
+	ks_ctl get "$1" -o json 2>/dev/null | "$KS_PY" -c '
+import json, sys
+def find(o):
+    if isinstance(o, dict):
+        if isinstance(o.get("spec"), dict): return o["spec"]
+        for v in o.values():
+            r = find(v)
+            if r is not None: return r
+    elif isinstance(o, list):
+        for v in o:
+            r = find(v)
+            if r is not None: return r
+try:
+    print(json.dumps(find(json.load(sys.stdin)), sort_keys=True))
+except Exception:
+    print("unreadable")'
+}
+
+# ks_mode_end: diagnostics when this mode had a failure, then teardown
+ks_mode_end() {
+	((KS_FAILS > ${KS_MODE_FAILS:-0})) && ks_diag
+	KS_MODE_FAILS=$KS_FAILS
+	ks_teardown
+}
+
+# between LO N HI: LO <= N <= HI, integers
+between() {
+	[[ $2 =~ ^-?[0-9]+$ ]] && (($1 <= $2 && $2 <= $3))
+}
+
+# ks_now: wall-clock seconds with nanoseconds, the clock client.py stream uses
+ks_now() {
+	date +%s.%N
+}

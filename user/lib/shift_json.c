@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * A shift back into its manifest form, as JSON: what `kshiftctl get -o json`
+ * prints, and what ks_manifest_parse reads back to an equal shift (so every
+ * value is written in a form the parser takes: endpoints as "ip:port",
+ * "[ip6]:port" or a bare ip for port 0, sources always with their length).
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <netinet/in.h>
+
+#include "shift.h"
+
+/*
+ * Adds v to o under key, or appends it when key is NULL (o an array), and
+ * returns v. When o or v is NULL (json-c out of memory) or the add fails, it
+ * drops v, clears *ok and returns NULL, so every put under a missing
+ * container fails too and the whole build is checked once, at its end.
+ */
+static struct json_object *put(struct json_object *o, const char *key, struct json_object *v,
+			       bool *ok)
+{
+	if (!o || !v || (key ? json_object_object_add(o, key, v) : json_object_array_add(o, v))) {
+		json_object_put(v);
+		*ok = false;
+		return NULL;
+	}
+	return v;
+}
+
+static struct json_object *ip_json(const struct ks_ip *ip)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	return json_object_new_string(ks_ip_str(ip, buf, sizeof(buf)));
+}
+
+static struct json_object *endpoint_json(const struct ks_endpoint_spec *ep)
+{
+	char ip[INET6_ADDRSTRLEN], buf[INET6_ADDRSTRLEN + 8];
+
+	ks_ip_str(&ep->ip, ip, sizeof(ip));
+	if (!ep->port)
+		snprintf(buf, sizeof(buf), "%s", ip);
+	else if (ep->ip.family == KS_FAMILY_V6)
+		snprintf(buf, sizeof(buf), "[%s]:%u", ip, ep->port);
+	else
+		snprintf(buf, sizeof(buf), "%s:%u", ip, ep->port);
+	return json_object_new_string(buf);
+}
+
+static struct json_object *prefix_json(const struct ks_prefix *pfx)
+{
+	struct ks_ip ip = {.addr = pfx->addr, .family = pfx->family};
+	char addr[INET6_ADDRSTRLEN], buf[INET6_ADDRSTRLEN + 4];
+
+	snprintf(buf, sizeof(buf), "%s/%u", ks_ip_str(&ip, addr, sizeof(addr)), pfx->len);
+	return json_object_new_string(buf);
+}
+
+struct json_object *ks_shift_to_json(const struct ks_shift *s)
+{
+	struct json_object *root, *meta, *spec, *fe, *list, *o, *srcs;
+	bool ok = true;
+	size_t i, j;
+
+	root = json_object_new_object();
+	put(root, "apiVersion", json_object_new_string(KS_API_VERSION), &ok);
+	put(root, "kind", json_object_new_string(KS_KIND), &ok);
+
+	meta = put(root, "metadata", json_object_new_object(), &ok);
+	put(meta, "name", json_object_new_string(s->name), &ok);
+	put(meta, "namespace", json_object_new_string(s->namespace), &ok);
+	if (s->generation)
+		put(meta, "generation", json_object_new_int64(s->generation), &ok);
+
+	spec = put(root, "spec", json_object_new_object(), &ok);
+	fe = put(spec, "frontend", json_object_new_object(), &ok);
+	if (*s->frontend_service)
+		put(fe, "service", json_object_new_string(s->frontend_service), &ok);
+	list = put(fe, "addresses", json_object_new_array(), &ok);
+	for (i = 0; i < s->nr_addresses; i++)
+		put(list, NULL, ip_json(&s->addresses[i]), &ok);
+	list = put(fe, "ports", json_object_new_array(), &ok);
+	for (i = 0; i < s->nr_ports; i++) {
+		o = put(list, NULL, json_object_new_object(), &ok);
+		put(o, "port", json_object_new_int(s->ports[i].port), &ok);
+		put(o, "protocol",
+		    json_object_new_string(s->ports[i].proto == IPPROTO_UDP ? "UDP" : "TCP"), &ok);
+	}
+
+	list = put(spec, "backends", json_object_new_array(), &ok);
+	for (i = 0; i < s->nr_backends; i++) {
+		const struct ks_backend_spec *b = &s->backends[i];
+		struct json_object *eps;
+
+		o = put(list, NULL, json_object_new_object(), &ok);
+		put(o, "name", json_object_new_string(b->name), &ok);
+		if (*b->service)
+			put(o, "service", json_object_new_string(b->service), &ok);
+		eps = put(o, "endpoints", json_object_new_array(), &ok);
+		for (j = 0; j < b->nr_endpoints; j++)
+			put(eps, NULL, endpoint_json(&b->endpoints[j]), &ok);
+		put(o, "weight", json_object_new_int64(b->weight), &ok);
+	}
+	put(spec, "affinity",
+	    json_object_new_string(s->affinity == KS_AFFINITY_CLIENT ? "client" : "connection"),
+	    &ok);
+
+	list = s->nr_rules ? put(spec, "rules", json_object_new_array(), &ok) : NULL;
+	for (i = 0; i < s->nr_rules; i++) {
+		o = put(list, NULL, json_object_new_object(), &ok);
+		srcs = put(o, "sources", json_object_new_array(), &ok);
+		for (j = 0; j < s->rules[i].nr_sources; j++)
+			put(srcs, NULL, prefix_json(&s->rules[i].sources[j]), &ok);
+		put(o, "backend", json_object_new_string(s->backends[s->rules[i].backend].name),
+		    &ok);
+	}
+
+	if (s->mirror_backend >= 0) {
+		o = put(spec, "mirror", json_object_new_object(), &ok);
+		put(o, "backend", json_object_new_string(s->backends[s->mirror_backend].name), &ok);
+		put(o, "percent", json_object_new_int64(s->mirror_percent), &ok);
+	}
+
+	if (!ok) {
+		json_object_put(root);
+		return NULL;
+	}
+	return root;
+}
