@@ -40,6 +40,7 @@ Q := @
 endif
 
 .DELETE_ON_ERROR:
+.SECONDARY: $(BPF_OBJS) $(SKELS) $(OUT)/vmlinux.h
 .PHONY: all deps help test test-unit test-pkt test-e2e demo bench bench-quick bench-prog \
 	clean format
 
@@ -80,7 +81,7 @@ $(OUT)/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(OUT)/vmlinux.h | $(OUT)
 
 $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	@echo "  SKEL    $@"
-	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
 $(OUT)/lib/%.o: user/lib/%.c $(LIB_HDRS) $(SKELS) | $(OUT)/lib
 	@echo "  CC      $@"

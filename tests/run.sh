@@ -23,9 +23,10 @@ run() {
 	rc=$?
 	sed 's/^/   /' "$log"
 	ok=$(grep -cE '^\[       OK \]|^ok ' "$log")
-	bad=$(grep -cE '^\[  FAILED  \] [^0-9]|^not ok ' "$log")
-	# cmocka repeats each failed test's name after its summary line
-	bad=$(( bad - $(grep -cE '^\[  FAILED  \] [0-9]+ test' "$log") ))
+	# cmocka names each failed test twice: once when it fails, once in
+	# its summary; count names, not lines
+	bad=$(( $(grep -E '^\[  FAILED  \] [^0-9]' "$log" | sort -u | wc -l) +
+		$(grep -cE '^not ok ' "$log") ))
 	if ((rc != 0 && bad == 0)); then
 		bad=1
 		echo "   $name exited with status $rc"

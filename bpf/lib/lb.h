@@ -29,6 +29,11 @@
  * at one endpoint. Userspace tests set it to a known value. */
 const volatile __u64 ks_hash_seed = 0x9e3779b97f4a7c15ULL;
 
+/* Set by the loader when XDP runs natively on a veth: XDP_TX there needs
+ * NAPI on the peer, which a pod's end does not have, so resets and
+ * unreachables go up the stack instead and the kernel routes them back. */
+const volatile bool ks_reply_via_stack = false;
+
 /* Finalizer of MurmurHash3's 64-bit variant: every input bit flips about
  * half the output bits, and it costs two multiplies. */
 static __always_inline __u64 ks_mix(__u64 h)
@@ -221,13 +226,16 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 
 	ep = ks_pick(fe->svc, &pkt.flow, &backend);
 	if (!ep) {
+		enum ks_action reply = xdp && ks_reply_via_stack ? KS_ACT_PASS : KS_ACT_TX;
+		bool tcp = pkt.flow.proto == IPPROTO_TCP;
+
 		ks_count(fe->svc, KS_STATS_NONE, len, true, true);
-		if (pkt.flow.proto == IPPROTO_TCP) {
-			if (ks_reply_reset(ctx, xdp, &pkt) == KS_ACT_TX)
-				return ks_finish(ctx, xdp, KS_V_REJECT_RESET, KS_ACT_TX);
-		} else if (ks_reply_unreach(ctx, xdp, &pkt) == KS_ACT_TX) {
-			return ks_finish(ctx, xdp, KS_V_REJECT_UNREACH, KS_ACT_TX);
-		}
+		bool swap = reply == KS_ACT_TX;
+
+		if ((tcp ? ks_reply_reset(ctx, xdp, &pkt, swap)
+			 : ks_reply_unreach(ctx, xdp, &pkt, swap)) == KS_ACT_TX)
+			return ks_finish(ctx, xdp, tcp ? KS_V_REJECT_RESET : KS_V_REJECT_UNREACH,
+					 reply);
 		return ks_finish(ctx, xdp, KS_V_DROP_NO_ENDPOINT, KS_ACT_DROP);
 	}
 

@@ -3,7 +3,9 @@
  * Answers for a new flow that no endpoint can take, so clients fail fast
  * instead of retransmitting into a black hole: a TCP reset, or an ICMP (v6)
  * port unreachable for UDP. Both are built in place from the packet that
- * asked and sent back out of the interface it came in on.
+ * asked and sent back out of the interface it came in on, or (swap_l2
+ * false) handed up the stack, addressed to this host at layer 2, for the
+ * kernel to route back.
  */
 #ifndef KS_BPF_REJECT_H
 #define KS_BPF_REJECT_H
@@ -27,7 +29,8 @@ static __always_inline void ks_swap_macs(struct ethhdr *eth)
  * ACK if it has one; otherwise it has sequence 0 and acknowledges the
  * segment. Options and payload are cut off. Never answers a reset.
  */
-static __always_inline enum ks_action ks_reply_reset(void *ctx, const bool xdp, struct ks_pkt *pkt)
+static __always_inline enum ks_action ks_reply_reset(void *ctx, const bool xdp, struct ks_pkt *pkt,
+						     bool swap_l2)
 {
 	void *data = ks_data(ctx, xdp), *data_end = ks_data_end(ctx, xdp);
 	__u32 l3 = pkt->l3_off & 0x1f, l4 = pkt->l4_off & 0x1ff;
@@ -61,7 +64,8 @@ static __always_inline enum ks_action ks_reply_reset(void *ctx, const bool xdp, 
 	th->window = 0;
 	th->check = 0;
 	th->urg_ptr = 0;
-	ks_swap_macs(eth);
+	if (swap_l2)
+		ks_swap_macs(eth);
 
 	if (v4) {
 		struct iphdr *ip = data + l3;
@@ -110,7 +114,7 @@ static __always_inline enum ks_action ks_reply_reset(void *ctx, const bool xdp, 
  * then grows in front by the new IP and ICMP headers.
  */
 static __always_inline enum ks_action ks_reply_unreach(void *ctx, const bool xdp,
-						       struct ks_pkt *pkt)
+						       struct ks_pkt *pkt, bool swap_l2)
 {
 	bool v4 = pkt->flow.family == KS_FAMILY_V4;
 	__u32 l3 = pkt->l3_off & 0x1f;
@@ -139,7 +143,8 @@ static __always_inline enum ks_action ks_reply_unreach(void *ctx, const bool xdp
 	/* the L2 header (with its VLAN tag, if any) is copied whole; the
 	 * bytes past it are overwritten by the new IP header just below */
 	__builtin_memcpy(data, l2, KS_L2_MAX);
-	ks_swap_macs(data);
+	if (swap_l2)
+		ks_swap_macs(data);
 
 	if (v4) {
 		struct iphdr *ip = data + l3;

@@ -2,10 +2,10 @@
 /*
  * Maglev rings and weight thresholds (user/lib/maglev.c), as plain C.
  *
- * Rings are compared by endpoint identity, never by index, because the ring
- * holds indexes into whatever array the caller passed. Disruption is measured
- * the way the dataplane looks a flow up, ks_ring[off + h % size], so a change
- * of ring size counts against it just like a changed slot.
+ * Rings are compared by endpoint identity, never by index, because a ring
+ * holds indexes into whatever array the caller passed. Disruption is counted
+ * slot by slot between rings of one size, which is exactly the share of flows
+ * that move: the dataplane looks a flow up at ring[hash % size].
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,8 +25,12 @@
 /* ks_split_pick is checked on 2^20 evenly spaced hashes plus both extremes. */
 #define SWEEP_SHIFT 20
 #define SWEEP_STEP  (1U << (32 - SWEEP_SHIFT))
-/* Flow hashes sampled when two rings differ in size and slots do not line up. */
-#define SAMPLES (1U << 20)
+
+#define RING_SIZE_MID 16411 /* the middle size class, see ks_ring_size */
+
+/* What a change of the set by one endpoint may move beyond the 1/n that
+ * must move (the share of the endpoint that leaves or arrives). */
+#define MOVE_SLACK 0.01
 
 static uint64_t rng_state;
 
@@ -40,8 +44,9 @@ static uint64_t rng_next(void)
 	return z ^ (z >> 31);
 }
 
-/* Endpoint number id, the same identity whichever set it is in: even ids
- * IPv4 10.a.b.1, odd ids IPv6 2001:db8::a:b, so every set mixes families. */
+/* Endpoint number id (below 2^16), the same identity whichever set it is in:
+ * even ids IPv4 10.a.b.1, odd ids IPv6 2001:db8::id, so every set mixes
+ * families. */
 static struct ks_endpoint ep_make(uint32_t id)
 {
 	struct ks_endpoint ep;
@@ -62,7 +67,7 @@ static struct ks_endpoint ep_make(uint32_t id)
 
 static struct ks_endpoint *eps_make(uint32_t n)
 {
-	struct ks_endpoint *eps = calloc(n, sizeof(*eps));
+	struct ks_endpoint *eps = calloc(n ? n : 1, sizeof(*eps));
 	uint32_t i;
 
 	assert_non_null(eps);
@@ -71,24 +76,165 @@ static struct ks_endpoint *eps_make(uint32_t n)
 	return eps;
 }
 
+static struct ks_endpoint *eps_copy(const struct ks_endpoint *eps, uint32_t n)
+{
+	struct ks_endpoint *c = malloc((n ? n : 1) * sizeof(*c));
+
+	assert_non_null(c);
+	memcpy(c, eps, n * sizeof(*c));
+	return c;
+}
+
+static void eps_shuffle(struct ks_endpoint *eps, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = n - 1; i > 0 && n; i--) {
+		uint32_t j = rng_next() % (i + 1);
+		struct ks_endpoint t = eps[i];
+
+		eps[i] = eps[j];
+		eps[j] = t;
+	}
+}
+
 static int ep_same(const struct ks_endpoint *a, const struct ks_endpoint *b)
 {
 	return a->family == b->family && a->port == b->port &&
 	       !memcmp(a->addr.bytes, b->addr.bytes, sizeof(a->addr.bytes));
 }
 
-static uint32_t *ring_make(const struct ks_endpoint *eps, uint32_t n, uint32_t *size)
+static uint16_t *ring_alloc(uint32_t size)
 {
-	uint32_t *ring;
+	uint16_t *ring = calloc(size ? size : 1, sizeof(*ring));
+
+	assert_non_null(ring);
+	return ring;
+}
+
+static uint16_t *ring_fill(const struct ks_endpoint *eps, uint32_t n, uint32_t size)
+{
+	uint16_t *ring = ring_alloc(size);
 	uint32_t i;
 
-	*size = ks_ring_size(n);
-	ring = calloc(*size, sizeof(*ring));
-	assert_non_null(ring);
-	assert_int_equal(ks_maglev_fill(eps, n, ring, *size), 0);
-	for (i = 0; i < *size; i++)
+	assert_int_equal(ks_maglev_fill(eps, n, ring, size), 0);
+	for (i = 0; i < size; i++)
 		assert_true(ring[i] < n);
 	return ring;
+}
+
+/* Every endpoint holds floor(size / n) or ceil(size / n) slots. Returns the
+ * largest distance of a share from 1/n. */
+static double assert_balanced(const uint16_t *ring, uint32_t size, uint32_t n)
+{
+	uint32_t *count = calloc(n, sizeof(*count));
+	double worst = 0;
+	uint32_t i;
+
+	assert_non_null(count);
+	for (i = 0; i < size; i++) {
+		assert_true(ring[i] < n);
+		count[ring[i]]++;
+	}
+	for (i = 0; i < n; i++) {
+		double err = (double)count[i] / size - 1.0 / n;
+
+		assert_true(count[i] == size / n || count[i] == (size + n - 1) / n);
+		if (err < 0)
+			err = -err;
+		if (err > worst)
+			worst = err;
+	}
+	free(count);
+	return worst;
+}
+
+/* a's index -> b's index of the same endpoint, or UINT32_MAX. */
+static uint32_t *eps_match(const struct ks_endpoint *a, uint32_t na, const struct ks_endpoint *b,
+			   uint32_t nb)
+{
+	uint32_t *a2b = malloc((na ? na : 1) * sizeof(*a2b));
+	uint32_t i, j;
+
+	assert_non_null(a2b);
+	for (i = 0; i < na; i++) {
+		a2b[i] = UINT32_MAX;
+		for (j = 0; j < nb; j++)
+			if (ep_same(&a[i], &b[j]))
+				a2b[i] = j;
+	}
+	return a2b;
+}
+
+/* Slots whose endpoint, by identity, differs between two rings of a size. */
+static uint32_t moved_slots(const struct ks_endpoint *a, uint32_t na, const uint16_t *ra,
+			    const struct ks_endpoint *b, uint32_t nb, const uint16_t *rb,
+			    uint32_t size)
+{
+	uint32_t *a2b = eps_match(a, na, b, nb);
+	uint32_t i, moved = 0;
+
+	for (i = 0; i < size; i++)
+		moved += a2b[ra[i]] != rb[i];
+	free(a2b);
+	return moved;
+}
+
+/*
+ * The fewest slots any balanced ring for b can move from ring ra of set a:
+ * the slots of endpoints that left, plus what stayers hold above their
+ * quota, where the size % nb extra slots go to stayers above the floor.
+ */
+static uint32_t min_moves(const struct ks_endpoint *a, uint32_t na, const uint16_t *ra,
+			  const struct ks_endpoint *b, uint32_t nb, uint32_t size)
+{
+	uint32_t *a2b = eps_match(a, na, b, nb), *held = calloc(nb, sizeof(*held));
+	uint32_t q = size / nb, r = size % nb, over = 0, moves = 0, i;
+
+	assert_non_null(held);
+	for (i = 0; i < size; i++) {
+		if (a2b[ra[i]] == UINT32_MAX)
+			moves++;
+		else
+			held[a2b[ra[i]]]++;
+	}
+	for (i = 0; i < nb; i++) {
+		if (held[i] > q) {
+			moves += held[i] - q;
+			over++;
+		}
+	}
+	free(held);
+	free(a2b);
+	return moves - (over < r ? over : r);
+}
+
+/*
+ * Updates ring ra of set a to set b (and when in_place, again with the old
+ * ring as the output buffer, for the same result), and checks what every
+ * update must do: a balanced ring that moves no more slots than
+ * balance demands. Returns the new ring and the slots moved.
+ */
+static uint16_t *update_checked(const struct ks_endpoint *a, uint32_t na, const uint16_t *ra,
+				const struct ks_endpoint *b, uint32_t nb, uint32_t size,
+				int in_place, uint32_t *moved)
+{
+	uint16_t *rb = ring_alloc(size);
+	uint32_t least = min_moves(a, na, ra, b, nb, size);
+
+	assert_int_equal(ks_maglev_update(a, na, ra, b, nb, rb, size), 0);
+	if (in_place) {
+		uint16_t *same = ring_alloc(size);
+
+		memcpy(same, ra, size * sizeof(*ra));
+		assert_int_equal(ks_maglev_update(a, na, same, b, nb, same, size), 0);
+		assert_memory_equal(same, rb, size * sizeof(*rb));
+		free(same);
+	}
+	assert_balanced(rb, size, nb);
+	*moved = moved_slots(a, na, ra, b, nb, rb, size);
+	assert_int_equal(*moved, least);
+	return rb;
 }
 
 static int is_prime(uint32_t m)
@@ -105,57 +251,88 @@ static int is_prime(uint32_t m)
 
 static void test_ring_size(void **state)
 {
-	/* the first n at which KS_RING_PER_ENDPOINT * n reaches the cap */
-	const uint32_t n_cap = (KS_RING_MAX_SIZE + KS_RING_PER_ENDPOINT - 1) / KS_RING_PER_ENDPOINT;
-	const struct {
-		uint32_t n, size;
+	static const uint32_t classes[] = {KS_RING_SIZE_MIN, RING_SIZE_MID, KS_RING_SIZE_MAX};
+	/* sizes a ring may have now, class or not */
+	static const uint32_t currents[] = {
+	    0,	   1,	      2, KS_RING_SIZE_MIN, 4100, 5003, RING_SIZE_MID, KS_RING_SIZE_MAX,
+	    65521, UINT32_MAX};
+	static const struct {
+		uint32_t n, current, size;
 	} known[] = {
-	    {0, 0},
-	    {1, 1},
-	    {n_cap, KS_RING_MAX_SIZE},
-	    {n_cap + 1, KS_RING_MAX_SIZE},
-	    {KS_RING_MAX_SIZE, KS_RING_MAX_SIZE},
-	    {1U << 22, KS_RING_MAX_SIZE}, /* KS_RING_PER_ENDPOINT * n overflows 32 bits */
-	    {UINT32_MAX, KS_RING_MAX_SIZE},
+	    {0, 0, 0},
+	    {0, KS_RING_SIZE_MIN, 0},
+	    {1, 0, 1},
+	    {1, KS_RING_SIZE_MIN, 1}, /* one endpoint needs no ring to speak of */
+	    {1, KS_RING_SIZE_MAX, 1},
+	    {2, 0, KS_RING_SIZE_MIN},
+	    {2, 1, KS_RING_SIZE_MIN},
+	    {64, 0, KS_RING_SIZE_MIN},
+	    {65, 0, RING_SIZE_MID},
+	    {70, KS_RING_SIZE_MIN, RING_SIZE_MID}, /* outgrown */
+	    {3, RING_SIZE_MID, RING_SIZE_MID},	   /* never shrunk */
+	    {2, KS_RING_SIZE_MAX, KS_RING_SIZE_MAX},
+	    {256, 0, RING_SIZE_MID},
+	    {257, RING_SIZE_MID, KS_RING_SIZE_MAX},
+	    {65535, 0, KS_RING_SIZE_MAX},
+	    {3, 5003, KS_RING_SIZE_MIN},     /* not a size class: not kept */
+	    {1U << 26, 0, KS_RING_SIZE_MAX}, /* KS_RING_PER_ENDPOINT * n overflows 32 bits */
+	    {UINT32_MAX, KS_RING_SIZE_MIN, KS_RING_SIZE_MAX},
 	};
-	uint32_t n, m, k;
+	uint32_t n, c, k;
 
 	(void)state;
+	for (k = 0; k < ARRAY_SIZE(classes); k++)
+		assert_true(is_prime(classes[k]));
 	for (k = 0; k < ARRAY_SIZE(known); k++)
-		assert_int_equal(ks_ring_size(known[k].n), known[k].size);
-	assert_true(is_prime(KS_RING_MAX_SIZE));
+		assert_int_equal(ks_ring_size(known[k].n, known[k].current), known[k].size);
 
-	/* below the cap: the smallest prime at least KS_RING_PER_ENDPOINT * n */
-	for (n = 2; (uint64_t)KS_RING_PER_ENDPOINT * n <= KS_RING_MAX_SIZE; n++) {
-		uint32_t size = ks_ring_size(n);
+	/* n >= 2: the smallest class that gives KS_RING_PER_ENDPOINT slots
+	 * each and is no smaller than a current class */
+	for (n = 2; n <= 70000; n++) {
+		for (c = 0; c < ARRAY_SIZE(currents); c++) {
+			uint32_t cur = currents[c], size = ks_ring_size(n, cur), keep = 0;
 
-		assert_true(is_prime(size));
-		assert_true(size >= KS_RING_PER_ENDPOINT * n);
-		assert_true(size > n);
-		for (m = KS_RING_PER_ENDPOINT * n; m < size; m++)
-			assert_false(is_prime(m));
+			for (k = 0; k < ARRAY_SIZE(classes); k++)
+				if (cur == classes[k])
+					keep = cur;
+			for (k = 0; k + 1 < ARRAY_SIZE(classes); k++)
+				if (classes[k] >= (uint64_t)KS_RING_PER_ENDPOINT * n &&
+				    classes[k] >= keep)
+					break;
+			assert_int_equal(size, classes[k]);
+		}
 	}
 }
 
 static void test_fill_errors(void **state)
 {
 	struct ks_endpoint eps[3] = {ep_make(0), ep_make(1), ep_make(2)};
-	uint32_t size = ks_ring_size(3);
-	uint32_t *ring = calloc(size + 1, sizeof(*ring));
+	struct ks_endpoint *many = eps_make(65536);
+	uint32_t size = ks_ring_size(3, 0), i;
+	uint16_t *ring = ring_alloc(KS_RING_SIZE_MAX);
 
 	(void)state;
-	assert_non_null(ring);
+	for (i = 0; i < KS_RING_SIZE_MAX; i++)
+		ring[i] = 0x5a5a;
 	assert_int_equal(ks_maglev_fill(eps, 0, ring, 0), -EINVAL);
-	assert_int_equal(ks_maglev_fill(eps, 3, ring, size - 1), -EINVAL);
-	assert_int_equal(ks_maglev_fill(eps, 3, ring, size + 1), -EINVAL);
-	if (ks_ring_size(2) != size)
-		assert_int_equal(ks_maglev_fill(eps, 3, ring, ks_ring_size(2)), -EINVAL);
+	assert_int_equal(ks_maglev_fill(eps, 0, ring, size), -EINVAL);
+	assert_int_equal(ks_maglev_fill(NULL, 3, ring, size), -EINVAL);
+	assert_int_equal(ks_maglev_fill(eps, 3, NULL, size), -EINVAL);
+	assert_int_equal(ks_maglev_fill(eps, 3, ring, 2), -EINVAL);	   /* below n */
+	assert_int_equal(ks_maglev_fill(eps, 3, ring, size + 1), -EINVAL); /* not prime */
+	assert_int_equal(ks_maglev_fill(eps, 3, ring, 9), -EINVAL);
+	assert_int_equal(ks_maglev_fill(eps, 2, ring, 1), -EINVAL);
+	/* a u16 index and its free marker cannot tell 65536 endpoints apart */
+	assert_int_equal(ks_maglev_fill(many, 65536, ring, KS_RING_SIZE_MAX), -EINVAL);
 
 	/* duplicates are refused, even apart in the array, and the pad byte
 	 * is not part of an endpoint's identity */
 	eps[2] = eps[0];
-	eps[2].pad = 7;
+	memset(&eps[2].pad, 7, sizeof(eps[2].pad));
 	assert_int_equal(ks_maglev_fill(eps, 3, ring, size), -EINVAL);
+	/* a refused call leaves the ring alone */
+	for (i = 0; i < KS_RING_SIZE_MAX; i++)
+		assert_int_equal(ring[i], 0x5a5a);
 
 	/* the same bytes under another family, or another port, is another
 	 * endpoint */
@@ -166,192 +343,66 @@ static void test_fill_errors(void **state)
 	eps[2].port = htons(1);
 	assert_int_equal(ks_maglev_fill(eps, 3, ring, size), 0);
 
-	/* one endpoint: a ring of one slot */
+	/* one endpoint: a ring of one slot; any prime at least n will do */
 	ring[0] = 99;
 	assert_int_equal(ks_maglev_fill(eps, 1, ring, 1), 0);
 	assert_int_equal(ring[0], 0);
+	assert_int_equal(ks_maglev_fill(eps, 1, ring, 5), 0);
+	assert_int_equal(ks_maglev_fill(eps, 3, ring, 3), 0);
+	assert_balanced(ring, 3, 3);
+	assert_int_equal(ks_maglev_fill(eps, 2, ring, 2), 0);
+	assert_balanced(ring, 2, 2);
+
+	/* the most endpoints a ring can index */
+	assert_int_equal(ks_maglev_fill(many, 65535, ring, KS_RING_SIZE_MAX), 0);
+	assert_balanced(ring, KS_RING_SIZE_MAX, 65535);
 	free(ring);
+	free(many);
 }
 
 /* Each endpoint's share of slots is 1/n within a percentage point; in fact
  * the round-robin fill keeps slot counts within one of each other. */
-static void test_balance(void **state)
+static void test_fill_balance(void **state)
 {
-	static const uint32_t ns[] = {2, 3, 5, 7, 10, 16, 32, 64, 100};
+	static const uint32_t ns[] = {2, 3, 5, 10, 16, 32, 64, 100, 256, 1000};
 	double worst = 0;
-	uint32_t k, i;
+	uint32_t k;
 
 	(void)state;
 	for (k = 0; k < ARRAY_SIZE(ns); k++) {
-		uint32_t n = ns[k], size, lo = UINT32_MAX, hi = 0;
+		uint32_t n = ns[k], size = ks_ring_size(n, 0);
 		struct ks_endpoint *eps = eps_make(n);
-		uint32_t *ring = ring_make(eps, n, &size);
-		uint32_t *count = calloc(n, sizeof(*count));
+		uint16_t *ring = ring_fill(eps, n, size);
+		double err = assert_balanced(ring, size, n);
 
-		assert_non_null(count);
-		for (i = 0; i < size; i++)
-			count[ring[i]]++;
-		for (i = 0; i < n; i++) {
-			double err = (double)count[i] / size - 1.0 / n;
-
-			if (err < 0)
-				err = -err;
-			if (err > worst)
-				worst = err;
-			assert_true(err <= 0.01);
-			lo = count[i] < lo ? count[i] : lo;
-			hi = count[i] > hi ? count[i] : hi;
-		}
-		assert_true(hi - lo <= 1);
-		free(count);
+		assert_true(err <= 0.01);
+		if (err > worst)
+			worst = err;
 		free(ring);
 		free(eps);
 	}
-	print_message("balance: worst share error %.5f percentage points\n", worst * 100);
-}
-
-/*
- * The fraction of flow hashes whose endpoint (by identity) differs between
- * the ring for set a and the ring for set b, with the lookup the dataplane
- * does: ring[h % size]. Rings of one size are compared slot by slot, exactly;
- * otherwise slots do not line up and the answer is sampled over hashes.
- */
-static double moved_fraction(const struct ks_endpoint *a, uint32_t na, const struct ks_endpoint *b,
-			     uint32_t nb)
-{
-	uint32_t sa, sb, i, j, moved = 0;
-	uint32_t *ra = ring_make(a, na, &sa);
-	uint32_t *rb = ring_make(b, nb, &sb);
-	uint32_t *a2b = malloc(na * sizeof(*a2b));
-	double frac;
-
-	/* a's index -> b's index of the same endpoint, or UINT32_MAX */
-	assert_non_null(a2b);
-	for (i = 0; i < na; i++) {
-		a2b[i] = UINT32_MAX;
-		for (j = 0; j < nb; j++)
-			if (ep_same(&a[i], &b[j]))
-				a2b[i] = j;
-	}
-	if (sa == sb) {
-		for (i = 0; i < sa; i++)
-			moved += a2b[ra[i]] != rb[i];
-		frac = (double)moved / sa;
-	} else {
-		rng_state = 42;
-		for (i = 0; i < SAMPLES; i++) {
-			uint32_t h = rng_next() >> 32;
-
-			moved += a2b[ra[h % sa]] != rb[h % sb];
-		}
-		frac = (double)moved / SAMPLES;
-	}
-	free(a2b);
-	free(rb);
-	free(ra);
-	return frac;
-}
-
-enum change { REMOVE_FIRST, REMOVE_MIDDLE, REMOVE_LAST, ADD_ONE };
-
-static const char *const change_name[] = {"remove first", "remove middle", "remove last",
-					  "add one"};
-
-/* Changing the set by one endpoint moves at most 1/n + 1% of flows, where n
- * is the larger of the two sets (1/n is what must move: the departing or
- * arriving endpoint's share). Every n is measured and printed before any
- * assertion, so a failure reports the whole table. */
-static void check_disruption(enum change change)
-{
-	static const uint32_t ns[] = {2, 3, 4, 5, 8, 10, 16, 20, 32};
-	double worst = -1;
-	int failed = 0;
-	uint32_t k, i;
-
-	for (k = 0; k < ARRAY_SIZE(ns); k++) {
-		uint32_t n = ns[k], nb, gone;
-		struct ks_endpoint *a = eps_make(n + 1), *b = eps_make(n + 1);
-		double moved, ideal, excess;
-
-		if (change == ADD_ONE) {
-			nb = n + 1;
-			ideal = 1.0 / (n + 1);
-		} else {
-			gone = change == REMOVE_FIRST ? 0 : change == REMOVE_LAST ? n - 1 : n / 2;
-			for (i = gone; i + 1 < n; i++)
-				b[i] = b[i + 1];
-			nb = n - 1;
-			ideal = 1.0 / n;
-		}
-		moved = moved_fraction(a, n, b, nb);
-		excess = moved - ideal;
-		if (excess > worst)
-			worst = excess;
-		if (excess > 0.01) {
-			print_message("%s, n=%u: ring %u -> %u, moved %.3f%%, ideal %.3f%%, "
-				      "excess %.3f points\n",
-				      change_name[change], n, ks_ring_size(n), ks_ring_size(nb),
-				      moved * 100, ideal * 100, excess * 100);
-			failed = 1;
-		}
-		free(b);
-		free(a);
-	}
-	print_message("%s: worst excess over 1/n %.3f percentage points\n", change_name[change],
-		      worst * 100);
-	assert_false(failed);
-}
-
-static void test_disruption_remove_first(void **state)
-{
-	(void)state;
-	check_disruption(REMOVE_FIRST);
-}
-
-static void test_disruption_remove_middle(void **state)
-{
-	(void)state;
-	check_disruption(REMOVE_MIDDLE);
-}
-
-static void test_disruption_remove_last(void **state)
-{
-	(void)state;
-	check_disruption(REMOVE_LAST);
-}
-
-static void test_disruption_add(void **state)
-{
-	(void)state;
-	check_disruption(ADD_ONE);
+	print_message("fill: worst share error %.5f percentage points\n", worst * 100);
 }
 
 /* Every node must build the same ring whatever order its endpoint list came
- * in, and across calls. */
-static void test_order_independence(void **state)
+ * in. */
+static void test_fill_order_independence(void **state)
 {
-	static const uint32_t ns[] = {2, 3, 7, 33, 100};
+	static const uint32_t ns[] = {2, 3, 7, 33, 64, 100};
 	uint32_t k, round, i;
 
 	(void)state;
 	rng_state = 7;
 	for (k = 0; k < ARRAY_SIZE(ns); k++) {
-		uint32_t n = ns[k], size, size2;
+		uint32_t n = ns[k], size = ks_ring_size(n, 0);
 		struct ks_endpoint *eps = eps_make(n), *shuf = eps_make(n);
-		uint32_t *ring = ring_make(eps, n, &size);
+		uint16_t *ring = ring_fill(eps, n, size);
 
 		for (round = 0; round < 4; round++) {
-			uint32_t *ring2;
+			uint16_t *ring2;
 
-			for (i = n - 1; i > 0; i--) {
-				uint32_t j = rng_next() % (i + 1);
-				struct ks_endpoint t = shuf[i];
-
-				shuf[i] = shuf[j];
-				shuf[j] = t;
-			}
-			ring2 = ring_make(shuf, n, &size2);
-			assert_int_equal(size, size2);
+			eps_shuffle(shuf, n);
+			ring2 = ring_fill(shuf, n, size);
 			for (i = 0; i < size; i++)
 				assert_true(ep_same(&eps[ring[i]], &shuf[ring2[i]]));
 			free(ring2);
@@ -362,8 +413,8 @@ static void test_order_independence(void **state)
 	}
 }
 
-/* FNV-1a over the identities slot by slot, to pin the ring below. */
-static uint64_t ring_digest(const struct ks_endpoint *eps, const uint32_t *ring, uint32_t size)
+/* FNV-1a over the identities slot by slot, to pin rings below. */
+static uint64_t ring_digest(const struct ks_endpoint *eps, const uint16_t *ring, uint32_t size)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 	uint32_t i, j;
@@ -383,35 +434,362 @@ static uint64_t ring_digest(const struct ks_endpoint *eps, const uint32_t *ring,
 	return h;
 }
 
-/*
- * The same set gives the same ring on every call, and the same ring as the
- * build that recorded RING_DIGEST: nodes running different builds during an
- * upgrade must agree, so a change to the hash or the fill that alters this
- * digest moves flows, and needs to be deliberate.
- */
-#define RING_DIGEST 0x1844bed9d89561e6ULL
+static void assert_digest(const char *what, uint64_t digest, uint64_t recorded)
+{
+	if (digest != recorded)
+		print_message("%s digest 0x%016llx, recorded 0x%016llx\n", what,
+			      (unsigned long long)digest, (unsigned long long)recorded);
+	assert_true(digest == recorded);
+}
 
-static void test_determinism(void **state)
+/*
+ * The same inputs give the same ring on every call, and the same ring as the
+ * build that recorded these digests: nodes running different builds during
+ * an upgrade must agree, so a change to the hash, the fill or the update
+ * rules that alters a digest moves flows, and needs to be deliberate.
+ */
+/* fill of endpoints 0..9; then that ring updated to lose 3, gain 10 and 11 */
+#define FILL_DIGEST   0x308dd1edd800428eULL
+#define UPDATE_DIGEST 0x1902faf7a4d8687cULL
+
+static void test_fill_determinism(void **state)
 {
 	struct ks_endpoint *eps = eps_make(10);
-	uint32_t size, size2, round;
-	uint32_t *ring = ring_make(eps, 10, &size);
-	uint64_t digest = ring_digest(eps, ring, size);
+	uint32_t size = ks_ring_size(10, 0), round;
+	uint16_t *ring = ring_fill(eps, 10, size);
 
 	(void)state;
 	for (round = 0; round < 3; round++) {
-		uint32_t *ring2 = ring_make(eps, 10, &size2);
+		uint16_t *ring2 = ring_fill(eps, 10, size);
 
-		assert_int_equal(size, size2);
 		assert_memory_equal(ring, ring2, size * sizeof(*ring));
 		free(ring2);
 	}
-	if (digest != RING_DIGEST)
-		print_message("ring digest 0x%016llx, recorded 0x%016llx\n",
-			      (unsigned long long)digest, (unsigned long long)RING_DIGEST);
-	assert_true(digest == RING_DIGEST);
+	assert_digest("fill", ring_digest(eps, ring, size), FILL_DIGEST);
 	free(ring);
 	free(eps);
+}
+
+static void test_update_errors(void **state)
+{
+	struct ks_endpoint a[3] = {ep_make(0), ep_make(1), ep_make(2)};
+	struct ks_endpoint b[3] = {ep_make(1), ep_make(2), ep_make(3)};
+	const uint32_t size = 7;
+	uint16_t ra[7], rb[7], before[7];
+
+	(void)state;
+	assert_int_equal(ks_maglev_fill(a, 3, ra, size), 0);
+	memset(rb, 0x5a, sizeof(rb));
+	memcpy(before, rb, sizeof(rb));
+
+	assert_int_equal(ks_maglev_update(NULL, 3, ra, b, 3, rb, size), -EINVAL);
+	assert_int_equal(ks_maglev_update(a, 3, NULL, b, 3, rb, size), -EINVAL);
+	assert_int_equal(ks_maglev_update(a, 3, ra, NULL, 3, rb, size), -EINVAL);
+	assert_int_equal(ks_maglev_update(a, 3, ra, b, 3, NULL, size), -EINVAL);
+	assert_int_equal(ks_maglev_update(a, 0, ra, b, 3, rb, size), -EINVAL);
+	assert_int_equal(ks_maglev_update(a, 3, ra, b, 0, rb, size), -EINVAL);
+	assert_int_equal(ks_maglev_update(a, 3, ra, b, 3, rb, 2), -EINVAL);
+	assert_int_equal(ks_maglev_update(a, 3, ra, b, 3, rb, 4), -EINVAL);
+	/* an old ring that does not index the old endpoints */
+	ra[5] = 3;
+	assert_int_equal(ks_maglev_update(a, 3, ra, b, 3, rb, size), -EINVAL);
+	ra[5] = 0;
+	/* duplicates in the new set, whatever the pad byte says */
+	b[2] = b[0];
+	memset(&b[2].pad, 1, sizeof(b[2].pad));
+	assert_int_equal(ks_maglev_update(a, 3, ra, b, 3, rb, size), -EINVAL);
+	assert_memory_equal(rb, before, sizeof(rb));
+
+	/* shrinking to one endpoint in the old ring's size is allowed */
+	assert_int_equal(ks_maglev_update(a, 3, ra, b, 1, rb, size), 0);
+	assert_balanced(rb, size, 1);
+}
+
+/* An unchanged set keeps its ring exactly, in whatever order it comes, and
+ * so does a ring that came out of earlier updates. */
+static void test_update_identical(void **state)
+{
+	static const uint32_t ns[] = {1, 2, 3, 10, 64, 100};
+	uint32_t k, moved;
+
+	(void)state;
+	rng_state = 11;
+	for (k = 0; k < ARRAY_SIZE(ns); k++) {
+		uint32_t n = ns[k], size = ks_ring_size(n, 0);
+		struct ks_endpoint *a = eps_make(n + 1), *b = eps_copy(a, n);
+		uint16_t *ra = ring_fill(a, n, size), *rb, *rc, *rd;
+
+		eps_shuffle(b, n);
+		rb = update_checked(a, n, ra, b, n, size, 0, &moved);
+		assert_int_equal(moved, 0);
+		rc = update_checked(a, n, ra, a, n, size, 1, &moved);
+		assert_int_equal(moved, 0);
+		assert_memory_equal(ra, rc, size * sizeof(*ra));
+
+		/* after a removal and a re-add, the set is the same but the
+		 * ring has a history: it still stays put */
+		if (n >= 2) {
+			free(rc);
+			rc = update_checked(a, n, ra, a + 1, n - 1, size, 0, &moved);
+			free(rb);
+			rb = update_checked(a + 1, n - 1, rc, a, n + 1, size, 0, &moved);
+			rd = update_checked(a, n + 1, rb, b, n, size, 0, &moved);
+			free(rc);
+			rc = update_checked(b, n, rd, b, n, size, 1, &moved);
+			assert_int_equal(moved, 0);
+			free(rd);
+		}
+		free(rc);
+		free(rb);
+		free(ra);
+		free(b);
+		free(a);
+	}
+}
+
+enum change { REMOVE_FIRST, REMOVE_MIDDLE, REMOVE_LAST, ADD_ONE };
+
+static const char *const change_name[] = {"remove first", "remove middle", "remove last",
+					  "add one"};
+
+/*
+ * Changing the set by one endpoint moves at most 1/n + 1% of slots, where n
+ * is the larger of the two sets (1/n is what must move: the share of the
+ * endpoint that leaves or arrives), and no endpoint that stays gains slots
+ * on an add. The ring keeps its size, as ks_ring_size keeps it (for the last
+ * step to 1 endpoint and the first to 65 it would not, and everything moves
+ * or stays anyway). A fresh fill of the new set is measured too, to show what
+ * the update saves. Every n is printed before any assertion on the bound, so
+ * a failure shows the whole table.
+ */
+static void check_disruption(enum change change)
+{
+	static const uint32_t ns[] = {2, 3, 4, 5, 8, 10, 16, 20, 32, 64, 100, 256, 1000};
+	double worst = -1, worst_fill = -1;
+	int failed = 0;
+	uint32_t k, i;
+
+	rng_state = 100 + change;
+	for (k = 0; k < ARRAY_SIZE(ns); k++) {
+		uint32_t n = ns[k], nb, gone = 0, size = ks_ring_size(n, 0), moved;
+		struct ks_endpoint *a = eps_make(n + 1), *b = eps_make(n + 1);
+		uint16_t *ra, *rb, *rf;
+		double frac, ideal, excess, fill_excess;
+
+		eps_shuffle(a, n);
+		ra = ring_fill(a, n, size);
+		memcpy(b, a, (n + 1) * sizeof(*b));
+		if (change == ADD_ONE) {
+			nb = n + 1;
+			ideal = 1.0 / (n + 1);
+		} else {
+			gone = change == REMOVE_FIRST ? 0 : change == REMOVE_LAST ? n - 1 : n / 2;
+			for (i = gone; i + 1 < n; i++)
+				b[i] = b[i + 1];
+			nb = n - 1;
+			ideal = 1.0 / n;
+		}
+		eps_shuffle(b, nb);
+		rb = update_checked(a, n, ra, b, nb, size, 0, &moved);
+		frac = (double)moved / size;
+		excess = frac - ideal;
+		rf = ring_fill(b, nb, size);
+		fill_excess = (double)moved_slots(a, n, ra, b, nb, rf, size) / size - ideal;
+		if (excess > worst)
+			worst = excess;
+		if (fill_excess > worst_fill)
+			worst_fill = fill_excess;
+		if (excess > MOVE_SLACK) {
+			print_message("%s, n=%u: ring %u, moved %.3f%%, ideal %.3f%%, "
+				      "excess %.3f points\n",
+				      change_name[change], n, size, frac * 100, ideal * 100,
+				      excess * 100);
+			failed = 1;
+		}
+
+		/* on an add, stayers only give slots up */
+		if (change == ADD_ONE) {
+			uint32_t *a2b = eps_match(a, n, b, nb);
+
+			for (i = 0; i < size; i++)
+				if (rb[i] != a2b[ra[i]])
+					assert_true(ep_same(&b[rb[i]], &a[n]));
+			free(a2b);
+		}
+		free(rf);
+		free(rb);
+		free(ra);
+		free(b);
+		free(a);
+	}
+	print_message("%s: worst excess over 1/n %.3f percentage points (fresh fill %.3f)\n",
+		      change_name[change], worst * 100, worst_fill * 100);
+	assert_false(failed);
+}
+
+static void test_update_remove_first(void **state)
+{
+	(void)state;
+	check_disruption(REMOVE_FIRST);
+}
+
+static void test_update_remove_middle(void **state)
+{
+	(void)state;
+	check_disruption(REMOVE_MIDDLE);
+}
+
+static void test_update_remove_last(void **state)
+{
+	(void)state;
+	check_disruption(REMOVE_LAST);
+}
+
+static void test_update_add(void **state)
+{
+	(void)state;
+	check_disruption(ADD_ONE);
+}
+
+/*
+ * Chains of random steps, each adding, removing or replacing (a rolling
+ * restart) one endpoint, within the span of endpoint counts one ring size
+ * serves: every ring stays balanced, and every step moves at most 1/n + 1%.
+ */
+static void test_update_chains(void **state)
+{
+	static const struct {
+		uint32_t lo, hi; /* endpoint counts */
+		uint32_t chains;
+	} spans[] = {
+	    {2, 64, 12},
+	    {2, 8, 12},
+	    {65, 256, 4},
+	    {257, 1024, 2},
+	};
+	const uint32_t steps = 20;
+	double worst = -1;
+	uint32_t s, c, t, moved;
+
+	(void)state;
+	rng_state = 2024;
+	for (s = 0; s < ARRAY_SIZE(spans); s++) {
+		uint32_t lo = spans[s].lo, hi = spans[s].hi, size = ks_ring_size(hi, 0);
+
+		assert_int_equal(ks_ring_size(lo, size), size);
+		for (c = 0; c < spans[s].chains; c++) {
+			uint32_t n = lo + rng_next() % (hi - lo + 1), next_id = n;
+			struct ks_endpoint *a = eps_make(n);
+			uint16_t *ra = ring_fill(a, n, size);
+
+			for (t = 0; t < steps; t++) {
+				uint32_t op = rng_next() % 3, nb = n, i;
+				struct ks_endpoint *b;
+				uint16_t *rb;
+				double excess;
+
+				/* 0 adds, 1 removes, 2 replaces */
+				if (n == lo && op == 1)
+					op = 0;
+				if (n == hi && op == 0)
+					op = 1;
+				b = calloc(n + 1, sizeof(*b));
+				assert_non_null(b);
+				memcpy(b, a, n * sizeof(*b));
+				if (op != 0) {
+					i = rng_next() % n;
+					b[i] = b[--nb];
+				}
+				if (op != 1)
+					b[nb++] = ep_make(next_id++);
+				eps_shuffle(b, nb);
+				rb = update_checked(a, n, ra, b, nb, size, t % 2, &moved);
+				excess = (double)moved / size - 1.0 / (n > nb ? n : nb);
+				if (excess > worst)
+					worst = excess;
+				assert_true(excess <= MOVE_SLACK);
+				free(ra);
+				free(a);
+				ra = rb;
+				a = b;
+				n = nb;
+			}
+			free(ra);
+			free(a);
+		}
+	}
+	print_message("chains: worst step excess over 1/n %.3f percentage points\n", worst * 100);
+}
+
+/*
+ * An update depends only on which endpoint held which old slot and on the
+ * new set: not on the order of either array, nor on the call. And it is
+ * pinned like the fill, for the same reason.
+ */
+static void test_update_determinism(void **state)
+{
+	struct ks_endpoint *a = eps_make(12), *b = eps_make(12), *a2, *b2;
+	uint32_t size = ks_ring_size(10, 0), round, i, j;
+	uint16_t *ra = ring_fill(a, 10, size), *rb = ring_alloc(size), *ra2, *rb2;
+
+	(void)state;
+	rng_state = 5;
+	/* endpoints 0..10 without 3, with 11: slots are freed by the one that
+	 * leaves and given up by every stayer, so both rules are pinned */
+	b[3] = b[11];
+	assert_int_equal(ks_maglev_update(a, 10, ra, b, 11, rb, size), 0);
+	assert_digest("update", ring_digest(b, rb, size), UPDATE_DIGEST);
+
+	a2 = eps_copy(a, 10);
+	b2 = eps_copy(b, 11);
+	ra2 = ring_alloc(size);
+	rb2 = ring_alloc(size);
+	for (round = 0; round < 4; round++) {
+		eps_shuffle(a2, 10);
+		eps_shuffle(b2, 11);
+		/* the same old ring, indexing the shuffled old array */
+		for (i = 0; i < size; i++)
+			for (j = 0; j < 10; j++)
+				if (ep_same(&a2[j], &a[ra[i]]))
+					ra2[i] = j;
+		assert_int_equal(ks_maglev_update(a2, 10, ra2, b2, 11, rb2, size), 0);
+		for (i = 0; i < size; i++)
+			assert_true(ep_same(&b[rb[i]], &b2[rb2[i]]));
+	}
+	free(rb2);
+	free(ra2);
+	free(b2);
+	free(a2);
+	free(rb);
+	free(ra);
+	free(b);
+	free(a);
+}
+
+/* An old ring need not be balanced (a hand-written one, or one from another
+ * implementation): the update balances it, moving only what it must. */
+static void test_update_unbalanced(void **state)
+{
+	static const uint32_t sizes[] = {7, 101, KS_RING_SIZE_MIN};
+	struct ks_endpoint *a = eps_make(5);
+	uint32_t k, i, moved;
+
+	(void)state;
+	for (k = 0; k < ARRAY_SIZE(sizes); k++) {
+		uint32_t size = sizes[k];
+		uint16_t *ra = ring_alloc(size), *rb;
+
+		/* endpoint 0 holds almost all, 1 holds a few, 2 holds one */
+		for (i = 0; i < size; i++)
+			ra[i] = i < 3 ? 1 : 0;
+		ra[size - 1] = 2;
+		rb = update_checked(a, 5, ra, a, 5, size, 0, &moved);
+		free(rb);
+		rb = update_checked(a, 5, ra, a + 1, 4, size, 1, &moved);
+		free(rb);
+		free(ra);
+	}
+	free(a);
 }
 
 /* Counts, per backend, the hashes of the sweep that ks_split_pick gives it. */
@@ -568,13 +946,18 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ring_size),
 	    cmocka_unit_test(test_fill_errors),
-	    cmocka_unit_test(test_balance),
-	    cmocka_unit_test(test_disruption_remove_first),
-	    cmocka_unit_test(test_disruption_remove_middle),
-	    cmocka_unit_test(test_disruption_remove_last),
-	    cmocka_unit_test(test_disruption_add),
-	    cmocka_unit_test(test_order_independence),
-	    cmocka_unit_test(test_determinism),
+	    cmocka_unit_test(test_fill_balance),
+	    cmocka_unit_test(test_fill_order_independence),
+	    cmocka_unit_test(test_fill_determinism),
+	    cmocka_unit_test(test_update_errors),
+	    cmocka_unit_test(test_update_identical),
+	    cmocka_unit_test(test_update_remove_first),
+	    cmocka_unit_test(test_update_remove_middle),
+	    cmocka_unit_test(test_update_remove_last),
+	    cmocka_unit_test(test_update_add),
+	    cmocka_unit_test(test_update_chains),
+	    cmocka_unit_test(test_update_determinism),
+	    cmocka_unit_test(test_update_unbalanced),
 	    cmocka_unit_test(test_split_shares),
 	    cmocka_unit_test(test_split_raise_last),
 	};

@@ -340,6 +340,57 @@ static void test_error_in_later_document(void **state)
 	assert_string_equal(err, "line 55: spec.backends[1]: Xeight: unknown field");
 }
 
+/* An alias shares one node, so it is read as often as it is named: fine
+ * for a list named twice, refused when it multiplies into a huge document. */
+static void test_aliases(void **state)
+{
+	const char *text = "apiVersion: kshift.dev/v1alpha1\n"
+			   "kind: TrafficShift\n"
+			   "metadata: {name: web}\n"
+			   "spec:\n"
+			   "  frontend: {addresses: [198.18.100.1], ports: &ports [{port: 80}]}\n"
+			   "  backends:\n"
+			   "  - {name: a, endpoints: &eps [198.18.2.2, 198.18.2.3]}\n"
+			   "  - {name: b, endpoints: *eps}\n";
+	char *bomb, *p, err[KS_ERR_LEN];
+	struct ks_shift *s = parse_ok(text, 1);
+	size_t i, nr;
+
+	(void)state;
+	assert_int_equal(s->backends[1].nr_endpoints, 2);
+	assert_endpoint(&s->backends[1].endpoints[1], "198.18.2.3", 0);
+	ks_shifts_free(s, 1);
+
+	/* 300 rules, each naming the same 300 sources: 90000 items */
+	bomb = malloc(64 * 1024);
+	assert_non_null(bomb);
+	p = bomb + sprintf(bomb, "%s  rules:\n  - &r {backend: a, sources: [", text);
+	for (i = 0; i < 300; i++)
+		p += sprintf(p, "%s198.18.%zu.%zu", i ? ", " : "", i / 250, i % 250);
+	p += sprintf(p, "]}\n");
+	for (i = 1; i < 300; i++)
+		p += sprintf(p, "  - *r\n");
+	assert_int_equal(ks_manifest_parse(bomb, p - bomb, &s, &nr, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "spec.rules["));
+	assert_non_null(strstr(err, "more than 65536 list items"));
+	free(bomb);
+}
+
+/* libyaml reports bad UTF-8 by byte offset; the line is still right. */
+static void test_syntax_error_line(void **state)
+{
+	const char *text = "apiVersion: kshift.dev/v1alpha1\nkind: TrafficShift\n"
+			   "metadata:\n  name: w\xff"
+			   "eb\n";
+	struct ks_shift *s;
+	char err[KS_ERR_LEN];
+	size_t nr;
+
+	(void)state;
+	assert_int_equal(ks_manifest_parse(text, strlen(text), &s, &nr, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "line 4: invalid leading UTF-8 octet");
+}
+
 static void test_error_buffer(void **state)
 {
 	const char *text = "apiVersion: v1\n";
@@ -646,6 +697,8 @@ int main(void)
 	    cmocka_unit_test(test_empty_input),
 	    cmocka_unit_test(test_error_in_later_document),
 	    cmocka_unit_test(test_error_buffer),
+	    cmocka_unit_test(test_aliases),
+	    cmocka_unit_test(test_syntax_error_line),
 	    cmocka_unit_test(test_json_round_trip),
 	    cmocka_unit_test(test_copy_free),
 	    cmocka_unit_test(test_shift_backend),

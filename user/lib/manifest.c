@@ -19,12 +19,17 @@
 
 #define PATH_LEN  96 /* "spec.rules[12].sources[345]" and the like */
 #define VALUE_MAX 64 /* longer values are cut in messages */
+/* List items in one document, at most: far more than one shift needs, and
+ * a bound on the work of a document whose aliases name one list many times
+ * (libyaml shares an aliased node; our walk reads it each time). */
+#define MAX_ITEMS 65536
 
 struct ctx {
 	yaml_document_t *doc;
 	struct ks_shift *s;	     /* the shift being built */
 	const struct ks_shift *prev; /* the documents before it, for duplicate names */
 	size_t nr_prev;
+	size_t items; /* list items walked in this document */
 	char *err;
 	size_t errlen;
 };
@@ -157,11 +162,12 @@ static bool dns_ok(const char *s, bool subdomain)
 /* The typed getters: each takes a value node and its path, and refuses
  * anything but its type. */
 
+/* *out is set either way, which keeps gcc -O2 sure it is initialized */
 static int scalar(struct ctx *c, yaml_node_t *n, const char *path, const char **out)
 {
+	*out = n->type == YAML_SCALAR_NODE ? str(n) : "";
 	if (n->type != YAML_SCALAR_NODE)
 		return fail(c, n, path, "must be a string, not %s", node_kind(n));
-	*out = str(n);
 	return 0;
 }
 
@@ -247,13 +253,20 @@ static int check_map(struct ctx *c, yaml_node_t *n, const char *path, const char
 	return 0;
 }
 
+/* Paths are short; a cut one, marked "...", only shortens a message. */
+static void path_cut(char *p, int len)
+{
+	if (len >= PATH_LEN)
+		strcpy(p + PATH_LEN - 4, "...");
+}
+
 /* The value under key in mapping n (already through check_map), and its
  * path in p; NULL when the key is absent or null. */
 static yaml_node_t *field(struct ctx *c, yaml_node_t *n, const char *path, const char *key, char *p)
 {
 	yaml_node_pair_t *pair;
 
-	snprintf(p, PATH_LEN, "%s%s%s", path, *path ? "." : "", key);
+	path_cut(p, snprintf(p, PATH_LEN, "%s%s%s", path, *path ? "." : "", key));
 	for (pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
 		yaml_node_t *v = node(c, pair->value);
 
@@ -265,7 +278,7 @@ static yaml_node_t *field(struct ctx *c, yaml_node_t *n, const char *path, const
 
 static yaml_node_t *item(struct ctx *c, yaml_node_t *seq, const char *path, size_t i, char *p)
 {
-	snprintf(p, PATH_LEN, "%s[%zu]", path, i);
+	path_cut(p, snprintf(p, PATH_LEN, "%s[%zu]", path, i));
 	return node(c, seq->data.sequence.items.start[i]);
 }
 
@@ -279,6 +292,9 @@ static int seq_len(struct ctx *c, yaml_node_t *n, const char *path, size_t min, 
 		return fail(c, n, path, "must have at least %zu item%s", min, min > 1 ? "s" : "");
 	if (*len > max)
 		return fail(c, n, path, "has %zu items, at most %zu allowed", *len, max);
+	c->items += *len;
+	if (c->items > MAX_ITEMS)
+		return fail(c, n, path, "more than %d list items in one document", MAX_ITEMS);
 	return 0;
 }
 
@@ -658,6 +674,19 @@ static int parse_doc(struct ctx *c, yaml_node_t *root, struct ks_shift *s)
 	return v ? parse_spec(c, v, s) : fail(c, root, p, "required");
 }
 
+/* The line of a syntax error: libyaml's reader (bad UTF-8, control
+ * characters) gives a byte offset where the others give a mark. */
+static size_t error_line(const yaml_parser_t *parser, const char *text, size_t len)
+{
+	size_t i, line = 1;
+
+	if (parser->error != YAML_READER_ERROR)
+		return parser->problem_mark.line + 1;
+	for (i = 0; i < parser->problem_offset && i < len; i++)
+		line += text[i] == '\n';
+	return line;
+}
+
 int ks_manifest_parse(const char *text, size_t len, struct ks_shift **shifts, size_t *nr, char *err,
 		      size_t errlen)
 {
@@ -680,7 +709,8 @@ int ks_manifest_parse(const char *text, size_t len, struct ks_shift **shifts, si
 		if (!yaml_parser_load(&parser, &doc)) {
 			ret = parser.error == YAML_MEMORY_ERROR ? -ENOMEM : -EINVAL;
 			if (err && errlen)
-				snprintf(err, errlen, "line %zu: %s", parser.problem_mark.line + 1,
+				snprintf(err, errlen, "line %zu: %s",
+					 error_line(&parser, text, len),
 					 parser.problem ?: "out of memory");
 			break;
 		}
@@ -697,6 +727,7 @@ int ks_manifest_parse(const char *text, size_t len, struct ks_shift **shifts, si
 				c.doc = &doc;
 				c.prev = arr;
 				c.nr_prev = n;
+				c.items = 0;
 				ret = parse_doc(&c, root, &arr[n++]);
 			} else {
 				ret = -ENOMEM;

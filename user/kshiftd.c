@@ -1,0 +1,714 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * kshiftd: loads the kshift dataplane, attaches it to interfaces, keeps its
+ * maps in step with TrafficShift manifests (a config directory, reloaded on
+ * change, and kshiftctl over the control socket), and on SIGTERM detaches
+ * and removes what it pinned.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <kshift/abi.h>
+#include "lib/ctl.h"
+#include "lib/dataplane.h"
+#include "lib/log.h"
+#include "lib/shifts.h"
+
+#define KS_DEFAULT_PIN_PATH "/sys/fs/bpf/kshift"
+/* Editors write a file in several steps; wait for them to settle. */
+#define KS_RELOAD_DELAY_MS 200
+#define KS_CLIENT_TIMEOUT_S 10
+
+struct config_file {
+	char *path;
+	struct ks_shift *shifts; /* as last parsed without error */
+	size_t nr;
+	bool seen;
+};
+
+struct daemon {
+	struct ks_dp dp;
+	struct ks_shifts shifts;
+	const char *config_dir;
+	struct config_file *files;
+	size_t nr_files;
+	int epfd, sigfd, inofd, listenfd;
+	bool reload_pending;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kshiftd [options]\n"
+		"  --iface IF[,IF...]       interfaces to attach to (default: every non-loopback)\n"
+		"  --mode auto|xdp|xdp-generic|tc\n"
+		"  --config-dir DIR         TrafficShift manifests, reloaded on change\n"
+		"  --socket PATH            control socket (default %s)\n"
+		"  --pin-path DIR           BPF pins (default %s)\n"
+		"  --kubernetes [--kubeconfig FILE] [--node-name NAME]\n"
+		"  --metrics-addr ADDR:PORT\n"
+		"  -v, --verbose            debug logging (twice: libbpf's too)\n",
+		KS_DEFAULT_SOCKET, KS_DEFAULT_PIN_PATH);
+}
+
+/* ---- configuration directory ---- */
+
+static bool is_manifest(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+
+	return name[0] != '.' && dot &&
+	       (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml") || !strcmp(dot, ".json"));
+}
+
+static struct config_file *config_file(struct daemon *d, const char *path)
+{
+	struct config_file *f;
+	size_t i;
+
+	for (i = 0; i < d->nr_files; i++)
+		if (!strcmp(d->files[i].path, path))
+			return &d->files[i];
+	f = realloc(d->files, (d->nr_files + 1) * sizeof(*f));
+	if (!f)
+		return NULL;
+	d->files = f;
+	f = &d->files[d->nr_files++];
+	memset(f, 0, sizeof(*f));
+	f->path = strdup(path);
+	return f->path ? f : NULL;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	long n;
+
+	if (!f)
+		return NULL;
+	if (!fseek(f, 0, SEEK_END) && (n = ftell(f)) >= 0 && !fseek(f, 0, SEEK_SET) &&
+	    (buf = malloc(n + 1)) && fread(buf, 1, n, f) == (size_t)n) {
+		buf[n] = '\0';
+		*len = n;
+	} else {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+static bool same_spec(const struct ks_shift *a, const struct ks_shift *b)
+{
+	struct json_object *ja = ks_shift_to_json(a), *jb = ks_shift_to_json(b);
+	bool same = ja && jb && !strcmp(json_object_to_json_string(ja), json_object_to_json_string(jb));
+
+	json_object_put(ja);
+	json_object_put(jb);
+	return same;
+}
+
+static const struct ks_shift *find_in(const struct ks_shift *v, size_t n, const struct ks_shift *s)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(v[i].name, s->name) && !strcmp(v[i].namespace, s->namespace))
+			return &v[i];
+	return NULL;
+}
+
+/* Brings the running shifts from f in line with what it now says: shifts
+ * it no longer holds go, new and changed ones are applied. */
+static void config_sync(struct daemon *d, struct config_file *f, struct ks_shift *now, size_t nr)
+{
+	char err[KS_ERR_LEN];
+	size_t i, applied = 0;
+	int ret;
+
+	for (i = 0; i < f->nr; i++) {
+		struct ks_shift_state *st;
+
+		if (find_in(now, nr, &f->shifts[i]))
+			continue;
+		st = ks_shifts_find(&d->shifts, f->shifts[i].namespace, f->shifts[i].name);
+		/* only if it is still the file's: kshiftctl may have replaced it */
+		if (st && !strcmp(st->source, f->path) &&
+		    !ks_shifts_delete(&d->shifts, st->spec.namespace, st->spec.name, err,
+				      sizeof(err)))
+			pr_info("config: %s: removed %s/%s\n", f->path, f->shifts[i].namespace,
+				f->shifts[i].name);
+	}
+	ret = ks_shifts_check(&d->shifts, now, nr, err, sizeof(err));
+	if (ret) {
+		pr_warn("config: %s: refused: %s\n", f->path, err);
+		ks_shifts_free(now, nr);
+		return;
+	}
+	for (i = 0; i < nr; i++) {
+		const struct ks_shift *before = find_in(f->shifts, f->nr, &now[i]);
+
+		if (before && same_spec(before, &now[i]) &&
+		    ks_shifts_find(&d->shifts, now[i].namespace, now[i].name))
+			continue;
+		ret = ks_shifts_apply(&d->shifts, &now[i], f->path, err, sizeof(err));
+		if (ret)
+			pr_warn("config: %s: %s/%s: %s\n", f->path, now[i].namespace, now[i].name,
+				err);
+		else
+			applied++;
+	}
+	if (applied)
+		pr_info("config: %s: applied %zu shift(s)\n", f->path, applied);
+	ks_shifts_free(f->shifts, f->nr);
+	f->shifts = now;
+	f->nr = nr;
+}
+
+static void config_reload(struct daemon *d)
+{
+	char path[4096], err[KS_ERR_LEN];
+	struct ks_shift *shifts;
+	struct dirent *de;
+	size_t i, len, nr;
+	DIR *dir;
+	char *text;
+
+	if (!d->config_dir)
+		return;
+	dir = opendir(d->config_dir);
+	if (!dir) {
+		pr_warn("config: %s: %s\n", d->config_dir, strerror(errno));
+		return;
+	}
+	for (i = 0; i < d->nr_files; i++)
+		d->files[i].seen = false;
+	while ((de = readdir(dir))) {
+		struct config_file *f;
+
+		if (!is_manifest(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", d->config_dir, de->d_name);
+		f = config_file(d, path);
+		if (!f)
+			continue;
+		f->seen = true;
+		text = read_file(path, &len);
+		if (!text) {
+			pr_warn("config: %s: %s; keeping what it had\n", path, strerror(errno));
+			continue;
+		}
+		if (ks_manifest_parse(text, len, &shifts, &nr, err, sizeof(err)))
+			pr_warn("config: %s: %s; keeping what it had\n", path, err);
+		else
+			config_sync(d, f, shifts, nr);
+		free(text);
+	}
+	closedir(dir);
+	for (i = 0; i < d->nr_files;) {
+		struct config_file *f = &d->files[i];
+
+		if (f->seen) {
+			i++;
+			continue;
+		}
+		config_sync(d, f, NULL, 0);
+		free(f->path);
+		d->files[i] = d->files[--d->nr_files];
+	}
+}
+
+/* ---- control requests ---- */
+
+static struct json_object *reply_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static struct json_object *reply_error(const char *fmt, ...)
+{
+	struct json_object *r = json_object_new_object();
+	char msg[KS_ERR_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_object_add(r, "ok", json_object_new_boolean(false));
+	json_object_object_add(r, "error", json_object_new_string(msg));
+	return r;
+}
+
+static struct json_object *reply_ok(void)
+{
+	struct json_object *r = json_object_new_object();
+
+	json_object_object_add(r, "ok", json_object_new_boolean(true));
+	return r;
+}
+
+static const char *str_field(struct json_object *req, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static struct json_object *do_apply(struct daemon *d, struct json_object *req)
+{
+	const char *text = str_field(req, "manifest");
+	char err[KS_ERR_LEN];
+	struct ks_shift *shifts;
+	struct json_object *r;
+	size_t nr, i;
+
+	if (!text)
+		return reply_error("request: manifest: missing");
+	if (ks_manifest_parse(text, strlen(text), &shifts, &nr, err, sizeof(err)))
+		return reply_error("%s", err);
+	if (ks_shifts_check(&d->shifts, shifts, nr, err, sizeof(err))) {
+		ks_shifts_free(shifts, nr);
+		return reply_error("%s", err);
+	}
+	for (i = 0; i < nr; i++) {
+		if (ks_shifts_apply(&d->shifts, &shifts[i], "api", err, sizeof(err))) {
+			r = reply_error("%s/%s: %s (%zu of %zu shifts applied before it)",
+					shifts[i].namespace, shifts[i].name, err, i, nr);
+			ks_shifts_free(shifts, nr);
+			return r;
+		}
+	}
+	pr_info("api: applied %zu shift(s)\n", nr);
+	r = reply_ok();
+	json_object_object_add(r, "applied", json_object_new_int64(nr));
+	ks_shifts_free(shifts, nr);
+	return r;
+}
+
+static struct json_object *do_get(struct daemon *d, struct json_object *req)
+{
+	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name");
+	struct json_object *r, *items = json_object_new_array();
+	size_t i;
+
+	for (i = 0; i < d->shifts.n; i++) {
+		const struct ks_shift_state *st = d->shifts.v[i];
+
+		if ((ns && strcmp(ns, st->spec.namespace)) || (name && strcmp(name, st->spec.name)))
+			continue;
+		json_object_array_add(items, ks_shifts_status(&d->shifts, st));
+	}
+	if (name && !json_object_array_length(items)) {
+		json_object_put(items);
+		return reply_error("%s/%s: no such shift", ns ? ns : "default", name);
+	}
+	r = reply_ok();
+	json_object_object_add(r, "items", items);
+	return r;
+}
+
+static struct json_object *do_verdicts(struct daemon *d, struct json_object *req)
+{
+	struct json_object *r, *v, *links;
+	uint64_t counts[KS_V_MAX];
+	int i;
+
+	(void)req;
+	if (ks_dp_verdicts(&d->dp, counts))
+		return reply_error("reading verdict counters: %s", strerror(errno));
+	r = reply_ok();
+	v = json_object_new_object();
+	for (i = 0; i < KS_V_MAX; i++)
+		json_object_object_add(v, ks_verdict_name(i), json_object_new_int64(counts[i]));
+	json_object_object_add(r, "verdicts", v);
+	links = json_object_new_object();
+	for (i = 0; i < d->dp.nr_links; i++)
+		json_object_object_add(links, d->dp.links[i].ifname,
+				       json_object_new_string(ks_mode_name(d->dp.links[i].mode)));
+	json_object_object_add(r, "interfaces", links);
+	return r;
+}
+
+/* set, switch, promote and rollback: new weights for a named shift. */
+static struct json_object *do_weights(struct daemon *d, struct json_object *req, const char *cmd)
+{
+	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name");
+	const char *names[KS_MAX_BACKENDS], *target = str_field(req, "backend");
+	uint32_t weights[KS_MAX_BACKENDS], sum = 0;
+	struct ks_shift_state *st;
+	struct json_object *w;
+	char err[KS_ERR_LEN];
+	size_t n = 0, i;
+	int t;
+
+	if (!name)
+		return reply_error("request: name: missing");
+	st = ks_shifts_find(&d->shifts, ns ? ns : "default", name);
+	if (!st)
+		return reply_error("%s/%s: no such shift", ns ? ns : "default", name);
+
+	if (!strcmp(cmd, "set")) {
+		if (!json_object_object_get_ex(req, "weights", &w) ||
+		    !json_object_is_type(w, json_type_object))
+			return reply_error("request: weights: missing");
+		json_object_object_foreach(w, key, val)
+		{
+			int64_t v = json_object_get_int64(val);
+
+			if (n == KS_MAX_BACKENDS)
+				return reply_error("%s: too many backends", key);
+			if (!json_object_is_type(val, json_type_int) || v < 0 || v > KS_WEIGHT_MAX)
+				return reply_error("%s: weight %s: must be 0..%u", key,
+						   json_object_get_string(val), KS_WEIGHT_MAX);
+			names[n] = key;
+			weights[n++] = v;
+		}
+	} else {
+		/* all weight to one backend: the sum of the weights now, so
+		 * 90/10 becomes 0/100 */
+		if (!strcmp(cmd, "rollback"))
+			target = st->spec.backends[0].name;
+		else if (!target && !strcmp(cmd, "promote"))
+			target = st->spec.backends[st->spec.nr_backends - 1].name;
+		if (!target)
+			return reply_error("request: backend: missing");
+		t = ks_shift_backend(&st->spec, target);
+		if (t < 0)
+			return reply_error("%s: no such backend in shift %s/%s", target,
+					   st->spec.namespace, st->spec.name);
+		for (i = 0; i < st->spec.nr_backends; i++)
+			sum += st->spec.backends[i].weight;
+		for (i = 0; i < st->spec.nr_backends; i++) {
+			names[n] = st->spec.backends[i].name;
+			weights[n++] = (int)i == t ? (sum ? (sum > KS_WEIGHT_MAX ? KS_WEIGHT_MAX : sum) : 1)
+						   : 0;
+		}
+	}
+	if (ks_shifts_set_weights(&d->shifts, st, names, weights, n, err, sizeof(err)))
+		return reply_error("%s", err);
+	pr_info("api: %s %s/%s\n", cmd, st->spec.namespace, st->spec.name);
+	return reply_ok();
+}
+
+static struct json_object *do_delete(struct daemon *d, struct json_object *req)
+{
+	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name");
+	char err[KS_ERR_LEN];
+
+	if (!name)
+		return reply_error("request: name: missing");
+	if (ks_shifts_delete(&d->shifts, ns ? ns : "default", name, err, sizeof(err)))
+		return reply_error("%s", err);
+	pr_info("api: deleted %s/%s\n", ns ? ns : "default", name);
+	return reply_ok();
+}
+
+static struct json_object *handle(struct daemon *d, struct json_object *req)
+{
+	const char *cmd = str_field(req, "cmd");
+
+	if (!cmd)
+		return reply_error("request: cmd: missing");
+	if (!strcmp(cmd, "apply"))
+		return do_apply(d, req);
+	if (!strcmp(cmd, "get"))
+		return do_get(d, req);
+	if (!strcmp(cmd, "set") || !strcmp(cmd, "switch") || !strcmp(cmd, "promote") ||
+	    !strcmp(cmd, "rollback"))
+		return do_weights(d, req, cmd);
+	if (!strcmp(cmd, "delete"))
+		return do_delete(d, req);
+	if (!strcmp(cmd, "verdicts"))
+		return do_verdicts(d, req);
+	return reply_error("request: cmd: %s: unknown", cmd);
+}
+
+static void serve_client(struct daemon *d)
+{
+	struct timeval tv = { .tv_sec = KS_CLIENT_TIMEOUT_S };
+	struct json_object *req, *resp;
+	const char *out;
+	char *buf;
+	int fd;
+
+	fd = accept4(d->listenfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	/* one client at a time keeps every change serialised; a stuck one
+	 * is cut off rather than allowed to stall the daemon */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (ks_ctl_read_all(fd, &buf, NULL)) {
+		close(fd);
+		return;
+	}
+	req = json_tokener_parse(buf);
+	free(buf);
+	if (!req || !json_object_is_type(req, json_type_object))
+		resp = reply_error("request: not a JSON object");
+	else
+		resp = handle(d, req);
+	out = json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PLAIN);
+	ks_ctl_write_all(fd, out, strlen(out));
+	json_object_put(resp);
+	json_object_put(req);
+	close(fd);
+}
+
+/* ---- set-up and main loop ---- */
+
+/* The interfaces to serve: the --iface list, or every one but loopback. */
+static int list_ifaces(const char *arg, char ***names, int *nr)
+{
+	struct if_nameindex *all, *i;
+	char *list, *name, *save;
+	char **v = NULL, **nv;
+	int n = 0, err = 0;
+
+	if (arg) {
+		list = strdup(arg);
+		if (!list)
+			return -ENOMEM;
+		for (name = strtok_r(list, ",", &save); name && !err;
+		     name = strtok_r(NULL, ",", &save)) {
+			nv = realloc(v, (n + 1) * sizeof(*v));
+			if (!nv || !(nv[n] = strdup(name)))
+				err = -ENOMEM;
+			if (nv)
+				v = nv;
+			if (!err)
+				n++;
+		}
+		free(list);
+	} else {
+		all = if_nameindex();
+		if (!all)
+			return -errno;
+		for (i = all; i->if_index && !err; i++) {
+			if (!strcmp(i->if_name, "lo"))
+				continue;
+			nv = realloc(v, (n + 1) * sizeof(*v));
+			if (!nv || !(nv[n] = strdup(i->if_name)))
+				err = -ENOMEM;
+			if (nv)
+				v = nv;
+			if (!err)
+				n++;
+		}
+		if_freenameindex(all);
+	}
+	*names = v;
+	*nr = n;
+	return err;
+}
+
+static int add_fd(struct daemon *d, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+static int setup_loop(struct daemon *d, const char *socket_path)
+{
+	sigset_t mask;
+	int err;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d->sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->sigfd < 0 || d->epfd < 0)
+		return -errno;
+	d->listenfd = ks_ctl_listen(socket_path);
+	if (d->listenfd < 0) {
+		pr_warn("control socket %s: %s\n", socket_path, strerror(-d->listenfd));
+		return d->listenfd;
+	}
+	if (d->config_dir) {
+		d->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+		if (d->inofd < 0 ||
+		    inotify_add_watch(d->inofd, d->config_dir,
+				      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
+					      IN_CREATE) < 0) {
+			err = -errno;
+			pr_warn("watching %s: %s\n", d->config_dir, strerror(-err));
+			return err;
+		}
+		if ((err = add_fd(d, d->inofd)))
+			return err;
+	}
+	if ((err = add_fd(d, d->sigfd)) || (err = add_fd(d, d->listenfd)))
+		return err;
+	return 0;
+}
+
+static void run(struct daemon *d)
+{
+	struct epoll_event evs[8];
+	char buf[4096];
+	int n, i;
+
+	for (;;) {
+		n = epoll_wait(d->epfd, evs, 8, d->reload_pending ? KS_RELOAD_DELAY_MS : -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 && d->reload_pending) {
+			d->reload_pending = false;
+			config_reload(d);
+			continue;
+		}
+		for (i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == d->listenfd) {
+				serve_client(d);
+			} else if (fd == d->inofd) {
+				while (read(d->inofd, buf, sizeof(buf)) > 0)
+					;
+				d->reload_pending = true;
+			} else if (fd == d->sigfd) {
+				struct signalfd_siginfo si;
+
+				if (read(d->sigfd, &si, sizeof(si)) != sizeof(si))
+					continue;
+				if (si.ssi_signo == SIGHUP) {
+					config_reload(d);
+					continue;
+				}
+				pr_info("signal %d: shutting down\n", si.ssi_signo);
+				return;
+			}
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "iface", required_argument, NULL, 'i' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "config-dir", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "pin-path", required_argument, NULL, 'p' },
+		{ "kubernetes", no_argument, NULL, 'k' },
+		{ "kubeconfig", required_argument, NULL, 'K' },
+		{ "node-name", required_argument, NULL, 'N' },
+		{ "metrics-addr", required_argument, NULL, 'M' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	const char *ifaces = NULL, *socket_path = KS_DEFAULT_SOCKET;
+	const char *pin_path = KS_DEFAULT_PIN_PATH;
+	struct daemon d = { .epfd = -1, .sigfd = -1, .inofd = -1, .listenfd = -1 };
+	struct ks_dp_opts dp_opts = {};
+	enum ks_mode mode = KS_MODE_AUTO;
+	struct stat st;
+	int c, err, i, nr_ifnames = 0, verbose = 0;
+	char **ifnames = NULL;
+
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			ifaces = optarg;
+			break;
+		case 'm':
+			if (ks_mode_parse(optarg, &mode)) {
+				fprintf(stderr, "kshiftd: --mode %s: must be auto, xdp, xdp-generic or tc\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'c':
+			d.config_dir = optarg;
+			break;
+		case 's':
+			socket_path = optarg;
+			break;
+		case 'p':
+			pin_path = optarg;
+			break;
+		case 'k':
+		case 'K':
+		case 'N':
+			fprintf(stderr, "kshiftd: --kubernetes: not available in this version\n");
+			return 2;
+		case 'M':
+			fprintf(stderr, "kshiftd: --metrics-addr: not available in this version\n");
+			return 2;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "kshiftd: unexpected argument %s\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (d.config_dir && (stat(d.config_dir, &st) || !S_ISDIR(st.st_mode))) {
+		fprintf(stderr, "kshiftd: --config-dir %s: not a directory\n", d.config_dir);
+		return 2;
+	}
+	ks_log_level = verbose ? KS_LOG_DEBUG : KS_LOG_INFO;
+	ks_log_libbpf();
+	setvbuf(stderr, NULL, _IOLBF, 0);
+
+	err = list_ifaces(ifaces, &ifnames, &nr_ifnames);
+	if (err) {
+		fprintf(stderr, "kshiftd: listing interfaces: %s\n", strerror(-err));
+		return 1;
+	}
+	dp_opts.pin_path = pin_path;
+	for (i = 0; i < nr_ifnames; i++)
+		if (mode == KS_MODE_XDP && ks_is_veth(ifnames[i]))
+			dp_opts.reply_via_stack = true;
+	err = ks_dp_open(&d.dp, &dp_opts);
+	ks_shifts_init(&d.shifts, &d.dp);
+	for (i = 0; i < nr_ifnames && !err; i++)
+		err = ks_dp_attach(&d.dp, ifnames[i], mode, NULL);
+	if (!err)
+		err = setup_loop(&d, socket_path);
+	if (!err) {
+		config_reload(&d);
+		pr_info("kshiftd: ready on %s, %d interface(s), pins under %s\n", socket_path,
+			d.dp.nr_links, pin_path);
+		run(&d);
+	}
+
+	if (d.listenfd >= 0)
+		unlink(socket_path);
+	ks_shifts_destroy(&d.shifts);
+	ks_dp_close(&d.dp);
+	for (size_t i = 0; i < d.nr_files; i++) {
+		ks_shifts_free(d.files[i].shifts, d.files[i].nr);
+		free(d.files[i].path);
+	}
+	free(d.files);
+	for (i = 0; i < nr_ifnames; i++)
+		free(ifnames[i]);
+	free(ifnames);
+	return err ? 1 : 0;
+}

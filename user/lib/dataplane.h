@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The dataplane as userspace drives it: load and pin the BPF object, attach
+ * it to interfaces, and program services (a weighted split of backends, each
+ * a set of endpoints) and the frontends that lead to them. Knows maps and
+ * rings, not manifests.
+ */
+#ifndef KSHIFT_DATAPLANE_H
+#define KSHIFT_DATAPLANE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <net/if.h>
+#include <kshift/abi.h>
+#include "ranges.h"
+
+enum ks_mode {
+	KS_MODE_AUTO,	     /* TC on veth (see bpf/lib/nat.h), native XDP elsewhere, else TC */
+	KS_MODE_XDP,	     /* native XDP, generic XDP where the driver refuses native */
+	KS_MODE_XDP_GENERIC, /* generic (skb) XDP */
+	KS_MODE_TC,	     /* TC clsact ingress */
+};
+
+const char *ks_mode_name(enum ks_mode mode);
+int ks_mode_parse(const char *s, enum ks_mode *mode);
+
+struct ks_dp_backend {
+	uint32_t weight;
+	const struct ks_endpoint *eps; /* usable endpoints, port in network order */
+	uint32_t nr_eps;
+};
+
+/* What a service's live generation holds, per backend. */
+struct ks_dp_slot {
+	struct ks_ring_slice slice;
+	struct ks_endpoint *eps; /* copy of the endpoints at slice.ep_base */
+	uint32_t nr_eps;
+};
+
+struct ks_dp_svc {
+	bool used;
+	uint32_t gen;
+	uint32_t nr_backends;
+	struct ks_dp_slot slots[KS_MAX_BACKENDS];
+};
+
+struct ks_dp_link {
+	int ifindex;
+	char ifname[IF_NAMESIZE];
+	enum ks_mode mode; /* as attached: XDP, XDP_GENERIC or TC */
+	bool created_hook; /* TC: the clsact qdisc is ours to remove */
+};
+
+struct ks_dp_opts {
+	const char *pin_path;	 /* NULL: do not pin */
+	uint64_t hash_seed;	 /* 0: random */
+	bool reply_via_stack;	 /* native XDP on a veth: see ks_reply_via_stack */
+};
+
+/* veth hands XDP frames whose checksum the peer left partial (XDP cannot
+ * tell), and XDP_TX on a veth needs NAPI on the peer: TC serves veth better,
+ * and is what KS_MODE_AUTO picks there. */
+bool ks_is_veth(const char *ifname);
+
+struct ks_dp {
+	struct kshift_bpf *skel;
+	uint16_t *ring;		      /* ks_ring through mmap, as one slot array */
+	struct ks_endpoint *endpoints; /* ks_endpoints through mmap */
+	struct ks_ranges ring_slots;
+	struct ks_ranges ep_slots;
+	struct ks_dp_svc *svcs; /* KS_MAX_SERVICES */
+	uint32_t next_svc;
+	struct ks_dp_link links[64];
+	int nr_links;
+	char pin_path[256];
+	int nr_cpus;
+};
+
+int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts);
+/* Detaches from every interface, unpins, frees. */
+void ks_dp_close(struct ks_dp *dp);
+
+/* Attaches to ifname; on success *used says which mode was taken. */
+int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum ks_mode *used);
+
+int ks_dp_svc_new(struct ks_dp *dp, uint32_t *svc);
+/*
+ * Gives svc a new split: backends b[0..n) with their weights and endpoints,
+ * flags from enum ks_split_flags. Builds the new generation aside and flips
+ * to it with one store, so a new flow sees all of the old split or all of
+ * the new one. A backend whose endpoints did not change keeps its ring.
+ * On error nothing visible changed.
+ */
+int ks_dp_svc_set(struct ks_dp *dp, uint32_t svc, const struct ks_dp_backend *b, uint32_t n,
+		  uint32_t flags);
+/* Frees svc; remove its frontends first. */
+void ks_dp_svc_delete(struct ks_dp *dp, uint32_t svc);
+
+int ks_dp_frontend_add(struct ks_dp *dp, const struct ks_frontend_key *key, uint32_t svc);
+void ks_dp_frontend_del(struct ks_dp *dp, const struct ks_frontend_key *key);
+
+/* Sums of the per-CPU counters of (svc, backend); backend KS_STATS_NONE for
+ * flows that found no endpoint. */
+int ks_dp_stats(struct ks_dp *dp, uint32_t svc, uint32_t backend, struct ks_counters *out);
+int ks_dp_verdicts(struct ks_dp *dp, uint64_t out[KS_V_MAX]);
+const char *ks_verdict_name(enum ks_verdict v);
+
+#endif /* KSHIFT_DATAPLANE_H */

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The running set of TrafficShifts and what each became in the dataplane:
+ * one service per (frontend port, protocol, address family), each with a
+ * split of the shift's backends. Every change either takes effect whole or
+ * leaves what was running exactly as it was.
+ */
+#ifndef KSHIFT_SHIFTS_H
+#define KSHIFT_SHIFTS_H
+
+#include <json-c/json.h>
+#include "dataplane.h"
+#include "shift.h"
+
+struct ks_svc_ref {
+	uint32_t svc;
+	struct ks_port port;
+	uint8_t family;
+};
+
+struct ks_shift_state {
+	struct ks_shift spec; /* as applied, with weight changes since */
+	char *source;	      /* the config file it came from, or "api" */
+	struct ks_svc_ref *svcs;
+	size_t nr_svcs;
+	/* counters when the weights last changed, so `get` can show the
+	 * split observed under the current weights */
+	uint64_t baseline_flows[KS_MAX_BACKENDS];
+};
+
+struct ks_shifts {
+	struct ks_dp *dp;
+	struct ks_shift_state **v;
+	size_t n, cap;
+};
+
+void ks_shifts_init(struct ks_shifts *t, struct ks_dp *dp);
+void ks_shifts_destroy(struct ks_shifts *t); /* forgets; leaves the maps as they are */
+
+struct ks_shift_state *ks_shifts_find(struct ks_shifts *t, const char *ns, const char *name);
+
+/* Checks that a batch of shifts about to be applied together claims no
+ * frontend that another shift (outside the batch) or another member of the
+ * batch serves. 0, or -EEXIST with err set. */
+int ks_shifts_check(struct ks_shifts *t, const struct ks_shift *batch, size_t n, char *err,
+		    size_t errlen);
+
+/* Creates or replaces a shift. On error, writes why to err (naming the
+ * field and value) and changes nothing. */
+int ks_shifts_apply(struct ks_shifts *t, const struct ks_shift *shift, const char *source,
+		    char *err, size_t errlen);
+int ks_shifts_delete(struct ks_shifts *t, const char *ns, const char *name, char *err,
+		     size_t errlen);
+/* Sets the weights of the named backends, all at once; others keep theirs. */
+int ks_shifts_set_weights(struct ks_shifts *t, struct ks_shift_state *st, const char *const *names,
+			  const uint32_t *weights, size_t n, char *err, size_t errlen);
+
+/* The shift as a manifest, with a status object: per backend its weight,
+ * endpoints, counters and the observed split since the last change. */
+struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_state *st);
+
+#endif /* KSHIFT_SHIFTS_H */
