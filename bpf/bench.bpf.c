@@ -28,7 +28,15 @@ static __always_inline int restore(struct xdp_md *ctx)
 
 		if ((void *)(sport + 1) > data_end)
 			return -1;
-		*sport = bpf_htons(1024 + (bench_seq++ & 0x7fff));
+		/* 2^31 distinct flows: the source port and the low half of the
+		 * source address */
+		__u32 seq = bench_seq++;
+		__be16 *saddr_lo = data + (pkt.l3_off & 0x1f) + 14;
+
+		if ((void *)(saddr_lo + 1) > data_end)
+			return -1;
+		*sport = bpf_htons(1024 + (seq & 0x7fff));
+		*saddr_lo = bpf_htons(seq >> 15);
 	}
 	return 0;
 }

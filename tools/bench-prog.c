@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * bench-prog: ns per packet of kshift's paths, timed in the kernel with
+ * BPF_PROG_TEST_RUN: a parse-only baseline, an established flow, a new flow
+ * and a reply. The programs (bpf/bench.bpf.c) share kshift's own maps, which
+ * are programmed through the same library kshiftd uses.
+ *
+ *   build/bench-prog [--repeat N] [--rounds R] [--json FILE]
+ *
+ * Each figure is the median over R rounds of the kernel's average over N
+ * runs; the ratios to the baseline come from the same invocation.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include "bench.skel.h"
+#include "kshift.skel.h"
+#include "lib/dataplane.h"
+#include "lib/log.h"
+
+#define FRAME_LEN 96 /* BENCH_FRAME_LEN in bpf/bench.bpf.c */
+
+struct frame {
+	struct ethhdr eth;
+	struct iphdr ip;
+	struct tcphdr tcp;
+	unsigned char pad[FRAME_LEN - sizeof(struct ethhdr) - sizeof(struct iphdr) -
+			  sizeof(struct tcphdr)];
+} __attribute__((packed));
+
+static void make_frame(struct frame *f, const char *saddr, uint16_t sport, const char *daddr,
+		       uint16_t dport)
+{
+	memset(f, 0, sizeof(*f));
+	f->eth.h_proto = htons(ETH_P_IP);
+	f->ip.version = 4;
+	f->ip.ihl = 5;
+	f->ip.ttl = 64;
+	f->ip.protocol = IPPROTO_TCP;
+	f->ip.tot_len = htons(sizeof(f->ip) + sizeof(f->tcp));
+	inet_pton(AF_INET, saddr, &f->ip.saddr);
+	inet_pton(AF_INET, daddr, &f->ip.daddr);
+	f->tcp.source = htons(sport);
+	f->tcp.dest = htons(dport);
+	f->tcp.doff = 5;
+	f->tcp.ack = 1;
+}
+
+static int run(int prog_fd, int repeat, void *out, uint32_t *ns)
+{
+	unsigned char in[FRAME_LEN] = {};
+	DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = sizeof(in),
+			    .data_out = out, .data_size_out = out ? FRAME_LEN : 0,
+			    .repeat = repeat);
+	int err = bpf_prog_test_run_opts(prog_fd, &opts);
+
+	if (err)
+		return -errno;
+	*ns = opts.duration;
+	return opts.retval;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : *(const uint32_t *)a > *(const uint32_t *)b;
+}
+
+static double measure(struct bench_bpf *skel, int prog_fd, const struct frame *f, bool new_flow,
+		      int repeat, int rounds)
+{
+	uint32_t ns[64];
+	int i;
+
+	memcpy(skel->bss->bench_frame, f, FRAME_LEN);
+	skel->bss->bench_new_flow = new_flow;
+	for (i = 0; i < rounds; i++)
+		if (run(prog_fd, repeat, NULL, &ns[i]) < 0)
+			return -1;
+	qsort(ns, rounds, sizeof(ns[0]), cmp_u32);
+	return ns[rounds / 2];
+}
+
+static int reuse_maps(struct bench_bpf *skel, struct ks_dp *dp)
+{
+	struct bpf_map *map, *ks;
+
+	bpf_object__for_each_map(map, skel->obj) {
+		ks = bpf_object__find_map_by_name(dp->skel->obj, bpf_map__name(map));
+		if (!ks)
+			continue; /* .bss and .rodata are the bench object's own */
+		if (bpf_map__reuse_fd(map, bpf_map__fd(ks)))
+			return -errno;
+	}
+	return 0;
+}
+
+/* VIP 198.18.100.1:80 -> stable (2 endpoints, weight 90), canary (1, 10) */
+static int program_service(struct ks_dp *dp)
+{
+	struct ks_endpoint stable[2] = {}, canary[1] = {};
+	struct ks_frontend_key key = { .port = htons(80), .proto = IPPROTO_TCP,
+				       .family = KS_FAMILY_V4 };
+	struct ks_dp_backend b[2] = {
+		{ .weight = 90, .eps = stable, .nr_eps = 2 },
+		{ .weight = 10, .eps = canary, .nr_eps = 1 },
+	};
+	const char *addrs[] = { "198.18.2.2", "198.18.2.3", "198.18.3.2" };
+	struct ks_endpoint *eps[] = { &stable[0], &stable[1], &canary[0] };
+	uint32_t svc;
+	int i, err;
+
+	for (i = 0; i < 3; i++) {
+		inet_pton(AF_INET, addrs[i], &eps[i]->addr.v4);
+		eps[i]->port = htons(8080);
+		eps[i]->family = KS_FAMILY_V4;
+	}
+	inet_pton(AF_INET, "198.18.100.1", &key.addr.v4);
+	err = ks_dp_svc_new(dp, &svc);
+	if (!err)
+		err = ks_dp_svc_set(dp, svc, b, 2, 0);
+	if (!err)
+		err = ks_dp_frontend_add(dp, &key, svc);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "repeat", required_argument, NULL, 'n' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "json", required_argument, NULL, 'j' },
+		{},
+	};
+	struct ks_dp_opts dp_opts = { .hash_seed = 42 };
+	int repeat = 1000000, rounds = 5, c, err, lb_fd, parse_fd;
+	double base, est, fresh, reply;
+	struct frame fwd, rev, out;
+	struct bench_bpf *skel;
+	const char *json = NULL;
+	char ep[INET_ADDRSTRLEN];
+	struct ks_dp dp;
+	uint32_t ns;
+	FILE *f;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			repeat = atoi(optarg);
+			break;
+		case 'r':
+			rounds = atoi(optarg);
+			break;
+		case 'j':
+			json = optarg;
+			break;
+		default:
+			fprintf(stderr, "usage: bench-prog [--repeat N] [--rounds R] [--json FILE]\n");
+			return 2;
+		}
+	}
+	if (repeat < 1 || rounds < 1 || rounds > 64) {
+		fprintf(stderr, "bench-prog: --repeat >= 1, --rounds 1..64\n");
+		return 2;
+	}
+	ks_log_libbpf();
+	err = ks_dp_open(&dp, &dp_opts);
+	if (err)
+		return 1;
+	err = program_service(&dp);
+	skel = bench_bpf__open();
+	if (err || !skel || reuse_maps(skel, &dp) || bench_bpf__load(skel)) {
+		fprintf(stderr, "bench-prog: setting up: %s\n", strerror(err ? -err : errno));
+		ks_dp_close(&dp);
+		return 1;
+	}
+	lb_fd = bpf_program__fd(skel->progs.bench_lb);
+	parse_fd = bpf_program__fd(skel->progs.bench_parse);
+
+	/* one pass to open the flow and learn its endpoint, for the reply */
+	make_frame(&fwd, "198.18.1.2", 40000, "198.18.100.1", 80);
+	memcpy(skel->bss->bench_frame, &fwd, FRAME_LEN);
+	if (run(lb_fd, 1, &out, &ns) != XDP_PASS) {
+		fprintf(stderr, "bench-prog: the first packet was not steered\n");
+		return 1;
+	}
+	inet_ntop(AF_INET, &out.ip.daddr, ep, sizeof(ep));
+	make_frame(&rev, ep, ntohs(out.tcp.dest), "198.18.1.2", 40000);
+
+	base = measure(skel, parse_fd, &fwd, false, repeat, rounds);
+	est = measure(skel, lb_fd, &fwd, false, repeat, rounds);
+	fresh = measure(skel, lb_fd, &fwd, true, repeat, rounds);
+	reply = measure(skel, lb_fd, &rev, false, repeat, rounds);
+	if (base <= 0 || est <= 0 || fresh <= 0 || reply <= 0) {
+		fprintf(stderr, "bench-prog: a test run failed\n");
+		return 1;
+	}
+
+	printf("BPF_PROG_TEST_RUN, XDP, median of %d rounds x %d runs (frame restore included "
+	       "in every row)\n",
+	       rounds, repeat);
+	printf("  %-20s %8s %8s\n", "path", "ns/pkt", "x base");
+	printf("  %-20s %8.1f %8.2f\n", "parse only (base)", base, 1.0);
+	printf("  %-20s %8.1f %8.2f\n", "established flow", est, est / base);
+	printf("  %-20s %8.1f %8.2f\n", "new flow", fresh, fresh / base);
+	printf("  %-20s %8.1f %8.2f\n", "reply (reverse NAT)", reply, reply / base);
+	if (json && (f = fopen(json, "w"))) {
+		fprintf(f,
+			"{\"parse_ns\": %.1f, \"established_ns\": %.1f, \"new_flow_ns\": %.1f, "
+			"\"reply_ns\": %.1f}\n",
+			base, est, fresh, reply);
+		fclose(f);
+	}
+	bench_bpf__destroy(skel);
+	ks_dp_close(&dp);
+	return 0;
+}
