@@ -13,7 +13,7 @@ ARCH      := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers \
 	     -Iinclude -Iuser -I$(OUT) -D_GNU_SOURCE
-LDLIBS    := -lbpf -lelf -lz -lyaml -ljson-c
+LDLIBS    := -Wl,--as-needed -lbpf -lelf -lz -lyaml -ljson-c
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	     -Wno-unused-parameter -Iinclude -Ibpf -I$(OUT)
 
@@ -133,6 +133,7 @@ bench-quick: all
 
 bench-prog: all
 	$(Q)$(OUT)/bench-prog
+	$(Q)scripts/bench-set.sh 200 1
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')

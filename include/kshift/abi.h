@@ -41,7 +41,7 @@
  * slots of the endpoint that left (or that the new one takes) change hands.
  * Entries are 16-bit indexes into the backend's endpoints, 32 to a chunk:
  * array map values are 8-byte aligned, so single u16 values would take 8. */
-#define KS_RING_SIZE_MIN     4099  /* a prime; ring of a backend with 2..64 endpoints */
+#define KS_RING_SIZE_MIN     1031  /* a prime; ring of a backend with 2..16 endpoints */
 #define KS_RING_SIZE_MAX     65537 /* a prime; the largest ring */
 #define KS_RING_PER_ENDPOINT 64	   /* slots an endpoint gets at least, for balance */
 #define KS_RING_CHUNK	     32

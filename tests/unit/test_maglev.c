@@ -26,7 +26,8 @@
 #define SWEEP_SHIFT 20
 #define SWEEP_STEP  (1U << (32 - SWEEP_SHIFT))
 
-#define RING_SIZE_MID 16411 /* the middle size class, see ks_ring_size */
+#define RING_SIZE_SMALL 4099 /* the size classes between min and max, see ks_ring_size */
+#define RING_SIZE_MID	16411
 
 /* What a change of the set by one endpoint may move beyond the 1/n that
  * must move (the share of the endpoint that leaves or arrives). */
@@ -251,10 +252,12 @@ static int is_prime(uint32_t m)
 
 static void test_ring_size(void **state)
 {
-	static const uint32_t classes[] = {KS_RING_SIZE_MIN, RING_SIZE_MID, KS_RING_SIZE_MAX};
+	static const uint32_t classes[] = {KS_RING_SIZE_MIN, RING_SIZE_SMALL, RING_SIZE_MID,
+					   KS_RING_SIZE_MAX};
 	/* sizes a ring may have now, class or not */
 	static const uint32_t currents[] = {
-	    0,	   1,	      2, KS_RING_SIZE_MIN, 4100, 5003, RING_SIZE_MID, KS_RING_SIZE_MAX,
+	    0,	   1,	      2, KS_RING_SIZE_MIN, RING_SIZE_SMALL, 4100, 5003, RING_SIZE_MID,
+	    KS_RING_SIZE_MAX,
 	    65521, UINT32_MAX};
 	static const struct {
 		uint32_t n, current, size;
@@ -266,7 +269,10 @@ static void test_ring_size(void **state)
 	    {1, KS_RING_SIZE_MAX, 1},
 	    {2, 0, KS_RING_SIZE_MIN},
 	    {2, 1, KS_RING_SIZE_MIN},
-	    {64, 0, KS_RING_SIZE_MIN},
+	    {16, 0, KS_RING_SIZE_MIN},
+	    {17, 0, RING_SIZE_SMALL},
+	    {17, KS_RING_SIZE_MIN, RING_SIZE_SMALL}, /* outgrown */
+	    {64, 0, RING_SIZE_SMALL},
 	    {65, 0, RING_SIZE_MID},
 	    {70, KS_RING_SIZE_MIN, RING_SIZE_MID}, /* outgrown */
 	    {3, RING_SIZE_MID, RING_SIZE_MID},	   /* never shrunk */
@@ -449,8 +455,8 @@ static void assert_digest(const char *what, uint64_t digest, uint64_t recorded)
  * rules that alters a digest moves flows, and needs to be deliberate.
  */
 /* fill of endpoints 0..9; then that ring updated to lose 3, gain 10 and 11 */
-#define FILL_DIGEST   0x308dd1edd800428eULL
-#define UPDATE_DIGEST 0x1902faf7a4d8687cULL
+#define FILL_DIGEST   0x4d60f9b9e6dcb1fdULL
+#define UPDATE_DIGEST 0x0040afdbc94ef01aULL
 
 static void test_fill_determinism(void **state)
 {

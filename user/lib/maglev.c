@@ -16,11 +16,9 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* The middle ring size: a prime near 4 * KS_RING_SIZE_MIN, so the classes
- * cover 2..64, 65..256 and 257.. endpoints at KS_RING_PER_ENDPOINT each. */
-#define KS_RING_SIZE_MID 16411
-
-static const uint32_t ks_ring_sizes[] = {KS_RING_SIZE_MIN, KS_RING_SIZE_MID, KS_RING_SIZE_MAX};
+/* Ring size classes, primes about 4x apart, so at KS_RING_PER_ENDPOINT
+ * slots each they cover 2..16, 17..64, 65..256 and 257.. endpoints. */
+static const uint32_t ks_ring_sizes[] = {KS_RING_SIZE_MIN, 4099, 16411, KS_RING_SIZE_MAX};
 
 /* Ring entries are u16 endpoint indexes; this one is never an index, since
  * n <= 65535, so it marks a free slot while a ring is built. */
