@@ -44,17 +44,89 @@ void ks_shifts_destroy(struct ks_shifts *t)
 	for (i = 0; i < t->n; i++)
 		state_free(t->v[i]);
 	free(t->v);
+	ks_index_destroy(&t->by_name);
+	ks_index_destroy(&t->by_frontend);
+	ks_index_destroy(&t->addr_refs);
 	memset(t, 0, sizeof(*t));
+}
+
+/* A frontend (or, with port 0, an address) as an index key: built field by
+ * field on zeroed memory, since the index compares bytes. */
+struct frontend_id {
+	struct ks_addr addr;
+	uint16_t port;
+	uint8_t proto;
+	uint8_t family;
+};
+
+static struct frontend_id frontend_id(const struct ks_ip *ip, const struct ks_port *port)
+{
+	struct frontend_id id;
+
+	memset(&id, 0, sizeof(id));
+	id.addr = ip->addr;
+	id.family = ip->family;
+	if (port) {
+		id.port = port->port;
+		id.proto = port->proto;
+	}
+	return id;
+}
+
+static size_t name_key(char *buf, size_t len, const char *ns, const char *name)
+{
+	return snprintf(buf, len, "%s/%s", ns, name);
 }
 
 struct ks_shift_state *ks_shifts_find(struct ks_shifts *t, const char *ns, const char *name)
 {
-	size_t i;
+	char key[2 * KS_NAME_LEN];
 
-	for (i = 0; i < t->n; i++)
-		if (!strcmp(t->v[i]->spec.name, name) && !strcmp(t->v[i]->spec.namespace, ns))
-			return t->v[i];
-	return NULL;
+	return ks_index_get(&t->by_name, key, name_key(key, sizeof(key), ns, name));
+}
+
+/* Removes key from ix if it still leads to st: a newer version of the shift
+ * may have taken it over. */
+static void unindex(struct ks_index *ix, const void *key, size_t len, struct ks_shift_state *st)
+{
+	if (ks_index_get(ix, key, len) == st)
+		ks_index_del(ix, key, len);
+}
+
+/* Enters st in the indexes (add) or takes it out: by name, by frontend, and
+ * in the count of shifts that use each address. The indexes only serve
+ * lookups and conflict checks, so a failed insert (ENOMEM) is reported and
+ * the dataplane left as it is. */
+static void index_state(struct ks_shifts *t, struct ks_shift_state *st, bool add)
+{
+	const struct ks_shift *s = &st->spec;
+	char key[2 * KS_NAME_LEN];
+	size_t a, p, len = name_key(key, sizeof(key), s->namespace, s->name);
+	struct frontend_id id;
+	uintptr_t refs;
+	int err = 0;
+
+	if (add)
+		err |= ks_index_put(&t->by_name, key, len, st);
+	else
+		unindex(&t->by_name, key, len, st);
+	for (a = 0; a < s->nr_addresses; a++) {
+		for (p = 0; p < s->nr_ports; p++) {
+			id = frontend_id(&s->addresses[a], &s->ports[p]);
+			if (add)
+				err |= ks_index_put(&t->by_frontend, &id, sizeof(id), st);
+			else
+				unindex(&t->by_frontend, &id, sizeof(id), st);
+		}
+		id = frontend_id(&s->addresses[a], NULL);
+		refs = (uintptr_t)ks_index_get(&t->addr_refs, &id, sizeof(id)) + (add ? 1 : -1);
+		if (refs)
+			err |= ks_index_put(&t->addr_refs, &id, sizeof(id), (void *)refs);
+		else
+			ks_index_del(&t->addr_refs, &id, sizeof(id));
+	}
+	if (err)
+		pr_warn("%s: out of memory indexing shift %s/%s\n", __func__, s->namespace, s->name);
 }
 
 static const char *proto_name(uint8_t proto)
@@ -173,20 +245,17 @@ static void snapshot(struct ks_shifts *t, struct ks_shift_state *st)
 	}
 }
 
-/* Is the address still a frontend of any shift but `except`? */
-static bool address_in_use(struct ks_shifts *t, const struct ks_ip *ip,
-			   const struct ks_shift_state *except)
+/* How many indexed shifts have ip as a frontend address. */
+static uintptr_t address_refs(struct ks_shifts *t, const struct ks_ip *ip)
 {
-	size_t i, a;
+	struct frontend_id id = frontend_id(ip, NULL);
 
-	for (i = 0; i < t->n; i++) {
-		if (t->v[i] == except)
-			continue;
-		for (a = 0; a < t->v[i]->spec.nr_addresses; a++)
-			if (!memcmp(&t->v[i]->spec.addresses[a], ip, sizeof(*ip)))
-				return true;
-	}
-	return false;
+	return (uintptr_t)ks_index_get(&t->addr_refs, &id, sizeof(id));
+}
+
+static bool same_ip(const struct ks_ip *a, const struct ks_ip *b)
+{
+	return a->family == b->family && !memcmp(&a->addr, &b->addr, sizeof(a->addr));
 }
 
 static bool has_frontend(const struct ks_shift *s, const struct ks_ip *ip, const struct ks_port *p)
@@ -194,7 +263,7 @@ static bool has_frontend(const struct ks_shift *s, const struct ks_ip *ip, const
 	size_t a, q;
 
 	for (a = 0; a < s->nr_addresses; a++) {
-		if (memcmp(&s->addresses[a], ip, sizeof(*ip)))
+		if (!same_ip(&s->addresses[a], ip))
 			continue;
 		if (!p)
 			return true;
@@ -205,45 +274,33 @@ static bool has_frontend(const struct ks_shift *s, const struct ks_ip *ip, const
 	return false;
 }
 
-static bool same_name(const struct ks_shift *a, const struct ks_shift *b)
-{
-	return !strcmp(a->name, b->name) && !strcmp(a->namespace, b->namespace);
-}
-
-/* Refuses s if it claims a frontend that o serves. */
-static int check_pair(const struct ks_shift *s, const struct ks_shift *o, char *err, size_t errlen)
+static int conflict(const struct ks_shift *s, size_t a, size_t p, const struct ks_shift *o,
+		    char *err, size_t errlen)
 {
 	char addr[INET6_ADDRSTRLEN];
+
+	seterr(err, errlen,
+	       "spec.frontend.addresses[%zu]: %s port %u/%s: already the frontend of shift %s/%s", a,
+	       ks_ip_str(&s->addresses[a], addr, sizeof(addr)), s->ports[p].port,
+	       proto_name(s->ports[p].proto), o->namespace, o->name);
+	return -EEXIST;
+}
+
+/* Refuses a frontend that a running shift other than self serves. */
+static int check_conflicts(struct ks_shifts *t, const struct ks_shift *s,
+			   const struct ks_shift_state *self, char *err, size_t errlen)
+{
+	const struct ks_shift_state *owner;
+	struct frontend_id id;
 	size_t a, p;
 
 	for (a = 0; a < s->nr_addresses; a++) {
 		for (p = 0; p < s->nr_ports; p++) {
-			if (!has_frontend(o, &s->addresses[a], &s->ports[p]))
-				continue;
-			seterr(err, errlen,
-			       "spec.frontend.addresses[%zu]: %s port %u/%s: already the frontend of "
-			       "shift %s/%s",
-			       a, ks_ip_str(&s->addresses[a], addr, sizeof(addr)), s->ports[p].port,
-			       proto_name(s->ports[p].proto), o->namespace, o->name);
-			return -EEXIST;
+			id = frontend_id(&s->addresses[a], &s->ports[p]);
+			owner = ks_index_get(&t->by_frontend, &id, sizeof(id));
+			if (owner && owner != self)
+				return conflict(s, a, p, &owner->spec, err, errlen);
 		}
-	}
-	return 0;
-}
-
-/* Refuses a frontend another shift already serves. */
-static int check_conflicts(struct ks_shifts *t, const struct ks_shift *s,
-			   const struct ks_shift_state *self, char *err, size_t errlen)
-{
-	size_t i;
-	int ret;
-
-	for (i = 0; i < t->n; i++) {
-		if (t->v[i] == self)
-			continue;
-		ret = check_pair(s, &t->v[i]->spec, err, errlen);
-		if (ret)
-			return ret;
 	}
 	return 0;
 }
@@ -251,29 +308,44 @@ static int check_conflicts(struct ks_shifts *t, const struct ks_shift *s,
 int ks_shifts_check(struct ks_shifts *t, const struct ks_shift *batch, size_t n, char *err,
 		    size_t errlen)
 {
-	size_t i, j, k;
-	int ret;
+	struct ks_index names = {}, claimed = {};
+	const struct ks_shift_state *owner;
+	const struct ks_shift *other;
+	char key[2 * KS_NAME_LEN];
+	struct frontend_id id;
+	size_t i, a, p;
+	int ret = 0;
 
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < t->n; j++) {
-			const struct ks_shift *o = &t->v[j]->spec;
+	for (i = 0; i < n && !ret; i++)
+		ret = ks_index_put(&names, key,
+				   name_key(key, sizeof(key), batch[i].namespace, batch[i].name),
+				   (void *)&batch[i]);
+	for (i = 0; i < n && !ret; i++) {
+		const struct ks_shift *s = &batch[i];
 
-			/* a running shift that the batch replaces does not count */
-			for (k = 0; k < n && !same_name(&batch[k], o); k++)
-				;
-			if (k < n)
-				continue;
-			ret = check_pair(&batch[i], o, err, errlen);
-			if (ret)
-				return ret;
-		}
-		for (j = 0; j < i; j++) {
-			ret = check_pair(&batch[i], &batch[j], err, errlen);
-			if (ret)
-				return ret;
+		for (a = 0; a < s->nr_addresses && !ret; a++) {
+			for (p = 0; p < s->nr_ports && !ret; p++) {
+				id = frontend_id(&s->addresses[a], &s->ports[p]);
+				/* a running shift the batch replaces does not count */
+				owner = ks_index_get(&t->by_frontend, &id, sizeof(id));
+				if (owner &&
+				    !ks_index_get(&names, key,
+						  name_key(key, sizeof(key), owner->spec.namespace,
+							   owner->spec.name)))
+					ret = conflict(s, a, p, &owner->spec, err, errlen);
+				other = ks_index_get(&claimed, &id, sizeof(id));
+				if (!ret && other)
+					ret = conflict(s, a, p, other, err, errlen);
+				if (!ret)
+					ret = ks_index_put(&claimed, &id, sizeof(id), (void *)s);
+			}
 		}
 	}
-	return 0;
+	if (ret == -ENOMEM)
+		seterr(err, errlen, "out of memory");
+	ks_index_destroy(&names);
+	ks_index_destroy(&claimed);
+	return ret;
 }
 
 /* Points every frontend of s at its services; address-only keys mark the
@@ -302,11 +374,12 @@ static int add_frontends(struct ks_shifts *t, const struct ks_shift *s,
 	return 0;
 }
 
-/* Removes the frontends of old that keep (may be NULL) does not have. */
-static void del_frontends(struct ks_shifts *t, const struct ks_shift_state *old,
-			  const struct ks_shift *keep)
+/* Removes the frontends of s that keep (may be NULL) does not have. An
+ * address stays marked while another shift uses it; `indexed` says whether
+ * s itself is among the shifts counted. */
+static void del_frontends(struct ks_shifts *t, const struct ks_shift *s, const struct ks_shift *keep,
+			  bool indexed)
 {
-	const struct ks_shift *s = &old->spec;
 	size_t a, p;
 
 	for (a = 0; a < s->nr_addresses; a++) {
@@ -317,7 +390,7 @@ static void del_frontends(struct ks_shifts *t, const struct ks_shift_state *old,
 				ks_dp_frontend_del(t->dp, &key);
 		}
 		if ((!keep || !has_frontend(keep, &s->addresses[a], NULL)) &&
-		    !address_in_use(t, &s->addresses[a], old)) {
+		    address_refs(t, &s->addresses[a]) == indexed) {
 			struct ks_frontend_key key = frontend_key(&s->addresses[a], NULL);
 
 			ks_dp_frontend_del(t->dp, &key);
@@ -352,6 +425,18 @@ int ks_shifts_apply(struct ks_shifts *t, const struct ks_shift *shift, const cha
 		goto fail;
 	}
 	nr_refs = wanted_svcs(shift, refs);
+	if (!old && t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 64;
+		struct ks_shift_state **v = realloc(t->v, cap * sizeof(*v));
+
+		if (!v) {
+			ret = -ENOMEM;
+			seterr(err, errlen, "out of memory");
+			goto fail;
+		}
+		t->v = v;
+		t->cap = cap;
+	}
 
 	/* reuse the services of the old version where port and family match,
 	 * so their established flows and counters carry on */
@@ -382,47 +467,35 @@ int ks_shifts_apply(struct ks_shifts *t, const struct ks_shift *shift, const cha
 		goto fail;
 	}
 
+	/* the new version is live: retire what only the old one used */
+	st->svcs = refs;
+	st->nr_svcs = nr_refs;
+	index_state(t, st, true);
 	if (old) {
-		del_frontends(t, old, shift);
+		del_frontends(t, &old->spec, shift, true);
 		for (i = 0; i < old->nr_svcs; i++)
 			if (!find_ref(refs, nr_refs, &old->svcs[i]))
 				ks_dp_svc_delete(t->dp, old->svcs[i].svc);
-		for (i = 0; i < t->n && t->v[i] != old; i++)
+		index_state(t, old, false);
+		for (i = 0; t->v[i] != old; i++)
 			;
 		t->v[i] = st;
 		state_free(old);
 	} else {
-		if (t->n == t->cap) {
-			size_t cap = t->cap ? 2 * t->cap : 64;
-			struct ks_shift_state **v = realloc(t->v, cap * sizeof(*v));
-
-			if (!v) {
-				ret = -ENOMEM;
-				seterr(err, errlen, "out of memory");
-				goto fail;
-			}
-			t->v = v;
-			t->cap = cap;
-		}
 		t->v[t->n++] = st;
 	}
-	st->svcs = refs;
-	st->nr_svcs = nr_refs;
 	snapshot(t, st);
 	return 0;
 
 fail:
 	/* put back what was running: the old version's splits on reused
 	 * services, and nothing of the new version's own */
+	del_frontends(t, shift, old ? &old->spec : NULL, false);
 	for (i = 0; refs && i < nr_refs; i++) {
-		if (fresh[i]) {
-			struct ks_shift_state tmp = { .spec = *shift, .svcs = &refs[i], .nr_svcs = 1 };
-
-			del_frontends(t, &tmp, old ? &old->spec : NULL);
+		if (fresh[i])
 			ks_dp_svc_delete(t->dp, refs[i].svc);
-		} else if (i < programmed && old) {
+		else if (i < programmed && old)
 			program_svc(t->dp, &old->spec, &refs[i]);
-		}
 	}
 	if (old)
 		add_frontends(t, &old->spec, old->svcs, old->nr_svcs);
@@ -441,9 +514,10 @@ int ks_shifts_delete(struct ks_shifts *t, const char *ns, const char *name, char
 		seterr(err, errlen, "%s/%s: no such shift", ns, name);
 		return -ENOENT;
 	}
-	del_frontends(t, st, NULL);
+	del_frontends(t, &st->spec, NULL, true);
 	for (i = 0; i < st->nr_svcs; i++)
 		ks_dp_svc_delete(t->dp, st->svcs[i].svc);
+	index_state(t, st, false);
 	for (i = 0; t->v[i] != st; i++)
 		;
 	t->v[i] = t->v[--t->n];

@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 #include "dataplane.h"
+#include "index.h"
 #include "shift.h"
 
 struct ks_svc_ref {
@@ -32,6 +33,9 @@ struct ks_shifts {
 	struct ks_dp *dp;
 	struct ks_shift_state **v;
 	size_t n, cap;
+	struct ks_index by_name;     /* "namespace/name" -> state */
+	struct ks_index by_frontend; /* struct frontend_id -> state */
+	struct ks_index addr_refs;   /* struct frontend_id, port 0 -> shifts using the address */
 };
 
 void ks_shifts_init(struct ks_shifts *t, struct ks_dp *dp);
