@@ -54,6 +54,8 @@ static void usage(FILE *f)
 		"usage: kshiftd [options]\n"
 		"  --iface IF[,IF...]       interfaces to attach to (default: every non-loopback)\n"
 		"  --mode auto|xdp|xdp-generic|tc\n"
+		"  --xdp-redirect           XDP forwards rewritten packets itself (XDP_REDIRECT);\n"
+		"                           every egress interface must take XDP frames\n"
 		"  --config-dir DIR         TrafficShift manifests, reloaded on change\n"
 		"  --socket PATH            control socket (default %s)\n"
 		"  --pin-path DIR           BPF pins (default %s)\n"
@@ -603,6 +605,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "iface", required_argument, NULL, 'i' },
 		{ "mode", required_argument, NULL, 'm' },
+		{ "xdp-redirect", no_argument, NULL, 'x' },
 		{ "config-dir", required_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "pin-path", required_argument, NULL, 'p' },
@@ -637,6 +640,9 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			d.config_dir = optarg;
+			break;
+		case 'x':
+			dp_opts.xdp_redirect = true;
 			break;
 		case 's':
 			socket_path = optarg;

@@ -20,6 +20,7 @@
 
 #include "common.h"
 #include "ctx.h"
+#include "fwd.h"
 #include "maps.h"
 #include "nat.h"
 #include "parse.h"
@@ -79,16 +80,29 @@ static __always_inline void ks_count(__u32 svc, __u32 backend, __u32 bytes, bool
 	c->rejected += rejected;
 }
 
-/* The one exit of every program: counts why, returns what. */
-static __always_inline int ks_finish(void *ctx, const bool xdp, enum ks_verdict verdict,
-				     enum ks_action act)
+static __always_inline void ks_count_verdict(enum ks_verdict verdict)
 {
 	__u32 key = verdict;
 	__u64 *n = bpf_map_lookup_elem(&ks_verdicts, &key);
 
 	if (n)
 		(*n)++;
+}
+
+/* The exits of every program: count why, return what. */
+static __always_inline int ks_finish(void *ctx, const bool xdp, enum ks_verdict verdict,
+				     enum ks_action act)
+{
+	ks_count_verdict(verdict);
 	return ks_retcode(ctx, xdp, act);
+}
+
+/* ... and for a rewritten packet, on to its next hop. */
+static __always_inline int ks_finish_nat(void *ctx, const bool xdp, enum ks_verdict verdict,
+					 const struct ks_pkt *pkt)
+{
+	ks_count_verdict(verdict);
+	return ks_forward(ctx, xdp, pkt);
 }
 
 static __always_inline bool ks_is_frontend_addr(const struct ks_pkt *pkt)
@@ -210,8 +224,7 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		ks_count(conn->svc, conn->backend, len, false, false);
 		if (ks_nat(ctx, xdp, &pkt, fwd, &conn->addr, conn->port))
 			return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
-		return ks_finish(ctx, xdp, fwd ? KS_V_NAT_ESTABLISHED : KS_V_NAT_REPLY,
-				 KS_ACT_PASS);
+		return ks_finish_nat(ctx, xdp, fwd ? KS_V_NAT_ESTABLISHED : KS_V_NAT_REPLY, &pkt);
 	}
 
 	key = (struct ks_frontend_key){
@@ -243,7 +256,7 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 	ks_count(fe->svc, backend, len, true, false);
 	if (ks_nat(ctx, xdp, &pkt, true, &ep->addr, ep->port))
 		return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
-	return ks_finish(ctx, xdp, KS_V_NAT_NEW, KS_ACT_PASS);
+	return ks_finish_nat(ctx, xdp, KS_V_NAT_NEW, &pkt);
 }
 
 #endif /* KS_BPF_LB_H */

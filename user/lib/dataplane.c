@@ -163,6 +163,7 @@ int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts)
 		;
 	dp->skel->rodata->ks_hash_seed = seed;
 	dp->skel->rodata->ks_reply_via_stack = opts->reply_via_stack;
+	dp->skel->rodata->ks_xdp_redirect = opts->xdp_redirect;
 	err = kshift_bpf__load(dp->skel);
 	if (err) {
 		pr_warn("loading the BPF object: %s\n", strerror(-err));
