@@ -298,19 +298,38 @@ static struct json_object *do_apply(struct daemon *d, struct json_object *req)
 	return r;
 }
 
+static int by_name(const void *a, const void *b)
+{
+	const struct ks_shift *x = &(*(struct ks_shift_state *const *)a)->spec;
+	const struct ks_shift *y = &(*(struct ks_shift_state *const *)b)->spec;
+	int c = strcmp(x->namespace, y->namespace);
+
+	return c ? c : strcmp(x->name, y->name);
+}
+
 static struct json_object *do_get(struct daemon *d, struct json_object *req)
 {
 	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name");
 	struct json_object *r, *items = json_object_new_array();
+	struct ks_shift_state **sorted;
 	size_t i;
 
+	sorted = malloc((d->shifts.n + 1) * sizeof(*sorted));
+	if (!sorted) {
+		json_object_put(items);
+		return reply_error("out of memory");
+	}
+	if (d->shifts.n)
+		memcpy(sorted, d->shifts.v, d->shifts.n * sizeof(*sorted));
+	qsort(sorted, d->shifts.n, sizeof(*sorted), by_name);
 	for (i = 0; i < d->shifts.n; i++) {
-		const struct ks_shift_state *st = d->shifts.v[i];
+		const struct ks_shift_state *st = sorted[i];
 
 		if ((ns && strcmp(ns, st->spec.namespace)) || (name && strcmp(name, st->spec.name)))
 			continue;
 		json_object_array_add(items, ks_shifts_status(&d->shifts, st));
 	}
+	free(sorted);
 	if (name && !json_object_array_length(items)) {
 		json_object_put(items);
 		return reply_error("%s/%s: no such shift", ns ? ns : "default", name);
