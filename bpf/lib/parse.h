@@ -35,7 +35,7 @@ struct ks_pkt {
 
 /* Offsets are masked to these bounds so the verifier can follow them. */
 #define KS_L2_MAX 18  /* Ethernet + one VLAN tag */
-#define KS_L3_MAX 120 /* IPv6 + KS_MAX_EXT_HDRS small extension headers */
+#define KS_L3_MAX 120 /* IPv6 and 80 bytes of extension headers: L4 beyond is not steered */
 
 struct ks_vlan_hdr {
 	__be16 tci;
@@ -130,6 +130,10 @@ static __always_inline int ks_parse_ipv6(void *data, void *data_end, __u32 frame
 		pkt->ext_hdrs++;
 	}
 	pkt->flow.proto = next;
+	/* headers past the bound are not followed (and TC pulls no further);
+	 * checked before the mask, which only serves the verifier */
+	if (off > KS_L2_MAX + KS_L3_MAX)
+		return KS_PARSE_MALFORMED;
 	pkt->l4_off = off & 0x1ff;
 	if (pkt->l3_off + pkt->l3_len > frame_len || pkt->l4_off > pkt->l3_off + pkt->l3_len)
 		return KS_PARSE_MALFORMED;
