@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The client side of the end-to-end tests: real connections, results as JSON.
 
-    client.py split URL N               N sequential new connections, one GET each
+    client.py split URL N [--save F | --reuse-ports F --of BACKEND]
+                                        N sequential new connections, one GET each
     client.py keepalive URL K --ready-file R --go-file G
                                         K persistent connections: a GET on each, then
                                         (once G exists) another GET on each
@@ -30,6 +31,10 @@ import time
 import urllib.parse
 
 TIMEOUT = 3.0  # per socket operation: one lost SYN (1 s retransmit) still fits
+# A dataplane that blackholes would make every operation wait out TIMEOUT:
+# loops give up after this many failures, so a broken kshift fails a test in
+# seconds rather than hours (the report says "aborted")
+MAX_FAILURES = 10
 
 
 def err_name(e):
@@ -58,36 +63,79 @@ def count(d, key):
     d[key] = d.get(key, 0) + 1
 
 
-def get_once(host, port, path, timeout=TIMEOUT):
-    """One new connection, one GET, closed. Returns (body, error)."""
-    c = http.client.HTTPConnection(host, port, timeout=timeout)
+def get_once(host, port, path, timeout=TIMEOUT, lport=0, ports=None):
+    """One new connection, one GET, closed. Returns (body, error). lport:
+    the source port to bind (0: the kernel's choice); ports: a list that
+    gets the source port used.
+
+    Plain HTTP/1.1 over a socket rather than http.client, so that the
+    client reads until the server closes: the server's FIN comes first and
+    the TIME_WAIT state stays on the server, and a later connection may
+    bind the same source port (--reuse-ports)."""
+    s = socket.socket(family_of(host), socket.SOCK_STREAM)
     try:
-        c.request("GET", path, headers={"Connection": "close"})
-        r = c.getresponse()
-        body = r.read().decode(errors="replace").strip()
-        if r.status != 200:
-            return None, f"HTTP{r.status}"
-        return body, None
+        s.settimeout(timeout)
+        if lport:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("::" if ":" in host else "0.0.0.0", lport))
+        s.connect((host, port))
+        if ports is not None:
+            ports.append(s.getsockname()[1])
+        hosthdr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {hosthdr}\r\nConnection: close\r\n\r\n"
+                  .encode())
+        data = b""
+        while len(data) < 65536:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if not sep:
+            return None, "truncated" if data else "empty"
+        status = head.split(b"\r\n", 1)[0].split()
+        if len(status) < 2 or status[1] != b"200":
+            return None, "HTTP" + (status[1].decode(errors="replace") if len(status) > 1 else "?")
+        return body.decode(errors="replace").strip(), None
     except Exception as e:  # noqa: BLE001 - every failure is a result
         return None, err_name(e)
     finally:
-        c.close()
+        s.close()
 
 
 def cmd_split(a):
     host, port, path = split_url(a.url)
     backends, endpoints, errors = {}, {}, {}
-    failures = 0
+    failures = done = 0
+    saved = []
+    lports = []
+    if a.reuse_ports:
+        # source ports of earlier connections (that reached --of), so that
+        # these new connections repeat their 5-tuples: a new connection all
+        # the same, which must follow the current weights
+        with open(a.reuse_ports) as f:
+            lports = [p for p, b in json.load(f) if b and b.split()[0] == a.of]
+        a.n = min(a.n, len(lports))
     t0 = time.monotonic()
-    for _ in range(a.n):
-        body, err = get_once(host, port, path)
+    for i in range(a.n):
+        if failures >= a.max_failures:
+            break
+        done += 1
+        used = []
+        body, err = get_once(host, port, path, lport=lports[i] if lports else 0, ports=used)
+        saved.append([used[0] if used else None, body])
         if err:
             failures += 1
             count(errors, err)
             continue
         count(endpoints, body)
         count(backends, body.split()[0])
-    out = {"total": a.n, "ok": a.n - failures, "failures": failures,
+    if a.save:
+        with open(a.save, "w") as f:
+            json.dump(saved, f)
+    # connections never tried count as failures: the report adds up
+    out = {"total": a.n, "ok": done - failures, "failures": a.n - done + failures,
+           "aborted": done < a.n,
            "backends": backends, "endpoints": endpoints, "errors": errors,
            "seconds": round(time.monotonic() - t0, 3)}
     print(json.dumps(out, sort_keys=True))
@@ -118,10 +166,16 @@ def keepalive_request(c, path):
 def cmd_keepalive(a):
     host, port, path = split_url(a.url)
     conns = []
+    failures = 0
     for _ in range(a.k):
         c = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
         rec = {"first": None, "second": None, "count": None, "error": None, "lport": None}
+        if failures >= MAX_FAILURES:
+            rec["error"] = "aborted"
+            conns.append((c, rec))
+            continue
         body, _, err = keepalive_request(c, path)
+        failures += bool(err)
         rec["first"], rec["error"] = body, err
         if c.sock:
             rec["lport"] = c.sock.getsockname()[1]
@@ -243,7 +297,11 @@ def cmd_udp(a):
     replies = 0
     t_max = 0.0
     s = None
+    failures = 0
     for i in range(a.count):
+        if failures >= MAX_FAILURES:
+            count(errors, "aborted")
+            continue
         if s is None or a.new_socket_each:
             if s:
                 s.close()
@@ -270,6 +328,7 @@ def cmd_udp(a):
             count(backends, body.split()[0])
         except Exception as e:  # noqa: BLE001
             count(errors, err_name(e))
+            failures += 1
         t_max = max(t_max, time.monotonic() - t0)
     if s:
         s.close()
@@ -285,6 +344,11 @@ def main():
     s = sub.add_parser("split")
     s.add_argument("url")
     s.add_argument("n", type=int)
+    s.add_argument("--max-failures", type=int, default=MAX_FAILURES)
+    s.add_argument("--save", metavar="FILE", help="[source port, answer] of each connection")
+    s.add_argument("--reuse-ports", metavar="FILE",
+                   help="bind to the source ports saved in FILE (at most N)")
+    s.add_argument("--of", metavar="BACKEND", help="with --reuse-ports: only ports that reached it")
     s.set_defaults(fn=cmd_split)
 
     s = sub.add_parser("keepalive")

@@ -18,12 +18,17 @@
 #   source "$(dirname "$0")/lib.sh"
 #   ks_init canary                        # name; installs the cleanup trap
 #   for mode in $(ks_modes); do           # KS_MODES, default "tc xdp"
-#       ks_setup "$mode" stable:198.18.2.2 canary:198.18.3.2 || continue
-#       ks_httpd_all 8080 && ks_daemon_start || { ks_teardown; continue; }
-#       ... ks_ctl apply -f FILE; ks_client split URL N; check ...
-#       ks_teardown
+#       ks_setup "$mode" stable:198.18.2.2 canary:198.18.3.2 &&
+#           ks_httpd_all 8080 && ks_daemon_start || { ks_mode_end; continue; }
+#       ks_ctl apply -f FILE
+#       ks_probe URL || { ks_mode_end; continue; }
+#       ... ks_client split URL N; check MSG COMMAND ...
+#       ks_mode_end                       # diagnostics if it failed, teardown
 #   done
-#   ks_done
+#   ks_done                               # TAP plan, exit status
+#
+# Knobs (environment): KS_MODES; KSHIFTD, KSHIFTCTL (binaries); KS_PYTHON;
+# KS_CLIENT_TX, KS_BACKEND_TX (checksum offload, see ks_setup).
 #
 # Every name carries the prefix kse-TEST-PID-MODE, so tests run side by side;
 # ks_teardown (also run on EXIT, INT and TERM) kills what the test started and
@@ -131,7 +136,7 @@ ks_ns_add() {
 # ks_setup MODE NAME:IPV4...: builds the network for one mode; each argument
 # is one backend endpoint (the namespace also gets the IPv6 twin address)
 ks_setup() {
-	local mode=$1 i ep name addr net
+	local mode=$1 i ep name addr net dev
 	shift
 	KS_MODE=$mode
 	KS_TAG=$mode
@@ -140,17 +145,21 @@ ks_setup() {
 	KS_BG_PIDS=()
 	KS_EP_NAMES=()
 	KS_EP_ADDRS=()
-	KS_TMP=$(mktemp -d "/tmp/$KS_PFX.XXXXXX") || return
+	# no dot in the path: libbpf turns every "." of a pin path into "_"
+	KS_TMP=$(mktemp -d "/tmp/$KS_PFX-XXXXXX") || return
 	KS_SOCK=$KS_TMP/kshiftd.sock
-	KS_PIN=$KS_TMP/bpf
+	KS_BPFFS=$KS_TMP/bpf
+	KS_PIN=$KS_BPFFS/kshift
 	KS_CONF=$KS_TMP/conf
 	KS_LOG=$KS_TMP/kshiftd.log
-	mkdir -p "$KS_PIN" "$KS_CONF"
+	mkdir -p "$KS_BPFFS" "$KS_CONF"
 	# bpffs mounted here, on the host, before kshiftd starts: `ip netns exec`
 	# gives kshiftd a mount namespace of its own, and a bpffs it mounted
 	# there would be invisible (and gone) to us; this one we can inspect
-	# with bpftool and check for leftover pins after kshiftd exits
-	mount -t bpf bpf "$KS_PIN" || { not_ok "setup: mount bpffs at $KS_PIN"; return 1; }
+	# with bpftool and check for leftover pins after kshiftd exits. The pin
+	# path is a directory in it, like the default /sys/fs/bpf/kshift:
+	# kshiftd mounts a bpffs on the pin path's parent when there is none
+	mount -t bpf bpf "$KS_BPFFS" || { not_ok "setup: mount bpffs at $KS_BPFFS"; return 1; }
 
 	KS_NODE=$KS_PFX-node
 	KS_CLIENT=$KS_PFX-client
@@ -160,7 +169,7 @@ ks_setup() {
 				net.ipv6.conf.all.forwarding=1 \
 				net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 &&
 			ks_ns_add "$KS_CLIENT" &&
-			ip -n "$KS_NODE" link add cli0 type veth peer name eth0 netns "$KS_CLIENT" &&
+			ip -n "$KS_NODE" link add name cli0 type veth peer name eth0 netns "$KS_CLIENT" &&
 			ip -n "$KS_NODE" addr add 198.18.1.1/24 dev cli0 &&
 			ip -n "$KS_NODE" addr add 2001:2:0:1::1/64 dev cli0 nodad &&
 			ip -n "$KS_NODE" link set cli0 up &&
@@ -179,7 +188,7 @@ ks_setup() {
 		v6=$(ks_v6 "$addr") gw6=$(ks_v6 "$net.1")
 		{
 			ks_ns_add "$ns" &&
-				ip -n "$KS_NODE" link add "ep$i" type veth peer name eth0 netns "$ns" &&
+				ip -n "$KS_NODE" link add name "ep$i" type veth peer name eth0 netns "$ns" &&
 				ip -n "$KS_NODE" addr add "$net.1/32" dev "ep$i" &&
 				ip -n "$KS_NODE" addr add "$gw6/128" dev "ep$i" nodad &&
 				ip -n "$KS_NODE" link set "ep$i" up &&
@@ -195,16 +204,52 @@ ks_setup() {
 		KS_EP_ADDRS+=("$addr")
 		i=$((i + 1))
 	done
-	# Optional: KS_TX_OFF=1 turns off checksum offload on the client and
-	# backend veths, so the node sees complete checksums (CHECKSUM_NONE)
-	# instead of CHECKSUM_PARTIAL ones; a diagnostic for XDP mode.
-	if [[ ${KS_TX_OFF:-0} == 1 ]]; then
-		in_ns "$KS_CLIENT" ethtool -K eth0 tx off >/dev/null
-		for ((i = 0; i < ${#KS_EP_ADDRS[@]}; i++)); do
-			in_ns "$KS_PFX-ep$i" ethtool -K eth0 tx off >/dev/null
-		done
-	fi
+	# Checksums. A veth passes a CHECKSUM_PARTIAL packet on as it is, and
+	# a namespace receiving one trusts it unverified, so across veths a
+	# wrong checksum would go unnoticed. The node's veths send with checksum
+	# offload off: whatever the node forwards has its checksum completed in
+	# software on the way out, as a NIC completes it on the wire, and the
+	# receiving namespace verifies it (a bad one is dropped and counted in
+	# TcpInCsumErrors). That makes a wrong checksum a failed test.
+	for dev in $(ks_ifaces | tr , ' '); do
+		in_ns "$KS_NODE" ethtool -K "$dev" tx off >/dev/null ||
+			{ not_ok "setup: ethtool -K $dev tx off"; return 1; }
+	done
+	# The senders: "on" sends CHECKSUM_PARTIAL packets, as pods on a node
+	# do; "off" sends complete checksums, as packets from a wire have. The
+	# client stands for a client beyond a NIC (KS_CLIENT_TX, default off);
+	# backends are pods (KS_BACKEND_TX, default on) except in xdp mode:
+	# XDP sees no skb, cannot tell a partial checksum from a full one, and
+	# kshift's XDP path rewrites partial ones wrongly (nat.h says so), so
+	# xdp mode runs with complete checksums everywhere (XDP's place is a
+	# NIC) and test_ipv6_udp.sh checks partial ones in both modes.
+	local ctx=${KS_CLIENT_TX:-off} btx=${KS_BACKEND_TX:-}
+	[[ -n $btx ]] || { [[ $mode == xdp* ]] && btx=off || btx=on; }
+	ks_end_tx "$ctx" "$btx" ||
+		{ not_ok "setup: checksum offload $ctx on the client, $btx on the backends"; return 1; }
 	return 0
+}
+
+# ks_end_tx CLIENT [BACKENDS]: checksum offload (on|off) of the client's
+# and the backends' veths (BACKENDS defaults to CLIENT)
+ks_end_tx() {
+	local i
+	in_ns "$KS_CLIENT" ethtool -K eth0 tx "$1" >/dev/null || return
+	for ((i = 0; i < ${#KS_EP_ADDRS[@]}; i++)); do
+		in_ns "$KS_PFX-ep$i" ethtool -K eth0 tx "${2:-$1}" >/dev/null || return
+	done
+}
+
+# ks_probe URL: a few connections through the frontend; when none gets
+# through, the dataplane is down and the mode's other checks would only
+# wait out timeouts: one not ok that says so, and the caller moves on
+ks_probe() {
+	local res
+	res=$(ks_client split "$1" 5 --max-failures 2)
+	if ! jq_ok "$res" 'd["ok"] > 0'; then
+		not_ok "traffic flows through $1 (probe: $res); skipping the rest of $KS_MODE mode"
+		return 1
+	fi
 }
 
 # ks_ep_ns IPV4: the namespace of the endpoint with that address
@@ -225,14 +270,22 @@ ks_ifaces() {
 	echo "$list"
 }
 
+# ks_until SECONDS INTERVAL COMMAND...: runs COMMAND every INTERVAL seconds
+# until it succeeds (0) or SECONDS of wall-clock time have passed (1);
+# wall clock, not a count of tries, since a loaded machine stretches tries
+ks_until() {
+	local end=$((${EPOCHREALTIME//[!0-9]/} + $1 * 1000000)) interval=$2
+	shift 2
+	while :; do
+		"$@" && return 0
+		((${EPOCHREALTIME//[!0-9]/} < end)) || return 1
+		sleep "$interval"
+	done
+}
+
 # ks_wait_file FILE SECONDS: polls until FILE exists
 ks_wait_file() {
-	local i
-	for ((i = 0; i < $2 * 20; i++)); do
-		[[ -e $1 ]] && return 0
-		sleep 0.05
-	done
-	return 1
+	ks_until "$2" 0.05 test -e "$1"
 }
 
 # ks_httpd_all TCP_PORT [UDP_PORT]: one backend server per endpoint, on its
@@ -244,7 +297,7 @@ ks_httpd_all() {
 		args=(--name "${KS_EP_NAMES[i]}" --addr "$addr" --addr "$(ks_v6 "$addr")"
 			--tcp "$1" --ready-file "$ready")
 		[[ -n ${2:-} ]] && args+=(--udp "$2")
-		in_ns "$ns" "$KS_PY" "$KS_E2E/httpd.py" "${args[@]}" \
+		ip netns exec "$ns" "$KS_PY" "$KS_E2E/httpd.py" "${args[@]}" \
 			>>"$KS_TMP/httpd$i.log" 2>&1 &
 		KS_BG_PIDS+=($!)
 	done
@@ -273,8 +326,10 @@ ks_daemon_start() {
 		return 1
 	fi
 	# the socket lives on the host filesystem (in KS_TMP) so that kshiftctl,
-	# run outside the namespace, reaches it
-	in_ns "$KS_NODE" "$KSHIFTD" --iface "$(ks_ifaces)" --mode "$KS_MODE" \
+	# run outside the namespace, reaches it. `ip netns exec` itself, not
+	# in_ns: a function put in the background is a subshell, and $! would
+	# be its pid instead of kshiftd's (ip netns exec execs, same pid)
+	ip netns exec "$KS_NODE" "$KSHIFTD" --iface "$(ks_ifaces)" --mode "$KS_MODE" \
 		--config-dir "$KS_CONF" --socket "$KS_SOCK" --pin-path "$KS_PIN" "$@" \
 		>>"$KS_LOG" 2>&1 &
 	KS_DAEMON_PID=$!
@@ -326,12 +381,20 @@ ks_diag() {
 import json, sys
 try:
     d = json.load(sys.stdin)
+    assert isinstance(d, list)
 except Exception as e:
     print("unreadable:", e); sys.exit()
 for e in d:
-    k = e.get("key"); v = e.get("values") or e.get("value")
-    tot = sum(x.get("value", 0) for x in v) if isinstance(v, list) else v
-    if tot: print("verdict", k, "=", tot)' 2>&1
+    e = e.get("formatted", e)  # bpftool with BTF: integers, not bytes
+    k = e.get("key"); v = e.get("values", e.get("value"))
+    try:
+        tot = sum(x["value"] for x in v) if isinstance(v, list) else v
+    except Exception:
+        tot = v
+    if tot: print("verdict", k, "=", tot, "(enum ks_verdict; all CPUs)")' 2>&1
+		echo "--- kshiftctl verdicts"
+		ks_ctl verdicts 2>&1 | tr -d ' \n' | head -c 2000
+		echo
 		echo "--- kshiftd log (last 30 lines)"
 		tail -n 30 "$KS_LOG" 2>/dev/null
 	} | diag
@@ -357,7 +420,7 @@ ks_teardown() {
 	done
 	KS_NSES=()
 	if [[ -n $KS_TMP && -d $KS_TMP ]]; then
-		mountpoint -q "$KS_PIN" && umount "$KS_PIN"
+		mountpoint -q "$KS_BPFFS" && umount "$KS_BPFFS"
 		rm -rf "$KS_TMP"
 	fi
 	KS_TMP=
@@ -376,7 +439,7 @@ ks_client() {
 ks_client_bg() {
 	local out=$1
 	shift
-	in_ns "$KS_CLIENT" "$KS_PY" "$KS_E2E/client.py" "$@" >"$out" 2>"$out.err" &
+	ip netns exec "$KS_CLIENT" "$KS_PY" "$KS_E2E/client.py" "$@" >"$out" 2>"$out.err" &
 	KS_LAST_PID=$!
 	KS_BG_PIDS+=($!)
 }
@@ -395,6 +458,11 @@ except Exception as e:
 print(json.dumps(r) if isinstance(r, (dict, list)) else r)' "$1" "$2"
 }
 
+# jq_ok JSON EXPR: true when the Python expression over the JSON holds
+jq_ok() {
+	[[ $(jq_py "$1" "$2") == True ]]
+}
+
 # ks_weights NAME: "backend=weight ..." as kshiftctl get NAME -o json reports
 # them; tolerant of the exact layout (any list of objects with name and
 # weight under a "backends" key)
@@ -405,7 +473,7 @@ def walk(o, out):
     if isinstance(o, dict):
         b = o.get("backends")
         if isinstance(b, list) and all(isinstance(x, dict) and "name" in x and "weight" in x for x in b) and b:
-            out.append(" ".join(f"{x[\"name\"]}={x[\"weight\"]}" for x in b))
+            out.append(" ".join("%s=%s" % (x["name"], x["weight"]) for x in b))
             return
         for v in o.values(): walk(v, out)
     elif isinstance(o, list):
@@ -416,14 +484,13 @@ except Exception:
     print("")'
 }
 
-# ks_wait_weights NAME WANT SECONDS: polls until ks_weights NAME says WANT
+# ks_wait_weights NAME WANT SECONDS: polls until ks_weights NAME says WANT;
+# every 0.5 s, a pace any real user or monitor keeps
 ks_wait_weights() {
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		[[ $(ks_weights "$1") == "$2" ]] && return 0
-		sleep 0.1
-	done
-	return 1
+	ks_until "$3" 0.5 ks_weights_are "$1" "$2"
+}
+ks_weights_are() {
+	[[ $(ks_weights "$1") == "$2" ]]
 }
 
 # ks_spec NAME: the "spec" of shift NAME as kshiftctl get NAME -o json reports

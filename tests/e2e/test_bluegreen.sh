@@ -64,6 +64,7 @@ for mode in $(ks_modes); do
 
 	write_manifest "$KS_TMP/web.yaml"
 	ctl "kshiftctl apply -f web.yaml (blue 100, green 0)" apply -f "$KS_TMP/web.yaml"
+	ks_probe "$VIP_URL" || { ks_mode_end; continue; }
 	all_to blue "green has weight 0"
 
 	st=$KS_TMP/stream

@@ -5,6 +5,9 @@
 #     `kshiftctl set web stable=0 canary=100`, and every new connection
 #     afterwards goes to canary (SPEC: a weight change never breaks an
 #     established connection; only new connections follow new weights)
+#   - that includes a new connection that reuses the source port (so the
+#     5-tuple) of an earlier, finished one: clients reuse ports all the
+#     time, and such a connection must not inherit the old backend
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 ks_init canary
@@ -44,12 +47,13 @@ for mode in $(ks_modes); do
 		continue
 	fi
 	ok "kshiftctl apply -f web.yaml (90/10)"
+	ks_probe "$VIP_URL" || { ks_mode_end; continue; }
 	check "kshiftctl get web reports stable=90 canary=10" \
 		ks_wait_weights web "stable=90 canary=10" 5
 
 	# 2,000 new connections: canary's share is binomial, sd 0.67 points,
 	# so 3 points either way is a 4.5-sigma margin
-	res=$(ks_client split "$VIP_URL" 2000)
+	res=$(ks_client split "$VIP_URL" 2000 --save "$KS_TMP/split1.json")
 	diag "split: $res"
 	fails=$(jq_py "$res" 'd["failures"]')
 	canary=$(jq_py "$res" 'd["backends"].get("canary", 0)')
@@ -96,6 +100,14 @@ for mode in $(ks_modes); do
 	[[ $errs != "[]" ]] && diag "broken: $errs"
 	check "kshiftctl get web reports stable=0 canary=100" \
 		ks_wait_weights web "stable=0 canary=100" 2
+
+	# new connections from the source ports of finished connections that
+	# went to stable (after the keep-alive client is gone, so that none of
+	# its ports is in use)
+	res=$(ks_client split "$VIP_URL" 200 --reuse-ports "$KS_TMP/split1.json" --of stable)
+	diag "split reusing ports of stable connections: $res"
+	check "after set, 200 new connections reusing source ports of finished stable connections all go to canary ($(jq_py "$res" 'd["backends"]'))" \
+		[ "$(jq_py "$res" 'd["backends"].get("canary", 0)')" = 200 ]
 
 	ks_mode_end
 done
