@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <net/if.h>
 #include <sys/epoll.h>
@@ -45,7 +46,8 @@ struct daemon {
 	struct config_file *files;
 	size_t nr_files;
 	int epfd, sigfd, inofd, listenfd;
-	bool reload_pending;
+	uint64_t reload_at_ms; /* when the config directory is due a reload; 0: not */
+	ino_t sock_ino;	       /* the control socket's inode, to remove only our own */
 };
 
 static void usage(FILE *f)
@@ -543,6 +545,7 @@ static int add_fd(struct daemon *d, int fd)
 
 static int setup_loop(struct daemon *d, const char *socket_path)
 {
+	struct stat st;
 	sigset_t mask;
 	int err;
 
@@ -561,6 +564,8 @@ static int setup_loop(struct daemon *d, const char *socket_path)
 		pr_warn("control socket %s: %s\n", socket_path, strerror(-d->listenfd));
 		return d->listenfd;
 	}
+	if (!stat(socket_path, &st))
+		d->sock_ino = st.st_ino;
 	if (d->config_dir) {
 		d->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 		if (d->inofd < 0 ||
@@ -579,20 +584,32 @@ static int setup_loop(struct daemon *d, const char *socket_path)
 	return 0;
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
+}
+
 static void run(struct daemon *d)
 {
 	struct epoll_event evs[8];
+	uint64_t now;
 	char buf[4096];
-	int n, i;
+	int n, i, timeout;
 
 	for (;;) {
-		n = epoll_wait(d->epfd, evs, 8, d->reload_pending ? KS_RELOAD_DELAY_MS : -1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0 && d->reload_pending) {
-			d->reload_pending = false;
+		/* a deadline, not an idle period: clients must not put a
+		 * reload off */
+		now = now_ms();
+		timeout = !d->reload_at_ms ? -1 : d->reload_at_ms > now ? (int)(d->reload_at_ms - now) : 0;
+		n = epoll_wait(d->epfd, evs, 8, timeout);
+		if (n < 0 && errno != EINTR)
+			return;
+		if (d->reload_at_ms && now_ms() >= d->reload_at_ms) {
+			d->reload_at_ms = 0;
 			config_reload(d);
-			continue;
 		}
 		for (i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
@@ -602,7 +619,8 @@ static void run(struct daemon *d)
 			} else if (fd == d->inofd) {
 				while (read(d->inofd, buf, sizeof(buf)) > 0)
 					;
-				d->reload_pending = true;
+				if (!d->reload_at_ms)
+					d->reload_at_ms = now_ms() + KS_RELOAD_DELAY_MS;
 			} else if (fd == d->sigfd) {
 				struct signalfd_siginfo si;
 
@@ -709,7 +727,7 @@ int main(int argc, char **argv)
 	dp_opts.pin_path = pin_path;
 	for (i = 0; i < nr_ifnames; i++)
 		if (mode == KS_MODE_XDP && ks_is_veth(ifnames[i]))
-			dp_opts.reply_via_stack = true;
+			dp_opts.xdp_veth = true;
 	err = ks_dp_open(&d.dp, &dp_opts);
 	ks_shifts_init(&d.shifts, &d.dp);
 	for (i = 0; i < nr_ifnames && !err; i++)
@@ -723,7 +741,8 @@ int main(int argc, char **argv)
 		run(&d);
 	}
 
-	if (d.listenfd >= 0)
+	/* only our own socket: a successor may already have bound the path */
+	if (d.listenfd >= 0 && !stat(socket_path, &st) && st.st_ino == d.sock_ino)
 		unlink(socket_path);
 	ks_shifts_destroy(&d.shifts);
 	ks_dp_close(&d.dp);

@@ -39,6 +39,11 @@
 #define unlikely(x)	__builtin_expect(!!(x), 0)
 #endif
 
+/* Set by the loader when XDP runs natively on a veth. Packets from a local
+ * peer there may carry a partial checksum (see bpf/lib/csum.h), and XDP_TX
+ * needs NAPI on the peer. */
+const volatile bool ks_xdp_veth = false;
+
 /* What the program asks of the kernel, the same for XDP and TC. */
 enum ks_action {
 	KS_ACT_PASS,	 /* up the stack (forwarded by the kernel if not local) */

@@ -92,4 +92,20 @@ static __always_inline __u32 ks_csum_pseudo(const struct ks_addr *saddr, const s
 	return ks_csum_add(sum, bpf_htonl(proto));
 }
 
+/*
+ * Partial checksums. A sender that leaves its TCP/UDP checksum to offload
+ * (CHECKSUM_PARTIAL: every local veth peer does) puts in the field only the
+ * folded sum of the pseudo header, for the device, or the kernel on the way
+ * out of an interface without offload, to complete over the L4 header and
+ * payload. The skb says so; a BPF program cannot read it, and an XDP frame
+ * has lost it. kshift recognises a partial checksum by its value: exactly
+ * the pseudo-header seed. A full checksum has that value once in 65536
+ * packets, so this is asked only where partial ones can come at all.
+ */
+static __always_inline __u16 ks_csum_seed(const struct ks_addr *saddr, const struct ks_addr *daddr,
+					  __u8 family, __u8 proto, __u32 l4_len)
+{
+	return (__u16)~ks_csum_fold(ks_csum_pseudo(saddr, daddr, family, proto, l4_len));
+}
+
 #endif /* KS_BPF_CSUM_H */

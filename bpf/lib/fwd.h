@@ -39,7 +39,9 @@ static __always_inline int ks_forward(void *ctx, const bool xdp, const struct ks
 	__u16 old, new;
 	long rc;
 
-	if ((xdp && !ks_xdp_redirect) || pkt->l3_off != sizeof(*eth))
+	/* a redirected XDP frame reaches its receiver as a fresh skb, which
+	 * checks the checksum: a partial one must go the stack's way */
+	if ((xdp && (!ks_xdp_redirect || pkt->partial)) || pkt->l3_off != sizeof(*eth))
 		return pass;
 	fib.ifindex = xdp ? ((struct xdp_md *)ctx)->ingress_ifindex
 			  : ((struct __sk_buff *)ctx)->ingress_ifindex;

@@ -30,11 +30,6 @@
  * at one endpoint. Userspace tests set it to a known value. */
 const volatile __u64 ks_hash_seed = 0x9e3779b97f4a7c15ULL;
 
-/* Set by the loader when XDP runs natively on a veth: XDP_TX there needs
- * NAPI on the peer, which a pod's end does not have, so resets and
- * unreachables go up the stack instead and the kernel routes them back. */
-const volatile bool ks_reply_via_stack = false;
-
 /* Finalizer of MurmurHash3's 64-bit variant: every input bit flips about
  * half the output bits, and it costs two multiplies. */
 static __always_inline __u64 ks_mix(__u64 h)
@@ -217,7 +212,16 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		return ks_finish(ctx, xdp, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
 	}
 
+	if (xdp && ks_xdp_veth)
+		ks_check_partial(ctx, xdp, &pkt);
 	conn = bpf_map_lookup_elem(&ks_conns, &pkt.flow);
+	/* a SYN opens a new connection: a remembered flow with the same
+	 * 5-tuple is an old one whose source port the client reuses, and the
+	 * new one follows the weights of now */
+	if (conn && conn->dir == KS_DIR_FORWARD &&
+	    (pkt.tcp_flags & (KS_TCP_SYN | KS_TCP_ACK)) == KS_TCP_SYN &&
+	    pkt.flow.proto == IPPROTO_TCP)
+		conn = NULL;
 	if (conn) {
 		bool fwd = conn->dir == KS_DIR_FORWARD;
 
@@ -239,10 +243,14 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 
 	ep = ks_pick(fe->svc, &pkt.flow, &backend);
 	if (!ep) {
-		enum ks_action reply = xdp && ks_reply_via_stack ? KS_ACT_PASS : KS_ACT_TX;
+		/* XDP_TX on a veth needs NAPI on the peer, which a pod's end
+		 * does not have: there, replies go up the stack and the
+		 * kernel routes them back */
+		enum ks_action reply = xdp && ks_xdp_veth ? KS_ACT_PASS : KS_ACT_TX;
 		bool tcp = pkt.flow.proto == IPPROTO_TCP;
 
 		ks_count(fe->svc, KS_STATS_NONE, len, true, true);
+		ks_check_partial(ctx, xdp, &pkt);
 		bool swap = reply == KS_ACT_TX;
 
 		if ((tcp ? ks_reply_reset(ctx, xdp, &pkt, swap)

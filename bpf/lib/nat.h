@@ -3,11 +3,10 @@
  * Rewriting one end of a flow (destination for a steered flow, source for
  * its replies) with incremental checksum updates.
  *
- * XDP sees a frame, not an skb: it updates the checksums arithmetically and
- * so needs full checksums in the packet (true on the wire; on a veth whose
- * peer offloads checksums the packet carries a partial one, which is why
- * kshiftd prefers TC on veth). TC uses the kernel's csum helpers, which
- * know the skb's checksum state, partial included.
+ * XDP sees a frame, not an skb: it updates the checksums arithmetically,
+ * telling a partial checksum (left to offload, as from a local veth peer;
+ * see bpf/lib/csum.h) from a full one by its value. TC uses the kernel's
+ * csum helpers, which know the skb's checksum state.
  */
 #ifndef KS_BPF_NAT_H
 #define KS_BPF_NAT_H
@@ -16,6 +15,20 @@
 #include "csum.h"
 #include "ctx.h"
 #include "parse.h"
+
+/* Sets pkt->partial: does the L4 checksum hold only the pseudo-header seed
+ * (see bpf/lib/csum.h)? */
+static __always_inline void ks_check_partial(void *ctx, const bool xdp, struct ks_pkt *pkt)
+{
+	void *data = ks_data(ctx, xdp), *data_end = ks_data_end(ctx, xdp);
+	__u32 l4 = pkt->l4_off & 0x1ff;
+	__u16 *check = data + l4 + (pkt->flow.proto == IPPROTO_TCP ? 16 : 6);
+
+	pkt->partial = (void *)(check + 1) <= data_end &&
+		       *check == ks_csum_seed(&pkt->flow.saddr, &pkt->flow.daddr, pkt->flow.family,
+					      pkt->flow.proto,
+					      pkt->l3_off + pkt->l3_len - pkt->l4_off);
+}
 
 /* Rewrites the destination (dst) or source address and port to addr:port.
  * Returns 0, or -1 if the headers are no longer where the parser saw them. */
@@ -66,7 +79,11 @@ static __always_inline int ks_nat(void *ctx, const bool xdp, const struct ks_pkt
 				return -1;
 			ip->check = ks_csum_update(ip->check, addr_diff);
 		}
-		if (!zero_udp) {
+		if (pkt->partial) {
+			/* a seed covers the pseudo header, so the addresses,
+			 * and is not complemented */
+			*l4_check = ~ks_csum_update(~*l4_check, addr_diff);
+		} else if (!zero_udp) {
 			__u16 check = ks_csum_update(*l4_check, ks_csum_add(addr_diff, port_diff));
 
 			/* for UDP, 0 means "no checksum": send its twin 0xffff */

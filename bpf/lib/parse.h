@@ -26,6 +26,7 @@ struct ks_pkt {
 	__u16 l3_len;	     /* IPv4 total length, or IPv6 header + payload length */
 	__u8 tcp_flags;	     /* TCP byte 13: FIN 0x01 SYN 0x02 RST 0x04 ACK 0x10 */
 	__u8 ext_hdrs;	     /* IPv6 extension headers skipped */
+	bool partial;	     /* L4 checksum left to offload: set by ks_check_partial() */
 };
 
 #define KS_TCP_FIN 0x01

@@ -6,6 +6,15 @@
  * asked and sent back out of the interface it came in on, or (swap_l2
  * false) handed up the stack, addressed to this host at layer 2, for the
  * kernel to route back.
+ *
+ * Checksums: XDP_TX (xdp && swap_l2) makes a fresh frame, whose receiver
+ * checks a full checksum. Otherwise the packet stays the skb it was, also
+ * when TC redirects it back; if that skb's L4
+ * checksum was partial (pkt->partial), the kernel may still complete it on
+ * the way out, at the same place: the reset's TCP header, or the quoted UDP
+ * header of the unreachable. So the reset then carries the seed of its own
+ * pseudo header, and the unreachable's checksum counts the quoted UDP
+ * checksum as the kernel will complete it.
  */
 #ifndef KS_BPF_REJECT_H
 #define KS_BPF_REJECT_H
@@ -95,12 +104,16 @@ static __always_inline enum ks_action ks_reply_reset(void *ctx, const bool xdp, 
 		ip6->payload_len = bpf_htons(sizeof(*th));
 		ip6->hop_limit = KS_REPLY_TTL;
 	}
-	hdr_sum = ks_csum_packet(data, data_end, l4, sizeof(*th));
-	if (hdr_sum < 0)
-		return KS_ACT_DROP;
 	sum = ks_csum_pseudo(&pkt->flow.daddr, &pkt->flow.saddr, pkt->flow.family, IPPROTO_TCP,
 			     sizeof(*th));
-	th->check = ks_csum_fold(ks_csum_add(sum, hdr_sum));
+	if (pkt->partial && !(xdp && swap_l2)) {
+		th->check = (__u16)~ks_csum_fold(sum);
+	} else {
+		hdr_sum = ks_csum_packet(data, data_end, l4, sizeof(*th));
+		if (hdr_sum < 0)
+			return KS_ACT_DROP;
+		th->check = ks_csum_fold(ks_csum_add(sum, hdr_sum));
+	}
 
 	if (ks_trim(ctx, xdp, pkt->l4_off + sizeof(*th)))
 		return KS_ACT_DROP;
@@ -184,6 +197,15 @@ static __always_inline enum ks_action ks_reply_unreach(void *ctx, const bool xdp
 	body_sum = ks_csum_packet(data, data_end, icmp_off, 8 + quote);
 	if (body_sum < 0)
 		return KS_ACT_DROP;
+	if (pkt->partial && !(xdp && swap_l2)) {
+		__u32 udp_off = icmp_off + 8 + pkt->l4_off - pkt->l3_off;
+		__u16 *udp_check = data + (udp_off & 0x1ff) + 6;
+		__s64 udp_sum = ks_csum_packet(data, data_end, udp_off, sizeof(struct udphdr));
+
+		if (udp_sum < 0 || (void *)(udp_check + 1) > data_end)
+			return KS_ACT_DROP;
+		body_sum = ks_csum_add(body_sum, ks_csum_diff16(*udp_check, ks_csum_fold(udp_sum)));
+	}
 	if (!v4)
 		body_sum = ks_csum_add(body_sum, ks_csum_pseudo(&pkt->flow.daddr, &pkt->flow.saddr,
 								 KS_FAMILY_V6, IPPROTO_ICMPV6,

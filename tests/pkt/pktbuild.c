@@ -292,7 +292,8 @@ void pkt_build(const struct pkt_spec *s, struct pkt *p)
 			pkt_put16(l4 + 22, 1460);
 		}
 		check = ~pkt_sum16(l4, l4_len, pseudo_sum(s->family, src, dst, s->proto, l4_len));
-		pkt_put16(l4 + 16, check);
+		pkt_put16(l4 + 16, s->l4_seed ? pseudo_sum(s->family, src, dst, s->proto, l4_len)
+					       : check);
 		break;
 	case IPPROTO_UDP:
 		pkt_put16(l4, s->sport);
@@ -301,6 +302,8 @@ void pkt_build(const struct pkt_spec *s, struct pkt *p)
 		check = ~pkt_sum16(l4, l4_len, pseudo_sum(s->family, src, dst, s->proto, l4_len));
 		/* RFC 768: a computed 0 is sent as all ones */
 		pkt_put16(l4 + 6, s->udp_no_csum ? 0 : check ? check : 0xffff);
+		if (s->l4_seed)
+			pkt_put16(l4 + 6, pseudo_sum(s->family, src, dst, s->proto, l4_len));
 		break;
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6:
@@ -453,6 +456,37 @@ bool pkt_check(const uint8_t *frame, size_t len, struct pkt_view *v, char *why, 
 	return check_l4(frame, v, why, why_len);
 }
 
+static uint16_t view_pseudo_sum(const uint8_t *frame, const struct pkt_view *v)
+{
+	const uint8_t *l3 = frame + v->l3_off;
+
+	if (v->family == KS_FAMILY_V4)
+		return pseudo_sum(v->family, l3 + 12, l3 + 16, v->proto, (uint32_t)v->l4_len);
+	return pseudo_sum(v->family, l3 + 8, l3 + 24, v->proto, (uint32_t)v->l4_len);
+}
+
+uint16_t pkt_seed(const uint8_t *frame, const struct pkt_view *v)
+{
+	return view_pseudo_sum(frame, v);
+}
+
+uint16_t pkt_l4_sum(const uint8_t *frame, const struct pkt_view *v)
+{
+	return pkt_sum16(frame + v->l4_off, v->l4_len, view_pseudo_sum(frame, v));
+}
+
+void pkt_fix_l4(uint8_t *frame, const struct pkt_view *v)
+{
+	uint8_t *l4 = frame + v->l4_off, *check;
+	uint16_t sum;
+
+	assert_true(v->proto == IPPROTO_TCP || v->proto == IPPROTO_UDP);
+	check = l4 + (v->proto == IPPROTO_TCP ? 16 : 6);
+	pkt_put16(check, 0);
+	sum = (uint16_t)~pkt_sum16(l4, v->l4_len, view_pseudo_sum(frame, v));
+	pkt_put16(check, sum ? sum : 0xffff);
+}
+
 void pkt_dump(const char *title, const uint8_t *frame, size_t len)
 {
 	char line[3 * 16 + 1];
@@ -468,9 +502,19 @@ void pkt_dump(const char *title, const uint8_t *frame, size_t len)
 
 int pkt_env_open(struct pkt_env *env)
 {
-	struct ks_dp_opts opts = { .pin_path = NULL, .hash_seed = PKT_HASH_SEED };
-	int err = ks_dp_open(&env->dp, &opts);
+	struct ks_dp_opts opts = { .pin_path = NULL };
 
+	return pkt_env_open_opts(env, &opts);
+}
+
+int pkt_env_open_opts(struct pkt_env *env, const struct ks_dp_opts *opts)
+{
+	struct ks_dp_opts o = *opts;
+	int err;
+
+	o.pin_path = NULL;
+	o.hash_seed = PKT_HASH_SEED;
+	err = ks_dp_open(&env->dp, &o);
 	if (err)
 		return err;
 	env->prog_fd[PKT_XDP] = bpf_program__fd(env->dp.skel->progs.ks_xdp);

@@ -49,6 +49,7 @@ struct pkt_spec {
 	uint8_t pad;	      /* zero bytes after the IP datagram (Ethernet padding) */
 	bool set_word;	      /* the first two payload bytes are word (big endian) */
 	uint16_t word;
+	bool l4_seed;	      /* TCP/UDP checksum field: only the seed, see pkt_seed() */
 };
 
 /* A frame and where its headers are. */
@@ -84,6 +85,25 @@ struct pkt_view {
  */
 bool pkt_check(const uint8_t *frame, size_t len, struct pkt_view *v, char *why, size_t why_len);
 
+/*
+ * Partial checksums: a sender that leaves its TCP/UDP checksum to offload
+ * (CHECKSUM_PARTIAL) puts in the field only the seed, the folded sum of the
+ * pseudo header, not complemented; the kernel or the NIC completes it on
+ * the way out. These take a frame pkt_check() has read into v: it fills v
+ * in whenever the IP layer is sound, even if the L4 checksum is wrong, as a
+ * seed is.
+ */
+/* The seed of the frame's pseudo header (TCP, UDP or ICMPv6). */
+uint16_t pkt_seed(const uint8_t *frame, const struct pkt_view *v);
+/* The folded sum of the pseudo header and the whole L4 segment, checksum
+ * included: 0xffff if the checksum is right, and kept by any correct
+ * incremental update of a full checksum, right or not. */
+uint16_t pkt_l4_sum(const uint8_t *frame, const struct pkt_view *v);
+/* Writes the right full checksum into the TCP/UDP field, whatever it held
+ * (a computed 0 as 0xffff): for comparing the rest of a frame whose
+ * checksum field is checked on its own. */
+void pkt_fix_l4(uint8_t *frame, const struct pkt_view *v);
+
 /* The RFC 1071 sum of data[0..len), added to sum, folded to 16 bits but
  * not complemented. */
 uint16_t pkt_sum16(const uint8_t *data, size_t len, uint32_t sum);
@@ -111,6 +131,8 @@ struct pkt_env {
 
 /* The dataplane, unpinned, with PKT_HASH_SEED. */
 int pkt_env_open(struct pkt_env *env);
+/* ... loaded with opts otherwise (e.g. xdp_veth). */
+int pkt_env_open_opts(struct pkt_env *env, const struct ks_dp_opts *opts);
 void pkt_env_close(struct pkt_env *env);
 /* Forgets every tracked flow, so that cases do not see each other's. */
 int pkt_env_flush_conns(struct pkt_env *env);

@@ -3,10 +3,11 @@
  * Packet tests of flows over several frames, each run in ks_xdp and in
  * ks_tc (with the flow table emptied in between): an established flow keeps
  * its endpoint when the weights change under it while a new flow follows
- * the new weights, replies are rewritten back to the frontend, UDP's "no
- * checksum" survives both directions, checksums at the one's complement
- * edge come out right (a UDP checksum that becomes 0 is sent as 0xffff),
- * and the verdict and per-backend counters add up.
+ * the new weights, a SYN on a remembered 5-tuple is a new flow, replies
+ * are rewritten back to the frontend, UDP's "no checksum" survives both
+ * directions, checksums at the one's complement edge come out right (a UDP
+ * checksum that becomes 0 is sent as 0xffff), and the verdict and
+ * per-backend counters add up.
  */
 #include <arpa/inet.h>
 #include <setjmp.h>
@@ -72,21 +73,35 @@ static struct pkt_spec reply_spec(const struct pkt_spec *spec, const char *ep, u
 	return r;
 }
 
-/* Runs spec in prog, expecting a DNAT with verdict; returns the endpoint
- * (text into ep). */
-static void send_dnat(enum pkt_prog prog, const struct pkt_spec *spec, enum ks_verdict verdict,
-		      char *ep)
+/* Runs seg in prog as it is, expecting a DNAT with verdict; returns the
+ * endpoint (text into ep). */
+static void send_seg(enum pkt_prog prog, const struct pkt_spec *seg, enum ks_verdict verdict,
+		     char *ep)
 {
 	struct pkt_result r;
 	struct pkt_view v;
 	struct pkt in;
 
-	pkt_build(spec, &in);
+	pkt_build(seg, &in);
 	pkt_run(&env, prog, in.data, in.len, &r, true);
 	pkt_expect(&r, prog, PKT_PASS, verdict);
 	pkt_expect_valid(&r, &v);
 	pkt_ntop(r.out, &v, true, ep);
 	pkt_expect_nat(&r, &in, true, ep, pkt_port(r.out, &v, true));
+}
+
+/* ... as a new flow's first packet or, for an established flow, a TCP
+ * segment that carries an ACK. */
+static void send_dnat(enum pkt_prog prog, const struct pkt_spec *spec, enum ks_verdict verdict,
+		      char *ep)
+{
+	struct pkt_spec seg = *spec;
+
+	/* a SYN always opens a new connection (a client may reuse a 5-tuple);
+	 * the segments of an established one carry an ACK */
+	if (verdict == KS_V_NAT_ESTABLISHED && seg.proto == IPPROTO_TCP)
+		seg.tcp_flags = 0x10;
+	send_seg(prog, &seg, verdict, ep);
 }
 
 static void send_reply(enum pkt_prog prog, const struct pkt_spec *spec, const char *ep,
@@ -148,6 +163,70 @@ static void test_established_keeps_endpoint(void **state)
 			send_reply(prog, &first, a->ep_a, PKT_EP_PORT, PKT_PORT_SHIFT);
 			first.seq -= 1;
 			first.tcp_flags = 0x02;
+		}
+	}
+	assert_int_equal(pkt_env_shift(&env, &topo, 0, 100, 0), 0);
+	assert_int_equal(pkt_env_shift(&env, &topo, 1, 100, 0), 0);
+}
+
+static void expect_ep(enum pkt_prog prog, const char *what, const char *ep, const char *want)
+{
+	if (!same_addr(ep, want))
+		fail_msg("%s: %s went to %s, not %s", pkt_prog_name(prog), what, ep, want);
+}
+
+/*
+ * A SYN without ACK opens a new connection even on a 5-tuple ks_conns
+ * remembers (a client reusing its source port after the old connection
+ * ended): it follows the weights of now, and takes the 5-tuple with it.
+ * Anything else on a remembered 5-tuple follows ks_conns: a segment with
+ * an ACK (a SYN+ACK too: no client opens with one), and any UDP datagram.
+ */
+static void test_syn_resteers(void **state)
+{
+	char ep[INET6_ADDRSTRLEN];
+	size_t k;
+	int prog;
+
+	(void)state;
+	for (k = 0; k < ARRAY_SIZE(kinds); k++) {
+		int fi = pkt_fi(kinds[k].family);
+		const struct pkt_addrs *a = &pkt_addrs[fi];
+		bool tcp = kinds[k].proto == IPPROTO_TCP;
+		struct pkt_spec syn = client_spec(&kinds[k], 41200, PKT_PORT_SHIFT), seg;
+
+		for (prog = 0; prog < PKT_NR_PROGS; prog++) {
+			assert_int_equal(pkt_env_flush_conns(&env), 0);
+			assert_int_equal(pkt_env_shift(&env, &topo, fi, 100, 0), 0);
+			send_seg(prog, &syn, KS_V_NAT_NEW, ep);
+			expect_ep(prog, "first SYN", ep, a->ep_a);
+			assert_int_equal(pkt_env_shift(&env, &topo, fi, 0, 100), 0);
+
+			if (!tcp) {
+				/* the same datagram again: a flow of its own */
+				send_seg(prog, &syn, KS_V_NAT_ESTABLISHED, ep);
+				expect_ep(prog, "remembered datagram", ep, a->ep_a);
+				continue;
+			}
+			/* an ACK and a SYN+ACK are of the remembered connection */
+			seg = syn;
+			seg.tcp_flags = 0x10;
+			seg.seq += 1;
+			send_seg(prog, &seg, KS_V_NAT_ESTABLISHED, ep);
+			expect_ep(prog, "ACK", ep, a->ep_a);
+			seg.tcp_flags = 0x12;
+			send_seg(prog, &seg, KS_V_NAT_ESTABLISHED, ep);
+			expect_ep(prog, "SYN+ACK", ep, a->ep_a);
+
+			/* the same SYN again is a new connection: canary now */
+			send_seg(prog, &syn, KS_V_NAT_NEW, ep);
+			expect_ep(prog, "SYN again", ep, a->ep_c);
+			/* ... and the 5-tuple's later segments and replies
+			 * follow it there */
+			seg.tcp_flags = 0x10;
+			send_seg(prog, &seg, KS_V_NAT_ESTABLISHED, ep);
+			expect_ep(prog, "ACK after it", ep, a->ep_c);
+			send_reply(prog, &syn, a->ep_c, PKT_EP_PORT, PKT_PORT_SHIFT);
 		}
 	}
 	assert_int_equal(pkt_env_shift(&env, &topo, 0, 100, 0), 0);
@@ -470,6 +549,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_established_keeps_endpoint),
+		cmocka_unit_test(test_syn_resteers),
 		cmocka_unit_test(test_reverse_nat),
 		cmocka_unit_test(test_reply_from_other_endpoint),
 		cmocka_unit_test(test_udp_no_checksum_both_ways),

@@ -170,7 +170,7 @@ static const struct reject_case cases[] = {
 /* clang-format on */
 
 /* Whether replies are expected with their MACs swapped: not when they go up
- * the stack (ks_reply_via_stack), where they must stay addressed to this
+ * the stack (ks_xdp_veth), where they must stay addressed to this
  * host. */
 static bool l2_swap = true;
 
@@ -342,7 +342,7 @@ static void test_reject_until_endpoint(void **state)
 }
 
 /*
- * With ks_reply_via_stack (native XDP on a veth), ks_xdp hands resets and
+ * With ks_xdp_veth (native XDP on a veth), ks_xdp hands resets and
  * unreachables up the stack, still addressed to this host; ks_tc sends
  * them out as ever. A dataplane of its own, loaded with that setting.
  */
@@ -355,7 +355,7 @@ static void test_reply_via_stack(void **state)
 		{ "IPv4 UDP", { UDP4(PKT_PORT_WEIGHT0), .payload = 5 }, UNREACH },
 		{ "VLAN IPv6 UDP", { UDP6(PKT_PORT_NOEPS), .vlan = true }, UNREACH },
 	};
-	struct ks_dp_opts opts = { .hash_seed = PKT_HASH_SEED, .reply_via_stack = true };
+	struct ks_dp_opts opts = { .hash_seed = PKT_HASH_SEED, .xdp_veth = true };
 	struct pkt_env stack_env;
 	struct pkt_topo stack_topo;
 	struct pkt_result r;

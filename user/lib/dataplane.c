@@ -79,27 +79,34 @@ const char *ks_verdict_name(enum ks_verdict v)
 	return v < KS_V_MAX && verdict_names[v] ? verdict_names[v] : "unknown";
 }
 
-/* Makes dir a directory on a BPF filesystem, mounting one on it if the
- * filesystem there is something else (as under `ip netns exec`, which
- * gives every command a fresh /sys). */
-static int ensure_bpffs(const char *dir)
-{
-	struct statfs st;
+/* The maps kshiftd pins: its own, not the object's .rodata and .bss. */
+#define for_each_pinned_map(map, obj)                                                            \
+	bpf_object__for_each_map(map, obj)                                                       \
+		if (!strncmp(bpf_map__name(map), "ks_", 3))
 
-	if (mkdir(dir, 0700) && errno != EEXIST)
-		return -errno;
-	if (statfs(dir, &st))
-		return -errno;
-	if (st.f_type == BPF_FS_MAGIC)
-		return 0;
-	if (mount("bpf", dir, "bpf", 0, "mode=0700"))
-		return -errno;
-	return 0;
+static void unpin_maps(struct ks_dp *dp, const char *dir)
+{
+	char path[sizeof(dp->pin_path) + 32];
+	struct bpf_map *map;
+
+	for_each_pinned_map(map, dp->skel->obj) {
+		snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
+		unlink(path);
+	}
 }
 
+/*
+ * Pins every ks_ map under pin_path. The directory above it must be on a
+ * BPF filesystem; kshiftd mounts one only on /sys/fs/bpf, where one belongs
+ * (and which `ip netns exec` leaves as a plain sysfs directory), never over
+ * an arbitrary directory. Maps are pinned one by one: libbpf's
+ * bpf_object__pin_maps turns every "." of the path into "_".
+ */
 static int pin_maps(struct ks_dp *dp, const char *pin_path)
 {
-	char parent[sizeof(dp->pin_path)];
+	char parent[sizeof(dp->pin_path)], path[sizeof(dp->pin_path) + 32];
+	struct bpf_map *map;
+	struct statfs st;
 	char *slash;
 	int err;
 
@@ -110,18 +117,38 @@ static int pin_maps(struct ks_dp *dp, const char *pin_path)
 	if (!slash || slash == parent)
 		return -EINVAL;
 	*slash = '\0';
-	err = ensure_bpffs(parent);
-	if (err) {
-		pr_warn("bpffs at %s: %s\n", parent, strerror(-err));
+	if (statfs(parent, &st)) {
+		err = -errno;
+		pr_warn("pin path %s: %s: %s\n", pin_path, parent, strerror(-err));
+		return err;
+	}
+	if (st.f_type != BPF_FS_MAGIC) {
+		if (strcmp(parent, "/sys/fs/bpf")) {
+			pr_warn("pin path %s: %s is not a BPF filesystem (mount -t bpf bpf %s)\n",
+				pin_path, parent, parent);
+			return -ENOTSUP;
+		}
+		if (mount("bpf", parent, "bpf", 0, "mode=0700")) {
+			err = -errno;
+			pr_warn("mounting a BPF filesystem on %s: %s\n", parent, strerror(-err));
+			return err;
+		}
+	}
+	if (mkdir(pin_path, 0700) && errno != EEXIST) {
+		err = -errno;
+		pr_warn("pin path %s: %s\n", pin_path, strerror(-err));
 		return err;
 	}
 	/* pins left by a kshiftd that died without cleaning up */
-	if (!access(pin_path, F_OK))
-		bpf_object__unpin_maps(dp->skel->obj, pin_path);
-	err = bpf_object__pin_maps(dp->skel->obj, pin_path);
-	if (err) {
-		pr_warn("pinning maps under %s: %s\n", pin_path, strerror(-err));
-		return err;
+	unpin_maps(dp, pin_path);
+	for_each_pinned_map(map, dp->skel->obj) {
+		snprintf(path, sizeof(path), "%s/%s", pin_path, bpf_map__name(map));
+		err = bpf_map__pin(map, path);
+		if (err) {
+			pr_warn("pinning %s: %s\n", path, strerror(-err));
+			unpin_maps(dp, pin_path);
+			return err;
+		}
 	}
 	snprintf(dp->pin_path, sizeof(dp->pin_path), "%s", pin_path);
 	return 0;
@@ -162,7 +189,7 @@ int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts)
 	while (!seed && getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		;
 	dp->skel->rodata->ks_hash_seed = seed;
-	dp->skel->rodata->ks_reply_via_stack = opts->reply_via_stack;
+	dp->skel->rodata->ks_xdp_veth = opts->xdp_veth;
 	dp->skel->rodata->ks_xdp_redirect = opts->xdp_redirect;
 	err = kshift_bpf__load(dp->skel);
 	if (err) {
@@ -217,7 +244,7 @@ void ks_dp_close(struct ks_dp *dp)
 	while (dp->nr_links > 0)
 		detach(&dp->links[--dp->nr_links], dp);
 	if (dp->pin_path[0] && dp->skel) {
-		bpf_object__unpin_maps(dp->skel->obj, dp->pin_path);
+		unpin_maps(dp, dp->pin_path);
 		rmdir(dp->pin_path);
 	}
 	if (dp->ring)

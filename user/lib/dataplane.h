@@ -54,7 +54,7 @@ struct ks_dp_link {
 struct ks_dp_opts {
 	const char *pin_path;	 /* NULL: do not pin */
 	uint64_t hash_seed;	 /* 0: random */
-	bool reply_via_stack;	 /* native XDP on a veth: see ks_reply_via_stack */
+	bool xdp_veth;		 /* native XDP on a veth: see ks_xdp_veth in bpf/lib/common.h */
 	bool xdp_redirect;	 /* XDP forwards by FIB lookup: see bpf/lib/fwd.h */
 };
 
