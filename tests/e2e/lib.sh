@@ -36,6 +36,8 @@
 
 KS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 KS_E2E=$KS_ROOT/tests/e2e
+# shellcheck source=../../scripts/testnet.sh
+source "$KS_ROOT/scripts/testnet.sh"
 KSHIFTD=${KSHIFTD:-$KS_ROOT/build/kshiftd}
 KSHIFTCTL=${KSHIFTCTL:-$KS_ROOT/build/kshiftctl}
 # the system python, not a pyenv shim: it starts faster and is the same in
@@ -107,14 +109,6 @@ ks_done() {
 	exit
 }
 
-# ks_v6 IPV4: the IPv6 twin of a test address: 198.18.N.M -> 2001:2:0:N::M
-ks_v6() {
-	local IFS=.
-	# shellcheck disable=SC2086
-	set -- $1
-	printf '2001:2:0:%s::%s\n' "$3" "$4"
-}
-
 # in_ns NS CMD...: runs CMD in a namespace of this test
 in_ns() {
 	local ns=$1
@@ -122,21 +116,11 @@ in_ns() {
 	ip netns exec "$ns" "$@"
 }
 
-ks_ns_add() {
-	ip netns add "$1" || return
-	KS_NSES+=("$1")
-	# no DAD: addresses are usable at once (binding a tentative IPv6 address
-	# fails); no router solicitations: nothing here is a router advertiser
-	in_ns "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
-		net.ipv6.conf.all.router_solicitations=0 \
-		net.ipv6.conf.default.router_solicitations=0 >/dev/null
-	ip -n "$1" link set lo up
-}
 
 # ks_setup MODE NAME:IPV4...: builds the network for one mode; each argument
 # is one backend endpoint (the namespace also gets the IPv6 twin address)
 ks_setup() {
-	local mode=$1 i ep name addr net dev
+	local mode=$1 ep
 	shift
 	KS_MODE=$mode
 	KS_TAG=$mode
@@ -157,74 +141,32 @@ ks_setup() {
 	# gives kshiftd a mount namespace of its own, and a bpffs it mounted
 	# there would be invisible (and gone) to us; this one we can inspect
 	# with bpftool and check for leftover pins after kshiftd exits. The pin
-	# path is a directory in it, like the default /sys/fs/bpf/kshift:
-	# kshiftd mounts a bpffs on the pin path's parent when there is none
+	# path is a directory in it, like the default /sys/fs/bpf/kshift
 	mount -t bpf bpf "$KS_BPFFS" || { not_ok "setup: mount bpffs at $KS_BPFFS"; return 1; }
 
 	KS_NODE=$KS_PFX-node
 	KS_CLIENT=$KS_PFX-client
-	{
-		ks_ns_add "$KS_NODE" &&
-			in_ns "$KS_NODE" sysctl -qw net.ipv4.ip_forward=1 \
-				net.ipv6.conf.all.forwarding=1 \
-				net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 &&
-			ks_ns_add "$KS_CLIENT" &&
-			ip -n "$KS_NODE" link add name cli0 type veth peer name eth0 netns "$KS_CLIENT" &&
-			ip -n "$KS_NODE" addr add 198.18.1.1/24 dev cli0 &&
-			ip -n "$KS_NODE" addr add 2001:2:0:1::1/64 dev cli0 nodad &&
-			ip -n "$KS_NODE" link set cli0 up &&
-			ip -n "$KS_CLIENT" addr add 198.18.1.2/24 dev eth0 &&
-			ip -n "$KS_CLIENT" addr add 2001:2:0:1::2/64 dev eth0 nodad &&
-			ip -n "$KS_CLIENT" link set eth0 up &&
-			ip -n "$KS_CLIENT" route add default via 198.18.1.1 &&
-			ip -n "$KS_CLIENT" -6 route add default via 2001:2:0:1::1
-	} || { not_ok "setup: node and client namespaces"; return 1; }
-
-	i=0
+	KS_NSES=("$KS_NODE" "$KS_CLIENT")
 	for ep in "$@"; do
-		name=${ep%%:*} addr=${ep#*:}
-		net=${addr%.*}
-		local ns=$KS_PFX-ep$i v6 gw6
-		v6=$(ks_v6 "$addr") gw6=$(ks_v6 "$net.1")
-		{
-			ks_ns_add "$ns" &&
-				ip -n "$KS_NODE" link add name "ep$i" type veth peer name eth0 netns "$ns" &&
-				ip -n "$KS_NODE" addr add "$net.1/32" dev "ep$i" &&
-				ip -n "$KS_NODE" addr add "$gw6/128" dev "ep$i" nodad &&
-				ip -n "$KS_NODE" link set "ep$i" up &&
-				ip -n "$KS_NODE" route add "$addr/32" dev "ep$i" &&
-				ip -n "$KS_NODE" -6 route add "$v6/128" dev "ep$i" &&
-				ip -n "$ns" addr add "$addr/24" dev eth0 &&
-				ip -n "$ns" addr add "$v6/64" dev eth0 nodad &&
-				ip -n "$ns" link set eth0 up &&
-				ip -n "$ns" route add default via "$net.1" dev eth0 &&
-				ip -n "$ns" -6 route add default via "$gw6" dev eth0
-		} || { not_ok "setup: endpoint $name $addr"; return 1; }
-		KS_EP_NAMES+=("$name")
-		KS_EP_ADDRS+=("$addr")
-		i=$((i + 1))
+		KS_NSES+=("$KS_PFX-ep${#KS_EP_ADDRS[@]}")
+		KS_EP_NAMES+=("${ep%%:*}")
+		KS_EP_ADDRS+=("${ep#*:}")
 	done
+	tn_up "$KS_PFX" "$@" || { not_ok "setup: the test network (scripts/testnet.sh)"; return 1; }
 	# Checksums. A veth passes a CHECKSUM_PARTIAL packet on as it is, and
 	# a namespace receiving one trusts it unverified, so across veths a
 	# wrong checksum would go unnoticed. The node's veths send with checksum
-	# offload off: whatever the node forwards has its checksum completed in
-	# software on the way out, as a NIC completes it on the wire, and the
-	# receiving namespace verifies it (a bad one is dropped and counted in
-	# TcpInCsumErrors). That makes a wrong checksum a failed test.
-	for dev in $(ks_ifaces | tr , ' '); do
-		in_ns "$KS_NODE" ethtool -K "$dev" tx off >/dev/null ||
-			{ not_ok "setup: ethtool -K $dev tx off"; return 1; }
-	done
+	# offload off (scripts/testnet.sh): whatever the node forwards has its
+	# checksum completed in software on the way out, as a NIC completes it
+	# on the wire, and the receiving namespace verifies it (a bad one is
+	# dropped and counted in TcpInCsumErrors). That makes a wrong checksum
+	# a failed test.
 	# The senders: "on" sends CHECKSUM_PARTIAL packets, as pods on a node
 	# do; "off" sends complete checksums, as packets from a wire have. The
 	# client stands for a client beyond a NIC (KS_CLIENT_TX, default off);
-	# backends are pods (KS_BACKEND_TX, default on) except in xdp mode:
-	# XDP sees no skb, cannot tell a partial checksum from a full one, and
-	# kshift's XDP path rewrites partial ones wrongly (nat.h says so), so
-	# xdp mode runs with complete checksums everywhere (XDP's place is a
-	# NIC) and test_ipv6_udp.sh checks partial ones in both modes.
-	local ctx=${KS_CLIENT_TX:-off} btx=${KS_BACKEND_TX:-}
-	[[ -n $btx ]] || { [[ $mode == xdp* ]] && btx=off || btx=on; }
+	# backends are pods (KS_BACKEND_TX, default on). test_ipv6_udp.sh also
+	# runs with partial checksums from both ends.
+	local ctx=${KS_CLIENT_TX:-off} btx=${KS_BACKEND_TX:-on}
 	ks_end_tx "$ctx" "$btx" ||
 		{ not_ok "setup: checksum offload $ctx on the client, $btx on the backends"; return 1; }
 	return 0
@@ -263,11 +205,7 @@ ks_ep_ns() {
 
 # ks_ifaces: the node-side veths, comma-separated, for --iface
 ks_ifaces() {
-	local i list=cli0
-	for ((i = 0; i < ${#KS_EP_ADDRS[@]}; i++)); do
-		list+=",ep$i"
-	done
-	echo "$list"
+	tn_ifaces ${#KS_EP_ADDRS[@]}
 }
 
 # ks_until SECONDS INTERVAL COMMAND...: runs COMMAND every INTERVAL seconds
@@ -291,23 +229,14 @@ ks_wait_file() {
 # ks_httpd_all TCP_PORT [UDP_PORT]: one backend server per endpoint, on its
 # IPv4 and IPv6 address; returns once every one listens
 ks_httpd_all() {
-	local i ns ready addr args
+	local i eps=()
 	for ((i = 0; i < ${#KS_EP_ADDRS[@]}; i++)); do
-		ns=$KS_PFX-ep$i addr=${KS_EP_ADDRS[i]} ready=$KS_TMP/httpd$i.ready
-		args=(--name "${KS_EP_NAMES[i]}" --addr "$addr" --addr "$(ks_v6 "$addr")"
-			--tcp "$1" --ready-file "$ready")
-		[[ -n ${2:-} ]] && args+=(--udp "$2")
-		ip netns exec "$ns" "$KS_PY" "$KS_E2E/httpd.py" "${args[@]}" \
-			>>"$KS_TMP/httpd$i.log" 2>&1 &
-		KS_BG_PIDS+=($!)
+		eps+=("${KS_EP_NAMES[i]}:${KS_EP_ADDRS[i]}")
 	done
-	for ((i = 0; i < ${#KS_EP_ADDRS[@]}; i++)); do
-		if ! ks_wait_file "$KS_TMP/httpd$i.ready" 10; then
-			not_ok "setup: backend server ${KS_EP_NAMES[i]} ${KS_EP_ADDRS[i]} did not start"
-			diag <"$KS_TMP/httpd$i.log"
-			return 1
-		fi
-	done
+	tn_serve "$KS_PFX" "$KS_TMP" "$@" -- "${eps[@]}" && return 0
+	not_ok "setup: backend servers did not start"
+	cat "$KS_TMP"/httpd*.log 2>/dev/null | diag
+	return 1
 }
 
 # --- kshift ---------------------------------------------------------------------
