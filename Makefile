@@ -20,11 +20,11 @@ BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 BPF_PROGS := kshift bench
 BPF_OBJS  := $(patsubst %,$(OUT)/%.bpf.o,$(BPF_PROGS))
 SKELS     := $(patsubst %,$(OUT)/%.skel.h,$(BPF_PROGS))
-BPF_HDRS  := $(wildcard bpf/lib/*.h) include/kshift/abi.h
+BPF_HDRS  := $(wildcard bpf/lib/*.h) $(wildcard include/kshift/*.h)
 
 LIB_SRCS  := $(wildcard user/lib/*.c)
 LIB_OBJS  := $(patsubst user/lib/%.c,$(OUT)/lib/%.o,$(LIB_SRCS))
-LIB_HDRS  := $(wildcard user/lib/*.h) include/kshift/abi.h
+LIB_HDRS  := $(wildcard user/lib/*.h) $(wildcard include/kshift/*.h)
 LIB       := $(OUT)/libkshift.a
 
 BINS      := $(OUT)/kshiftd $(OUT)/kshiftctl

@@ -51,26 +51,8 @@ for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
 sed 's/^/   | /' "$tmp/kshiftd.log"
 
 step "Canary: 90% stable, 10% canary"
-cat >"$tmp/web.yaml" <<'EOF'
-apiVersion: kshift.dev/v1alpha1
-kind: TrafficShift
-metadata:
-  name: web
-spec:
-  frontend:
-    addresses: ["198.18.100.1"]
-    ports:
-    - {port: 80, protocol: TCP}
-  backends:
-  - name: stable
-    endpoints: ["198.18.2.2:8080", "198.18.2.3:8080"]
-    weight: 90
-  - name: canary
-    endpoints: ["198.18.3.2:8080"]
-    weight: 10
-EOF
-sed 's/^/   /' "$tmp/web.yaml"
-ctl apply -f "$tmp/web.yaml"
+sed 's/^/   /' manifests/examples/canary.yaml
+ctl apply -f manifests/examples/canary.yaml
 tally
 ctl get
 

@@ -41,29 +41,34 @@ static void usage(FILE *f)
 		   "  verdicts                     the dataplane's per-reason packet counters\n");
 }
 
+static void vsay(const char *fmt, va_list ap)
+{
+	fputs("kshiftctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+/* A refusal or failure: message on stderr, exit status 1. */
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("kshiftctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsay(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return EXIT_FAILED;
 }
 
+/* A command line that makes no sense: message and usage, exit status 2. */
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("kshiftctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsay(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	usage(stderr);
 	return EXIT_USAGE;
 }

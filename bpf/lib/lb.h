@@ -18,6 +18,7 @@
 #ifndef KS_BPF_LB_H
 #define KS_BPF_LB_H
 
+#include <kshift/hash.h>
 #include "common.h"
 #include "ctx.h"
 #include "fwd.h"
@@ -30,25 +31,14 @@
  * at one endpoint. Userspace tests set it to a known value. */
 const volatile __u64 ks_hash_seed = 0x9e3779b97f4a7c15ULL;
 
-/* Finalizer of MurmurHash3's 64-bit variant: every input bit flips about
- * half the output bits, and it costs two multiplies. */
-static __always_inline __u64 ks_mix(__u64 h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
 
 static __always_inline __u64 ks_hash_addr(__u64 h, const struct ks_addr *a, __u8 family)
 {
 	const __u64 *w = (const __u64 *)a;
 
 	if (family == KS_FAMILY_V4)
-		return ks_mix(h ^ a->v4);
-	return ks_mix(ks_mix(h ^ w[0]) ^ w[1]);
+		return ks_hash_mix(h ^ a->v4);
+	return ks_hash_mix(ks_hash_mix(h ^ w[0]) ^ w[1]);
 }
 
 /* A flow's 5-tuple hash: its backend (affinity: connection) and, always,
@@ -58,7 +48,7 @@ static __always_inline __u64 ks_hash_flow(const struct ks_flow *f)
 	__u64 h = ks_hash_addr(ks_hash_seed, &f->saddr, f->family);
 
 	h = ks_hash_addr(h, &f->daddr, f->family);
-	return ks_mix(h ^ ((__u64)f->sport << 32 | (__u64)f->dport << 16 | f->proto));
+	return ks_hash_mix(h ^ ((__u64)f->sport << 32 | (__u64)f->dport << 16 | f->proto));
 }
 
 static __always_inline void ks_count(__u32 svc, __u32 backend, __u32 bytes, bool new_flow,

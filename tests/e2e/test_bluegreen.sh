@@ -17,24 +17,7 @@ VIP_URL=http://198.18.100.1:80/
 PHASE_SECONDS=0.8
 
 write_manifest() {
-	cat >"$1" <<'EOF'
-apiVersion: kshift.dev/v1alpha1
-kind: TrafficShift
-metadata:
-  name: web
-spec:
-  frontend:
-    addresses: ["198.18.100.1"]
-    ports:
-    - {port: 80, protocol: TCP}
-  backends:
-  - name: blue
-    endpoints: ["198.18.2.2:8080", "198.18.2.3:8080"]
-    weight: 100
-  - name: green
-    endpoints: ["198.18.3.2:8080"]
-    weight: 0
-EOF
+	cp "$KS_ROOT/manifests/examples/blue-green.yaml" "$1"
 }
 
 # all_to BACKEND WHAT: 100 new connections, all must reach BACKEND

@@ -15,24 +15,7 @@ ks_init canary
 VIP_URL=http://198.18.100.1:80/
 
 write_manifest() {
-	cat >"$1" <<'EOF'
-apiVersion: kshift.dev/v1alpha1
-kind: TrafficShift
-metadata:
-  name: web
-spec:
-  frontend:
-    addresses: ["198.18.100.1"]
-    ports:
-    - {port: 80, protocol: TCP}
-  backends:
-  - name: stable
-    endpoints: ["198.18.2.2:8080", "198.18.2.3:8080"]
-    weight: 90
-  - name: canary
-    endpoints: ["198.18.3.2:8080"]
-    weight: 10
-EOF
+	cp "$KS_ROOT/manifests/examples/canary.yaml" "$1"
 }
 
 for mode in $(ks_modes); do

@@ -812,3 +812,17 @@ void pkt_expect_nat(const struct pkt_result *r, const struct pkt *in, bool dst, 
 		fail_msg("%sUDP checksum %04x became %04x", pkt_ctx, pkt_get16(in->data + l4_check),
 			 pkt_get16(r->out + l4_check));
 }
+
+int pkt_suite_setup(struct pkt_env *env, struct pkt_topo *t)
+{
+	if (pkt_env_open(env)) {
+		print_error("cannot load the dataplane (root needed)\n");
+		return -1;
+	}
+	if (pkt_env_topo(env, t)) {
+		print_error("cannot set up the services\n");
+		pkt_env_close(env);
+		return -1;
+	}
+	return 0;
+}

@@ -259,6 +259,10 @@ struct pkt_topo {
 
 /* Sets the services up; shift starts with stable 100, canary 0. */
 int pkt_env_topo(struct pkt_env *env, struct pkt_topo *t);
+
+/* A test file's group setup: the dataplane with the standard services.
+ * 0, or -1 with the reason printed (cmocka then skips the group). */
+int pkt_suite_setup(struct pkt_env *env, struct pkt_topo *t);
 int pkt_env_shift(struct pkt_env *env, const struct pkt_topo *t, int fi, uint32_t stable,
 		  uint32_t canary);
 

@@ -525,17 +525,8 @@ static void test_counters(void **state)
 
 static int setup(void **state)
 {
-	*state = NULL;
-	if (pkt_env_open(&env)) {
-		print_error("cannot load the dataplane (root needed)\n");
-		return -1;
-	}
-	if (pkt_env_topo(&env, &topo)) {
-		print_error("cannot set up the services\n");
-		pkt_env_close(&env);
-		return -1;
-	}
-	return 0;
+	(void)state;
+	return pkt_suite_setup(&env, &topo);
 }
 
 static int teardown(void **state)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <kshift/hash.h>
 #include "maglev.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -59,12 +60,7 @@ static uint64_t ks_mg_hash(const uint8_t *p, size_t len, uint64_t seed)
 		h ^= p[i];
 		h *= FNV64_PRIME;
 	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
+	return ks_hash_mix(h);
 }
 
 static void ks_mg_id(const struct ks_endpoint *ep, uint8_t *id)
