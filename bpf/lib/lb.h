@@ -172,6 +172,25 @@ static __always_inline void ks_track(const struct ks_flow *flow, const struct ks
 	bpf_map_update_elem(&ks_conns, &reply, &rev, BPF_ANY);
 }
 
+/* A new flow that no endpoint can take: answered at once, with a reset or
+ * an unreachable. */
+static __always_inline int ks_reject(void *ctx, const bool xdp, struct ks_pkt *pkt, __u32 svc,
+				     __u32 len)
+{
+	/* XDP_TX on a veth needs NAPI on the peer, which a pod's end does not
+	 * have: there, the answer goes up the stack and the kernel routes it */
+	bool tx = !(xdp && ks_xdp_veth), tcp = pkt->flow.proto == IPPROTO_TCP;
+	enum ks_action act;
+
+	ks_count(svc, KS_STATS_NONE, len, true, true);
+	ks_check_partial(ctx, xdp, pkt);
+	act = tcp ? ks_reply_reset(ctx, xdp, pkt, tx) : ks_reply_unreach(ctx, xdp, pkt, tx);
+	if (act != KS_ACT_TX)
+		return ks_finish(ctx, xdp, KS_V_DROP_NO_ENDPOINT, KS_ACT_DROP);
+	return ks_finish(ctx, xdp, tcp ? KS_V_REJECT_RESET : KS_V_REJECT_UNREACH,
+			 tx ? KS_ACT_TX : KS_ACT_PASS);
+}
+
 static __always_inline int ks_process(void *ctx, const bool xdp)
 {
 	struct ks_pkt pkt = {};
@@ -232,23 +251,8 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		return ks_finish(ctx, xdp, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
 
 	ep = ks_pick(fe->svc, &pkt.flow, &backend);
-	if (!ep) {
-		/* XDP_TX on a veth needs NAPI on the peer, which a pod's end
-		 * does not have: there, replies go up the stack and the
-		 * kernel routes them back */
-		enum ks_action reply = xdp && ks_xdp_veth ? KS_ACT_PASS : KS_ACT_TX;
-		bool tcp = pkt.flow.proto == IPPROTO_TCP;
-
-		ks_count(fe->svc, KS_STATS_NONE, len, true, true);
-		ks_check_partial(ctx, xdp, &pkt);
-		bool swap = reply == KS_ACT_TX;
-
-		if ((tcp ? ks_reply_reset(ctx, xdp, &pkt, swap)
-			 : ks_reply_unreach(ctx, xdp, &pkt, swap)) == KS_ACT_TX)
-			return ks_finish(ctx, xdp, tcp ? KS_V_REJECT_RESET : KS_V_REJECT_UNREACH,
-					 reply);
-		return ks_finish(ctx, xdp, KS_V_DROP_NO_ENDPOINT, KS_ACT_DROP);
-	}
+	if (!ep)
+		return ks_reject(ctx, xdp, &pkt, fe->svc, len);
 
 	ks_track(&pkt.flow, ep, fe->svc, backend);
 	ks_count(fe->svc, backend, len, true, false);

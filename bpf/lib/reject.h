@@ -3,11 +3,11 @@
  * Answers for a new flow that no endpoint can take, so clients fail fast
  * instead of retransmitting into a black hole: a TCP reset, or an ICMP (v6)
  * port unreachable for UDP. Both are built in place from the packet that
- * asked and sent back out of the interface it came in on, or (swap_l2
- * false) handed up the stack, addressed to this host at layer 2, for the
- * kernel to route back.
+ * asked. With tx, the answer goes back out of the interface the question
+ * came in on (XDP_TX, or a TC redirect); without, it is handed up the
+ * stack, still addressed to this host at layer 2, for the kernel to route.
  *
- * Checksums: XDP_TX (xdp && swap_l2) makes a fresh frame, whose receiver
+ * Checksums: XDP_TX (xdp && tx) makes a fresh frame, whose receiver
  * checks a full checksum. Otherwise the packet stays the skb it was, also
  * when TC redirects it back; if that skb's L4
  * checksum was partial (pkt->partial), the kernel may still complete it on
@@ -39,7 +39,7 @@ static __always_inline void ks_swap_macs(struct ethhdr *eth)
  * segment. Options and payload are cut off. Never answers a reset.
  */
 static __always_inline enum ks_action ks_reply_reset(void *ctx, const bool xdp, struct ks_pkt *pkt,
-						     bool swap_l2)
+						     bool tx)
 {
 	void *data = ks_data(ctx, xdp), *data_end = ks_data_end(ctx, xdp);
 	__u32 l3 = pkt->l3_off & 0x1f, l4 = pkt->l4_off & 0x1ff;
@@ -73,7 +73,7 @@ static __always_inline enum ks_action ks_reply_reset(void *ctx, const bool xdp, 
 	th->window = 0;
 	th->check = 0;
 	th->urg_ptr = 0;
-	if (swap_l2)
+	if (tx)
 		ks_swap_macs(eth);
 
 	if (v4) {
@@ -106,7 +106,7 @@ static __always_inline enum ks_action ks_reply_reset(void *ctx, const bool xdp, 
 	}
 	sum = ks_csum_pseudo(&pkt->flow.daddr, &pkt->flow.saddr, pkt->flow.family, IPPROTO_TCP,
 			     sizeof(*th));
-	if (pkt->partial && !(xdp && swap_l2)) {
+	if (pkt->partial && !(xdp && tx)) {
 		th->check = (__u16)~ks_csum_fold(sum);
 	} else {
 		hdr_sum = ks_csum_packet(data, data_end, l4, sizeof(*th));
@@ -127,7 +127,7 @@ static __always_inline enum ks_action ks_reply_reset(void *ctx, const bool xdp, 
  * then grows in front by the new IP and ICMP headers.
  */
 static __always_inline enum ks_action ks_reply_unreach(void *ctx, const bool xdp,
-						       struct ks_pkt *pkt, bool swap_l2)
+						       struct ks_pkt *pkt, bool tx)
 {
 	bool v4 = pkt->flow.family == KS_FAMILY_V4;
 	__u32 l3 = pkt->l3_off & 0x1f;
@@ -156,7 +156,7 @@ static __always_inline enum ks_action ks_reply_unreach(void *ctx, const bool xdp
 	/* the L2 header (with its VLAN tag, if any) is copied whole; the
 	 * bytes past it are overwritten by the new IP header just below */
 	__builtin_memcpy(data, l2, KS_L2_MAX);
-	if (swap_l2)
+	if (tx)
 		ks_swap_macs(data);
 
 	if (v4) {
@@ -197,7 +197,7 @@ static __always_inline enum ks_action ks_reply_unreach(void *ctx, const bool xdp
 	body_sum = ks_csum_packet(data, data_end, icmp_off, 8 + quote);
 	if (body_sum < 0)
 		return KS_ACT_DROP;
-	if (pkt->partial && !(xdp && swap_l2)) {
+	if (pkt->partial && !(xdp && tx)) {
 		__u32 udp_off = icmp_off + 8 + pkt->l4_off - pkt->l3_off;
 		__u16 *udp_check = data + (udp_off & 0x1ff) + 6;
 		__s64 udp_sum = ks_csum_packet(data, data_end, udp_off, sizeof(struct udphdr));
