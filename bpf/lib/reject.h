@@ -7,14 +7,14 @@
  * came in on (XDP_TX, or a TC redirect); without, it is handed up the
  * stack, still addressed to this host at layer 2, for the kernel to route.
  *
- * Checksums: XDP_TX (xdp && tx) makes a fresh frame, whose receiver
- * checks a full checksum. Otherwise the packet stays the skb it was, also
- * when TC redirects it back; if that skb's L4
- * checksum was partial (pkt->partial), the kernel may still complete it on
- * the way out, at the same place: the reset's TCP header, or the quoted UDP
- * header of the unreachable. So the reset then carries the seed of its own
- * pseudo header, and the unreachable's checksum counts the quoted UDP
- * checksum as the kernel will complete it.
+ * Checksums: XDP_TX (xdp && tx) makes a fresh frame, whose receiver checks
+ * a full checksum. Otherwise the packet stays the skb it was, also when TC
+ * redirects it back; if that skb's L4 checksum was partial (pkt->partial),
+ * the kernel may still complete it on the way out, at the same place: the
+ * reset's TCP header, or the quoted UDP header of the unreachable. So the
+ * reset then carries the seed of its own pseudo header, and the
+ * unreachable's checksum counts the quoted UDP checksum as the kernel will
+ * complete it.
  */
 #ifndef KS_BPF_REJECT_H
 #define KS_BPF_REJECT_H
