@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Turns the benchmark's samples into results.json, results.md and new_flows.png.
+
+    bench-report.py OUTDIR WALL_SECONDS
+
+Reads OUTDIR/raw.jsonl (one sample a line, written by scripts/bench.sh),
+OUTDIR/meta.json (the run's settings) and OUTDIR/bench-prog.txt when
+build/bench-prog ran. Each number reported is the median of its samples.
+"""
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+DATAPLANES = ["plain", "iptables", "nftables", "kshift-xdp", "kshift-tc"]
+SIZES = ["1", "1000", "10000"]
+RATES = [("new_flows_per_s", "New flows per second"),
+         ("established_pps", "Established-flow packets per second")]
+
+
+def machine():
+    model, cpus, mem = "?", os.cpu_count(), 0
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) // (1024 * 1024)
+    return "%s, %d CPUs, %d GiB" % (model, cpus, round(mem))
+
+
+def load(out):
+    samples = {}
+    with open(os.path.join(out, "raw.jsonl")) as f:
+        for line in f:
+            s = json.loads(line)
+            samples.setdefault(s["metric"], {}).setdefault(s["dataplane"], {}) \
+                .setdefault(s["services"], []).append(s["value"])
+    return samples
+
+
+def medians(samples):
+    res = {}
+    for metric, by_dp in samples.items():
+        res[metric] = {}
+        for dp, by_n in by_dp.items():
+            res[metric][dp] = {}
+            for n, vals in by_n.items():
+                if metric == "latency_us":
+                    res[metric][dp][n] = {p: statistics.median(v[p] for v in vals)
+                                          for p in ("p50", "p99")}
+                else:
+                    res[metric][dp][n] = statistics.median(vals)
+    return res
+
+
+def fmt(v):
+    if v is None:
+        return "–"
+    if v >= 100:
+        return "{:,.0f}".format(v)
+    if v >= 1:
+        return "%.2f" % v
+    return "%.4g" % v
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    r = a / b
+    return ("%.0fx" if r >= 100 else "%.1fx" if r >= 10 else "%.2fx") % r
+
+
+def get(res, metric, dp, n, key=None):
+    v = res.get(metric, {}).get(dp, {}).get(n)
+    if v is not None and key:
+        v = v.get(key)
+    return v
+
+
+def table(res, metric, dps, value=lambda v: fmt(v)):
+    rows = ["| dataplane | " + " | ".join("%s service%s" % (n, "" if n == "1" else "s")
+                                          for n in SIZES) + " |",
+            "| --- |" + " ---: |" * len(SIZES)]
+    for dp in dps:
+        if dp not in res.get(metric, {}):
+            continue
+        rows.append("| %s | %s |" % (dp, " | ".join(
+            value(res[metric][dp].get(n)) if res[metric][dp].get(n) is not None else "–"
+            for n in SIZES)))
+    return rows
+
+
+def targets(res):
+    """The issue's targets at 10,000 services; None when not measured."""
+    nf = lambda dp, n: get(res, "new_flows_per_s", dp, n)
+    xdp10k, xdp1 = nf("kshift-xdp", "10000"), nf("kshift-xdp", "1")
+    est_x, est_plain = get(res, "established_pps", "kshift-xdp", "10000"), \
+        get(res, "established_pps", "plain", "1")
+    upd_k, upd_i = get(res, "update_seconds", "kshift", "10000"), \
+        get(res, "update_seconds", "iptables", "10000")
+    start = res.get("start_seconds", {}).get("kshiftctl")
+
+    def check(a, b, want, label):
+        if a is None or b is None or b == 0:
+            return (label, "not measured", None)
+        return (label, "%.2fx" % (a / b) if a / b < 100 else "%.0fx" % (a / b), a / b >= want)
+
+    return [
+        check(xdp10k, nf("iptables", "10000"), 30, "kshift XDP new flows/s ≥ 30x iptables"),
+        check(xdp10k, nf("nftables", "10000"), 1.5, "kshift XDP new flows/s ≥ 1.5x nftables"),
+        check(xdp10k, xdp1, 0.9, "kshift XDP new flows/s ≥ 0.9x its own at 1 service"),
+        check(est_x, est_plain, 0.95, "kshift XDP established pps ≥ 0.95x plain forwarding"),
+        check(upd_i, upd_k, 1000, "kshiftctl set ≥ 1000x faster than iptables-restore"),
+        check(upd_i, None if upd_k is None or start is None else max(upd_k - start, 1e-6), 1000,
+              "(the same without kshiftctl's process start)"),
+    ]
+
+
+def markdown(res, meta, wall, bench_prog):
+    kinds = ["kshift-xdp", "kshift-tc"]
+    out = ["# kshift benchmark", "",
+           "%s; kernel %s; %s; %s run (%g s per rate run, %s), %d s wall; load average at "
+           "start %s; iptables: %s." % (
+               res["machine"], res["kernel"], res["date"], "quick" if meta["quick"] else "full",
+               meta["seconds"], "one run per number" if meta["reps"] == 1 else
+               "median of %d runs" % meta["reps"], wall, meta["loadavg"], meta["iptables"]),
+           "",
+           "Generator (CPU 0) → node namespace running the dataplane → sink namespace; the "
+           "node's receive path, the dataplane and the sink share CPU 1. Rates count packets "
+           "that reached the measured service's endpoints (the last service installed), at "
+           "the sink. New flows: every packet a TCP SYN of a new 5-tuple. Established: one "
+           "flow's ACK segment, repeated.", ""]
+    gen = res["generator"]
+    out += ["Generator alone: %s packets/s; a sink fed directly by it takes %s packets/s. "
+            "Every rate below is under the second number, which bounds what CPU 1 can "
+            "receive at all." % (fmt(gen.get("own_pps")), fmt(gen.get("direct_sink_pps"))), ""]
+    for metric, title in RATES:
+        out += ["## " + title, ""] + table(res, metric, DATAPLANES) + [""]
+    out += ["## Request latency, short connections (µs, p50 / p99)", ""]
+    out += table(res, "latency_us", DATAPLANES,
+                 lambda v: "%s / %s" % (fmt(v["p50"]), fmt(v["p99"]))) + [""]
+    out += ["## Weight update of one service (seconds)", "",
+            "iptables: `iptables-restore --noflush` of KUBE-SERVICES and the changed KUBE-SVC "
+            "chain (kube-proxy's partial sync); nftables: one `nft -f` transaction; kshift: "
+            "`kshiftctl set`. Each includes starting the command.", ""]
+    out += table(res, "update_seconds", ["iptables", "nftables", "kshift"]) + [""]
+    st = res.get("start_seconds", {})
+    if st:
+        out += ["Starting the command alone (`kshiftctl --help`, `iptables-restore --version`, "
+                "`nft --version`): " + ", ".join("%s %s s" % (c, fmt(st[c])) for c in sorted(st))
+                + ". kshift's update without its command's start, at 10,000 services: %s s." % (
+                    fmt(max(0.0, (get(res, "update_seconds", "kshift", "10000") or 0) -
+                            st.get("kshiftctl", 0))) if "kshiftctl" in st else "–"), ""]
+    out += ["Installing all services (seconds): iptables-restore, nft -f%s, kshiftctl apply -f:"
+            % (" (in transactions of %d services)" % meta["nft_chunk"] if meta["nft_chunk"]
+               else ""), ""]
+    out += table(res, "install_seconds", DATAPLANES[1:]) + [""]
+
+    out += ["## Ratios", "", "| kshift mode | metric | services | ÷ iptables | ÷ nftables | "
+            "÷ plain |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for k in kinds:
+        for metric, title in RATES:
+            for n in SIZES:
+                v = get(res, metric, k, n)
+                if v is None:
+                    continue
+                out.append("| %s | %s | %s | %s | %s | %s |" % (
+                    k, metric, n, ratio(v, get(res, metric, "iptables", n)),
+                    ratio(v, get(res, metric, "nftables", n)),
+                    ratio(v, get(res, metric, "plain", "1"))))
+    for n in SIZES:
+        k = get(res, "update_seconds", "kshift", n)
+        if k:
+            out.append("| kshift | update speed-up (their seconds ÷ kshift's) | %s | %s | %s | – |"
+                       % (n, ratio(get(res, "update_seconds", "iptables", n), k),
+                          ratio(get(res, "update_seconds", "nftables", n), k)))
+    out += ["", "## Targets at 10,000 services", "", "| target | measured | met |",
+            "| --- | ---: | :---: |"]
+    for label, val, ok in targets(res):
+        out.append("| %s | %s | %s |" % (label, val, "–" if ok is None else "yes" if ok else "**no**"))
+    out += ["", "![new flows per second against services](new_flows.png)", ""]
+    if bench_prog is not None:
+        out += ["## BPF_PROG_TEST_RUN (build/bench-prog)", "", "```", bench_prog.rstrip(), "```", ""]
+    return "\n".join(out)
+
+
+def chart(out, res):
+    nf = res.get("new_flows_per_s", {})
+    dat = os.path.join(out, "new_flows.dat")
+    series = [dp for dp in DATAPLANES[1:] if nf.get(dp)]
+    with open(dat, "w") as f:
+        f.write("# services " + " ".join(series) + "\n")
+        for n in SIZES:
+            f.write(n + " " + " ".join(str(nf[dp].get(n, "NaN")) for dp in series) + "\n")
+    plots = ['"%s" using 1:%d with linespoints lw 2 pt 7 title "%s"' % (dat, i + 2, dp)
+             for i, dp in enumerate(series)]
+    plain = nf.get("plain", {}).get("1")
+    if plain:
+        plots.append('%f with lines dt 2 lw 2 lc rgb "gray40" title "plain forwarding (limit)"'
+                     % plain)
+    if not plots:
+        return
+    script = "\n".join([
+        'set terminal pngcairo size 900,560 font "sans,11"' if has_cairo() else
+        "set terminal png size 900,560",
+        'set output "%s"' % os.path.join(out, "new_flows.png"),
+        'set title "New flows per second vs. number of services (higher is better)"',
+        'set xlabel "services installed (the last one is measured)"',
+        'set ylabel "new flows / s delivered"',
+        "set logscale xy", "set xrange [0.5:20000]", "set yrange [1000:*]",
+        "set xtics (\"1\" 1, \"1,000\" 1000, \"10,000\" 10000)",
+        "set format y \"%.0s%c\"", "set grid", "set key bottom left box opaque",
+        "plot " + ", ".join(plots), ""])
+    subprocess.run(["gnuplot"], input=script.encode(), check=True)
+
+
+def has_cairo():
+    r = subprocess.run(["gnuplot", "-e", "set terminal"], capture_output=True)
+    return b"pngcairo" in r.stdout + r.stderr
+
+
+def main():
+    out, wall = sys.argv[1], int(sys.argv[2])
+    with open(os.path.join(out, "meta.json")) as f:
+        meta = json.load(f)
+    samples = load(out)
+    med = medians(samples)
+    bench_prog = None
+    bp = os.path.join(out, "bench-prog.txt")
+    if os.path.exists(bp):
+        with open(bp) as f:
+            bench_prog = f.read()
+    res = {
+        "machine": machine(),
+        "kernel": platform.release(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    for metric in ("new_flows_per_s", "established_pps", "latency_us", "update_seconds",
+                   "install_seconds"):
+        res[metric] = med.get(metric, {})
+    res["start_seconds"] = {c: v.get("0") for c, v in med.get("start_seconds", {}).items()}
+    res["generator"] = {
+        "own_pps": get(med, "generator_pps", "generator", "0"),
+        "direct_sink_pps": get(med, "direct_sink_pps", "direct", "1"),
+    }
+    res["settings"] = dict(meta, wall_seconds=wall)
+    if bench_prog is not None:
+        try:
+            res["bench_prog"] = json.loads(bench_prog)
+        except ValueError:
+            res["bench_prog"] = bench_prog
+    res["samples"] = samples
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(res, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(markdown(res, meta, wall, bench_prog))
+    chart(out, res)
+
+
+if __name__ == "__main__":
+    main()

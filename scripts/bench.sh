@@ -1,0 +1,525 @@
+#!/usr/bin/env bash
+# kshift against iptables and nftables service proxies, with plain forwarding
+# as the limit. `make bench` builds first and runs this; run it as root.
+#
+#   scripts/bench.sh [--quick]
+#
+# Every dataplane at every size (1, 1,000 and 10,000 services; plain
+# forwarding only at 1) gets a test network of its own, a "configuration":
+#
+#   gen ns  eth0 ---- g<run>k<i> [node ns: dataplane under test] s<run>k<i> ---- eth0  sink ns
+#   198.18.1.2/24     198.18.1.1                         198.18.2.1         198.18.2.2-251/24
+#
+# and for the last service installed it measures
+#   new flows/s       every packet a TCP SYN of a new 5-tuple (conntrack
+#                     flushed before each run for iptables and nftables)
+#   established pps   the same ACK segment of one flow, over and over
+#   latency           p50/p99 of HTTP requests on short connections
+#   update seconds    one service's weights 50/50 -> 90/10: iptables-restore
+#                     --noflush as kube-proxy's partial sync writes it, one nft
+#                     transaction, `kshiftctl set`
+# plus the generator's own rate and a sink fed directly by it (so a reader
+# can see what bounds the numbers), and build/bench-prog's output if it exists.
+#
+# The rates are packets that reach the measured service's endpoints, counted
+# at the sink, divided by the time the generator sent. CPU 0 runs the
+# generator (ks-gen, BPF_PROG_RUN live frames); CPU 1 runs all that the
+# packets cost after that: the node's receive path (a threaded NAPI poller
+# pinned there), the dataplane, and the sink, which drops them at its ingress
+# hook. The generator paces itself to just above what CPU 1 takes (see
+# tools/ks-gen.c), so CPU 1 is saturated and not slowed by a flood it must
+# refuse. While rates are measured, an idle-priority spinner on each CPU
+# keeps it from halting: this is a virtual machine, and waking a halted
+# virtual CPU takes so long that the veth ring overflows meanwhile; without
+# the spinners the same configuration delivered anything from 60 kpps to 2.4
+# Mpps. Latency is measured without them (they double it).
+#
+# This machine is shared and its speed wanders for seconds at a time. So all
+# configurations are built first and measured in turns: run 1 of each, then
+# run 2 of each, and so on; every number is the median of its runs, and a
+# slow spell spoils one run of several configurations, not all of one.
+# Full: 5 runs of 2 s per rate, 5 updates, 5,000 latency requests. --quick
+# (under 4 minutes): 3 runs of 0.6 s, 3 updates, 1,500 requests, and the
+# 10,000 nftables services loaded in transactions of 1,000 (one transaction
+# takes about 45 s on this kernel: it binds its anonymous numgen sets in
+# O(n^2)).
+#
+# Output: build/bench/results.json, results.md, new_flows.png (gnuplot), and
+# raw.jsonl with every sample. Only 198.18.0.0/15 addresses are used, only
+# between namespaces made here; they and everything started here are removed
+# on any exit. Sourced, this file only defines its functions (for poking at
+# a test network by hand).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+B=$ROOT/build
+OUT=$B/bench
+QUICK=0
+case ${1:-} in
+--quick) QUICK=1 ;;
+"") ;;
+*) echo "usage: $0 [--quick]" >&2; exit 2 ;;
+esac
+
+if ((QUICK)); then
+	SECS=0.6 REPS=3 LAT_N=1500 NFT_CHUNK=1000
+else
+	SECS=2 REPS=5 LAT_N=5000 NFT_CHUNK=0
+fi
+WARM=0.2 # the generator's pacing settles before each measured run
+SIZES=${KSB_SIZES:-"1 1000 10000"}
+DATAPLANES=${KSB_DATAPLANES:-"plain iptables nftables kshift-xdp kshift-tc"}
+IPTABLES=${KSB_IPTABLES:-iptables} # or iptables-legacy
+PY=/usr/bin/python3                 # not a pyenv shim: those take half a second to start
+GEN_CPU=0 DP_CPU=1
+# kshift's XDP forwards steered packets itself (XDP_REDIRECT to the FIB's next
+# hop) only when asked; KSB_XDP_REDIRECT=0 measures XDP_PASS to the stack
+XDP_FLAGS=--xdp-redirect
+[[ ${KSB_XDP_REDIRECT:-1} == 0 ]] && XDP_FLAGS=
+
+PFX=ksb-$$
+RUN=$(($$ % 10000)) # in interface names, which must stay short
+TMP=
+CFGS=()               # configuration ids, in order
+declare -A C_DP C_N   # per configuration: dataplane, services
+declare -A KSD        # per configuration: kshiftd's pid
+declare -A FIRST RATE # per configuration and mode: next tuple, last paced rate
+BG_PIDS=()
+SPIN_PIDS=()
+
+log() { echo "[bench $(date +%T)] $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- one configuration's names --------------------------------------------------
+
+# use K: makes configuration K the current one
+use() {
+	K=$1 DP=${C_DP[$1]} N=${C_N[$1]}
+	GNS=$PFX-$K-g NNS=$PFX-$K-n SNS=$PFX-$K-s
+	NG=g${RUN}k$K NS=s${RUN}k$K # node-side veths, unique: their NAPI thread is found by name
+	KTMP=$TMP/$K
+	if [[ $DP == direct ]]; then
+		RX_NS=$SNS RX_IF=$NG SINK_IF=$NG # the generator's peer is the sink itself
+	else
+		RX_NS=$NNS RX_IF=$NG SINK_IF=eth0
+	fi
+	if [[ $DP == plain || $DP == direct ]]; then
+		NAME='' DST=198.18.2.2 DPORT=8080 EPS=198.18.2.2
+	else
+		# shellcheck disable=SC1090,SC1091
+		source "$OUT/rules-$N/measured.sh" # NAME VIP PORT EPS
+		# shellcheck disable=SC2153
+		DST=$VIP DPORT=$PORT
+	fi
+}
+
+in_node() { ip netns exec "$NNS" "$@"; }
+
+# --- building and removing a test network -----------------------------------------
+
+ns_add() {
+	ip netns add "$1" || return
+	ip -n "$1" link set lo up
+	# no IPv6: nothing here uses it, and its chatter would only add packets
+	ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+		net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+}
+
+# NAPI on every veth end (GRO on): a veth only takes frames sent with XDP
+# (ks-gen's, kshift's XDP_TX) when it has NAPI
+gro_on() { ip netns exec "$1" ethtool -K "$2" gro on >/dev/null; }
+
+# net_up: the current configuration's namespaces, veths, addresses and routes
+net_up() {
+	local i
+	mkdir -p "$KTMP"
+	ns_add "$GNS" && ns_add "$SNS" || return 1
+	ip -n "$GNS" link add anc0 type veth peer name anc1 || return 1 # ks-gen's anchor
+	if [[ $DP == direct ]]; then
+		ip -n "$GNS" link add eth0 type veth peer name "$SINK_IF" netns "$SNS" || return 1
+	else
+		ns_add "$NNS" || return 1
+		in_node sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
+			net.ipv4.conf.default.rp_filter=0 >/dev/null
+		ip -n "$NNS" link add "$NG" type veth peer name eth0 netns "$GNS" &&
+			ip -n "$NNS" link add "$NS" type veth peer name eth0 netns "$SNS" &&
+			ip -n "$NNS" addr add 198.18.1.1/24 dev "$NG" &&
+			ip -n "$NNS" addr add 198.18.2.1/24 dev "$NS" &&
+			ip -n "$NNS" link set "$NG" up && ip -n "$NNS" link set "$NS" up &&
+			gro_on "$NNS" "$NG" && gro_on "$NNS" "$NS" || return 1
+	fi
+	# 198.18.1.253 is the latency client's: the sink's drop rule spares it
+	ip -n "$GNS" addr add 198.18.1.2/24 dev eth0 &&
+		ip -n "$GNS" addr add 198.18.1.253/24 dev eth0 || return 1
+	for ((i = 2; i <= 251; i++)); do
+		echo "address add 198.18.2.$i/24 dev $SINK_IF"
+	done | ip -n "$SNS" -batch - || return 1
+	ip -n "$GNS" link set eth0 up && ip -n "$SNS" link set "$SINK_IF" up &&
+		gro_on "$GNS" eth0 && gro_on "$SNS" "$SINK_IF" || return 1
+	# full checksums from the client and the server (no tx offload): an XDP
+	# redirect hands frames on as they are, and a checksum left to offload
+	# would arrive broken (kshift's README); the same for every dataplane
+	ip netns exec "$GNS" ethtool -K eth0 tx off >/dev/null &&
+		ip netns exec "$SNS" ethtool -K "$SINK_IF" tx off >/dev/null || return 1
+	# only our own ranges are routed: nothing can leave these namespaces
+	if [[ $DP == direct ]]; then
+		ip -n "$GNS" route add 198.18.0.0/15 dev eth0 || return 1
+	else
+		ip -n "$GNS" route add 198.18.0.0/15 via 198.18.1.1 &&
+			ip -n "$SNS" route add 198.18.0.0/15 via 198.18.2.1 || return 1
+	fi
+	ip netns exec "$RX_NS" sh -c "echo 1 > /sys/class/net/$RX_IF/threaded" || return 1
+	sink_rules || return 1
+	rm -f "$KTMP/httpd.ready"
+	ip netns exec "$SNS" taskset -c $DP_CPU "$B/ks-httpd" --port 8080 \
+		--ready "$KTMP/httpd.ready" >>"$KTMP/httpd.log" 2>&1 &
+	BG_PIDS+=($!)
+	for ((i = 0; i < 100; i++)); do
+		[[ -e $KTMP/httpd.ready ]] && return 0
+		sleep 0.05
+	done
+	log "ks-httpd did not start"
+	return 1
+}
+
+# sink_rules: the sink drops the generator's packets at its ingress hook, so
+# they cost it little and nothing answers them; the first counter takes those
+# that reached the measured service's endpoints on port 8080, the second any
+# other (there should be none)
+sink_rules() {
+	ip netns exec "$SNS" nft -f - <<-EOF
+		table netdev sink {
+			chain in {
+				type filter hook ingress device $SINK_IF priority 0
+				ip saddr 198.18.1.2-198.18.1.251 ip daddr { ${EPS// /, } } tcp dport 8080 counter drop
+				ip saddr 198.18.1.2-198.18.1.251 counter drop
+			}
+		}
+	EOF
+}
+
+net_down() {
+	kshift_stop
+	ip netns del "$GNS" 2>/dev/null
+	ip netns del "$NNS" 2>/dev/null
+	ip netns del "$SNS" 2>/dev/null
+	mountpoint -q "$KTMP/bpf" && umount "$KTMP/bpf"
+	return 0
+}
+
+cleanup() {
+	local k p
+	for k in "${CFGS[@]}"; do use "$k" && net_down; done
+	for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${BG_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	[[ -n $TMP ]] && rm -rf "$TMP"
+}
+
+# --- dataplanes ---------------------------------------------------------------------
+
+kshift_available() {
+	[[ -x $B/kshiftd && -x $B/kshiftctl ]] && "$B/kshiftd" --help >/dev/null 2>&1
+}
+
+ksctl() { "$B/kshiftctl" --socket "$KTMP/kshiftd.sock" "$@"; }
+
+kshift_start() {
+	local mode=$1 i pid
+	mkdir -p "$KTMP/bpf" "$KTMP/conf"
+	# bpffs on the host, so bpftool can read the maps from here; the pins go
+	# in a directory of it, as in /sys/fs/bpf/kshift
+	mountpoint -q "$KTMP/bpf" || mount -t bpf bpf "$KTMP/bpf" || return 1
+	local flags=()
+	[[ $mode == xdp && -n $XDP_FLAGS ]] && flags=("$XDP_FLAGS")
+	# not through a shell function: $! must be kshiftd itself (ip and
+	# taskset exec it), or stopping it would miss
+	ip netns exec "$NNS" taskset -c $GEN_CPU "$B/kshiftd" --iface "$NG,$NS" --mode "$mode" "${flags[@]}" \
+		--config-dir "$KTMP/conf" --socket "$KTMP/kshiftd.sock" \
+		--pin-path "$KTMP/bpf/kshift" >>"$KTMP/kshiftd.log" 2>&1 &
+	pid=$!
+	KSD[$K]=$pid
+	for ((i = 0; i < 300; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			log "kshiftd exited: $(tail -3 "$KTMP/kshiftd.log")"
+			return 1
+		fi
+		[[ -S $KTMP/kshiftd.sock ]] && ksctl get >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	log "kshiftd did not answer on its socket"
+	return 1
+}
+
+kshift_stop() {
+	local i pid=${KSD[$K]:-}
+	[[ -n $pid ]] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	KSD[$K]=
+}
+
+nft_load() {
+	local f
+	if ((NFT_CHUNK)); then
+		for f in "$OUT/rules-$N"/nftables-part-*.nft; do in_node nft -f "$f" || return 1; done
+	else
+		in_node nft -f "$OUT/rules-$N/nftables.nft"
+	fi
+}
+
+# timed COMMAND...: wall-clock seconds of one run of COMMAND (which must succeed)
+timed() {
+	local t0=$EPOCHREALTIME t1
+	"$@" >/dev/null || return 1
+	t1=$EPOCHREALTIME
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", b - a }'
+}
+
+# install: the current dataplane's services (kshiftd runs already); prints
+# its seconds. Runs in a subshell: it must not start anything.
+install() {
+	local dir=$OUT/rules-$N
+	case $DP in
+	plain | direct) echo 0 ;;
+	iptables) timed in_node "$IPTABLES-restore" "$dir/iptables.rules" ;;
+	nftables) timed nft_load ;;
+	kshift-*) timed ksctl apply -f "$dir/kshift.yaml" ;;
+	esac
+}
+
+update() {
+	local dir=$OUT/rules-$N
+	case $DP in
+	iptables) timed in_node "$IPTABLES-restore" --noflush "$dir/iptables-update.rules" ;;
+	nftables) timed in_node nft -f "$dir/nftables-update.nft" ;;
+	kshift-*) timed ksctl set "$NAME" stable=90 canary=10 ;;
+	esac
+}
+
+# --- measurements -------------------------------------------------------------------
+
+# spinners: one idle-priority busy loop per CPU (SCHED_IDLE: any other task
+# preempts it at once), so no CPU halts between packets
+spinners() {
+	local cpu
+	for cpu in $GEN_CPU $DP_CPU; do
+		taskset -c "$cpu" chrt -i 0 sh -c 'while :; do :; done' &
+		BG_PIDS+=($!)
+		SPIN_PIDS+=($!)
+	done
+}
+spinners_stop() {
+	local p
+	for p in "${SPIN_PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	SPIN_PIDS=()
+}
+
+# record METRIC DATAPLANE SERVICES JSON: one sample for the report
+record() {
+	printf '{"metric": "%s", "dataplane": "%s", "services": "%s", "value": %s}\n' \
+		"$1" "$2" "$3" "$4" >>"$OUT/raw.jsonl"
+}
+
+# jget JSON KEY: a number from ks-gen's or ks-lat's one-line JSON
+jget() { [[ $1 =~ \"$2\":\ ([-0-9.e+]+) ]] && echo "${BASH_REMATCH[1]}"; }
+
+gen() {
+	ip netns exec "$GNS" taskset -c $GEN_CPU "$B/ks-gen" --iface eth0 --anchor anc0 \
+		--dst-mac "$(ip netns exec "$RX_NS" cat "/sys/class/net/$RX_IF/address")" "$@"
+}
+
+# pin_rx: the receiving veth's NAPI thread onto the dataplane CPU (attaching
+# a program can make a new one, so this runs before every measurement)
+pin_rx() {
+	local comm="napi/$RX_IF-" tid
+	for tid in $(ps -eLo tid=,comm= | awk -v p="$comm" 'index($2, p) == 1 { print $1 }'); do
+		taskset -pc $DP_CPU "$tid" >/dev/null
+	done
+}
+
+ct_flush() {
+	[[ $DP == iptables || $DP == nftables ]] && in_node conntrack -F >/dev/null 2>&1
+	return 0
+}
+
+# sink_count: "good other" packet counts so far
+sink_count() {
+	ip netns exec "$SNS" nft list chain netdev sink in |
+		awk '/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") printf "%s ", $(i + 1) } END { print "" }'
+}
+
+# rate MODE: one run; prints packets/s delivered to the measured endpoints.
+# A short warm-up first settles the pacing. Tuples go on from where the
+# configuration's last run stopped, so a dataplane that remembers flows
+# (kshift) never sees an old one again.
+rate() {
+	local mode=$1 out good other c0 c1 key=$K-$1
+	local args=(--mode "$mode" --src 198.18.1.2 --dst "$DST" --dport "$DPORT")
+	pin_rx
+	ct_flush
+	out=$(gen "${args[@]}" --seconds $WARM --rate "${RATE[$key]:-1e7}" --first "${FIRST[$key]:-0}") ||
+		return 1
+	FIRST[$key]=$((${FIRST[$key]:-0} + $(jget "$out" packets)))
+	ct_flush
+	c0=$(sink_count)
+	out=$(gen "${args[@]}" --seconds $SECS --rate "$(jget "$out" rate)" --first "${FIRST[$key]}") ||
+		return 1
+	c1=$(sink_count)
+	FIRST[$key]=$((${FIRST[$key]} + $(jget "$out" packets)))
+	RATE[$key]=$(jget "$out" rate)
+	read -r good other < <(echo "$c0 $c1 $(jget "$out" seconds)" |
+		awk '{ printf "%.0f %.0f\n", ($3 - $1) / $5, ($4 - $2) / $5 }')
+	log "$DP/$N $mode: $good/s delivered (generator sent $(jget "$out" pps)/s, $other/s elsewhere)"
+	((other > good / 100)) && log "  warning: $other/s reached the sink but not the measured endpoints"
+	echo "$good"
+}
+
+latency() {
+	local out n=$((LAT_N / REPS))
+	out=$(ip netns exec "$GNS" taskset -c $GEN_CPU "$B/ks-lat" --src 198.18.1.253 \
+		--dst "$DST" --port "$DPORT" --count $n) || { log "$DP/$N latency: all failed"; return 1; }
+	log "$DP/$N latency: $out"
+	echo "$out"
+}
+
+# kshift_state: what to look at when kshift forwards wrongly
+kshift_state() {
+	local m
+	{
+		echo "== $DP, $N services"
+		ksctl verdicts 2>&1
+		for m in ks_verdicts ks_frontends; do
+			echo "-- bpftool map dump pinned $KTMP/bpf/kshift/$m (head)"
+			bpftool map dump pinned "$KTMP/bpf/kshift/$m" 2>&1 | head -40
+		done
+	} >>"$OUT/kshift-state.txt"
+}
+
+# setup K DATAPLANE SERVICES: builds and installs one configuration
+setup() {
+	local t
+	C_DP[$1]=$2 C_N[$1]=$3
+	CFGS+=("$1")
+	use "$1"
+	log "$DP/$N: measured service ${NAME:-(none)} $DST:$DPORT -> ${EPS// /, }"
+	net_up || { log "$DP/$N: test network setup failed"; return 1; }
+	if [[ $DP == kshift-* ]]; then
+		kshift_start "${DP#kshift-}" || return 1
+	fi
+	t=$(install) || { log "$DP/$N: installing failed"; return 1; }
+	[[ $DP != plain && $DP != direct ]] && record install_seconds "$DP" "$N" "$t" &&
+		log "$DP/$N: installed in ${t}s"
+	# warm the neighbour entries and the caches; a wrong NAT shows here first
+	# (the direct sink has no way back: nothing to try there)
+	[[ $DP == direct ]] && return 0
+	ip netns exec "$GNS" "$B/ks-lat" --src 198.18.1.253 --dst "$DST" --port "$DPORT" \
+		--count 20 >/dev/null 2>&1 ||
+		log "$DP/$N: warning: no HTTP request through the dataplane succeeded"
+	return 0
+}
+
+# --- main -------------------------------------------------------------------------------
+
+[[ ${BASH_SOURCE[0]} != "$0" ]] && return 0
+
+[[ $(id -u) -eq 0 ]] || die "run as root (make bench does the build, then this)"
+for t in ks-gen ks-httpd ks-lat; do
+	[[ -x $B/$t ]] || die "$B/$t is missing: run 'make bench' (it builds first)"
+done
+for t in ethtool nft conntrack "$IPTABLES-restore" $PY gnuplot taskset chrt; do
+	command -v "$t" >/dev/null || die "$t is missing: run 'make deps'"
+done
+
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+T0=$(date +%s)
+mkdir -p "$OUT"
+TMP=$(mktemp -d "/tmp/$PFX-XXXXXX") # no dot: libbpf turns dots in pin paths into "_"
+rm -f "$OUT/raw.jsonl" "$OUT/kshift-state.txt" "$OUT/bench-prog.txt"
+cat >"$OUT/meta.json" <<EOF
+{"quick": $QUICK, "seconds": $SECS, "reps": $REPS, "latency_requests": $LAT_N,
+ "iptables": "$($IPTABLES -V)", "loadavg": "$(cut -d' ' -f1-3 /proc/loadavg)",
+ "nft_chunk": $NFT_CHUNK}
+EOF
+
+for n in $SIZES; do
+	rm -rf "$OUT/rules-$n"
+	$PY "$ROOT/scripts/bench-rules.py" "$n" "$OUT/rules-$n" --nft-chunk "$NFT_CHUNK" ||
+		die "writing the rules for $n services failed"
+done
+if [[ " $DATAPLANES " == *" kshift"* ]] && ! kshift_available; then
+	log "skipping kshift-xdp and kshift-tc: $B/kshiftd or $B/kshiftctl is missing or does not run"
+	DATAPLANES=${DATAPLANES//kshift-xdp/}
+	DATAPLANES=${DATAPLANES//kshift-tc/}
+fi
+
+k=0
+setup $k direct 1 || die "the generator's own test network failed"
+for dp in $DATAPLANES; do
+	for n in $SIZES; do
+		[[ $dp == plain && $n != 1 ]] && continue
+		k=$((k + 1))
+		setup $k "$dp" "$n" || { net_down; unset "CFGS[-1]"; }
+	done
+done
+
+spinners
+# the generator flat out, with nothing after it but a veth and a sink
+use 0
+pin_rx
+out=$(gen --mode new --src 198.18.1.2 --dst 198.18.2.2 --dport 8080 --seconds "$SECS" --no-pace) &&
+	record generator_pps generator 0 "$(jget "$out" pps)" &&
+	log "generator alone: $(jget "$out" pps) packets/s"
+spinners_stop
+
+for ((r = 1; r <= REPS; r++)); do
+	log "round $r of $REPS"
+	spinners # rates only: a spinner delays a waking task, and so the latency
+	for k in "${CFGS[@]}"; do
+		use "$k"
+		if [[ $DP == direct ]]; then
+			v=$(rate new) && record direct_sink_pps direct 1 "$v"
+			continue
+		fi
+		v=$(rate new) && record new_flows_per_s "$DP" "$N" "$v"
+		v=$(rate est) && record established_pps "$DP" "$N" "$v"
+	done
+	spinners_stop
+	for k in "${CFGS[@]}"; do
+		use "$k"
+		[[ $DP == direct ]] && continue
+		v=$(latency) && record latency_us "$DP" "$N" "$v"
+		[[ $DP == plain ]] && continue
+		v=$(update) && record update_seconds "${DP%-*}" "$N" "$v" &&
+			log "$DP/$N weight update: ${v}s"
+	done
+done
+# what starting each update command costs by itself: part of every update
+for ((r = 1; r <= REPS; r++)); do
+	v=$(timed "$B/kshiftctl" --help) && record start_seconds kshiftctl 0 "$v"
+	v=$(timed "$IPTABLES-restore" --version) && record start_seconds iptables-restore 0 "$v"
+	v=$(timed nft --version) && record start_seconds nft 0 "$v"
+done
+for k in "${CFGS[@]}"; do
+	use "$k"
+	[[ $DP == kshift-* ]] && kshift_state
+done
+log "removing the test networks"
+cleanup
+CFGS=() BG_PIDS=()
+
+if [[ -x $B/bench-prog ]]; then
+	log "build/bench-prog (BPF_PROG_TEST_RUN ns per packet)"
+	timeout 120 "$B/bench-prog" >"$OUT/bench-prog.txt" 2>&1 || log "bench-prog failed"
+	cat "$OUT/bench-prog.txt" >&2
+fi
+
+$PY "$ROOT/scripts/bench-report.py" "$OUT" "$(($(date +%s) - T0))" || die "report failed"
+log "done in $(($(date +%s) - T0))s: $OUT/results.md"
+cat "$OUT/results.md"
