@@ -70,7 +70,9 @@ static int run(int prog_fd, int repeat, void *out, uint32_t *ns)
 
 static int cmp_u32(const void *a, const void *b)
 {
-	return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : *(const uint32_t *)a > *(const uint32_t *)b;
+	return *(const uint32_t *)a < *(const uint32_t *)b
+		       ? -1
+		       : *(const uint32_t *)a > *(const uint32_t *)b;
 }
 
 static double measure(struct bench_bpf *skel, int prog_fd, const struct frame *f, bool new_flow,
@@ -106,7 +108,8 @@ static int reuse_maps(struct bench_bpf *skel, struct ks_dp *dp)
 static int program_service(struct ks_dp *dp)
 {
 	struct ks_endpoint stable[2] = {}, canary[1] = {};
-	struct ks_frontend_key key = { .port = htons(80), .proto = IPPROTO_TCP,
+	struct ks_frontend_key key = { .port = htons(80),
+				       .proto = IPPROTO_TCP,
 				       .family = KS_FAMILY_V4 };
 	struct ks_dp_backend b[2] = {
 		{ .weight = 90, .eps = stable, .nr_eps = 2 },
@@ -162,7 +165,8 @@ int main(int argc, char **argv)
 			json = optarg;
 			break;
 		default:
-			fprintf(stderr, "usage: bench-prog [--repeat N] [--rounds R] [--json FILE]\n");
+			fprintf(stderr,
+				"usage: bench-prog [--repeat N] [--rounds R] [--json FILE]\n");
 			return 2;
 		}
 	}

@@ -74,21 +74,21 @@
 #define OFF_SADDR4  (ETH_LEN + 15) /* last byte of the source address */
 #define OFF_SPORT   (ETH_LEN + IP_LEN)
 #define OFF_TCPCSUM (ETH_LEN + IP_LEN + 16)
-#define SRC_HOSTS   250 /* source addresses x.x.x.2 .. x.x.x.251 */
+#define SRC_HOSTS   250	      /* source addresses x.x.x.2 .. x.x.x.251 */
 #define CATCH_UP_PS 100000000 /* after a stall, make up for at most 100 us */
 /* Packets sent back to back: one flush and at most one wake-up of the
  * receiver's NAPI thread each (a wake-up per packet costs more than the
  * packet), and four of them fit the veth ring of 256. */
-#define BURST 64
+#define BURST  64
 #define WINDOW 0.02 /* seconds between rate adjustments */
-#define SPIN  256 /* clock reads per loop turn while waiting, some 20 us */
+#define SPIN   256  /* clock reads per loop turn while waiting, some 20 us */
 
 /* The program's state, one array entry; times in picoseconds. */
 struct gen_state {
-	uint64_t sent;	      /* also the tuple counter: only sent packets advance it */
-	uint64_t next_ps;     /* when the next packet may leave */
-	uint64_t interval_ps; /* between bursts; 0: no pacing */
-	uint64_t burst_left;  /* packets of the current burst still to go */
+	uint64_t sent;		  /* also the tuple counter: only sent packets advance it */
+	uint64_t next_ps;	  /* when the next packet may leave */
+	uint64_t interval_ps;	  /* between bursts; 0: no pacing */
+	uint64_t burst_left;	  /* packets of the current burst still to go */
 	uint8_t frame[FRAME_PAD]; /* the template every packet starts from */
 };
 
@@ -106,8 +106,9 @@ enum { L_DROP, L_SEND, L_CLOCK, L_SPIN, L_TIME, L_KEEP };
 
 static void emit(struct prog *p, uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm)
 {
-	p->insn[p->n] = (struct bpf_insn){ .code = code, .dst_reg = dst, .src_reg = src,
-					   .off = off, .imm = imm };
+	p->insn[p->n] = (struct bpf_insn){
+		.code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm
+	};
 	p->n++;
 }
 
@@ -391,19 +392,22 @@ static void build_frame(const struct opts *o, const uint8_t src_mac[6], uint8_t 
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ks-gen --iface IF --dst-mac MAC --src IP --dst IP --dport PORT\n"
-			"              [--mode new|est|syn] [--sport PORT] [--seconds S | --count N]\n"
-			"              [--rate PPS | --no-pace] [--anchor IF] [--first N]\n");
+	fprintf(stderr,
+		"usage: ks-gen --iface IF --dst-mac MAC --src IP --dst IP --dport PORT\n"
+		"              [--mode new|est|syn] [--sport PORT] [--seconds S | --count N]\n"
+		"              [--rate PPS | --no-pace] [--anchor IF] [--first N]\n");
 	exit(2);
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
-		{ "iface", 1, 0, 'i' },	  { "dst-mac", 1, 0, 'm' }, { "src", 1, 0, 's' },
-		{ "dst", 1, 0, 'd' },	  { "dport", 1, 0, 'p' },   { "sport", 1, 0, 'P' },
-		{ "mode", 1, 0, 'M' },	  { "seconds", 1, 0, 't' }, { "count", 1, 0, 'c' },
-		{ "rate", 1, 0, 'r' },	  { "no-pace", 0, 0, 'n' }, { "anchor", 1, 0, 'a' },
+		{ "iface", 1, 0, 'i' },	  { "dst-mac", 1, 0, 'm' },
+		{ "src", 1, 0, 's' },	  { "dst", 1, 0, 'd' },
+		{ "dport", 1, 0, 'p' },	  { "sport", 1, 0, 'P' },
+		{ "mode", 1, 0, 'M' },	  { "seconds", 1, 0, 't' },
+		{ "count", 1, 0, 'c' },	  { "rate", 1, 0, 'r' },
+		{ "no-pace", 0, 0, 'n' }, { "anchor", 1, 0, 'a' },
 		{ "first", 1, 0, 'f' },	  { 0 },
 	};
 	int c, have_mac = 0;
@@ -411,25 +415,54 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	*o = (struct opts){ .mode = "new", .sport = 40000, .seconds = 1, .rate = 1e7 };
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
-		case 'i': o->iface = optarg; break;
-		case 'm': have_mac = !parse_mac(optarg, o->dst_mac); break;
-		case 's': if (!inet_aton(optarg, &o->src)) usage(); break;
-		case 'd': if (!inet_aton(optarg, &o->dst)) usage(); break;
-		case 'p': o->dport = atoi(optarg); break;
-		case 'P': o->sport = atoi(optarg); break;
-		case 'M': o->mode = optarg; break;
-		case 't': o->seconds = atof(optarg); break;
-		case 'c': o->count = strtoull(optarg, NULL, 0); break;
-		case 'r': o->rate = atof(optarg); break;
-		case 'n': o->no_pace = 1; break;
-		case 'a': o->anchor = optarg; break;
-		case 'f': o->first = strtoull(optarg, NULL, 0); break;
-		default: usage();
+		case 'i':
+			o->iface = optarg;
+			break;
+		case 'm':
+			have_mac = !parse_mac(optarg, o->dst_mac);
+			break;
+		case 's':
+			if (!inet_aton(optarg, &o->src))
+				usage();
+			break;
+		case 'd':
+			if (!inet_aton(optarg, &o->dst))
+				usage();
+			break;
+		case 'p':
+			o->dport = atoi(optarg);
+			break;
+		case 'P':
+			o->sport = atoi(optarg);
+			break;
+		case 'M':
+			o->mode = optarg;
+			break;
+		case 't':
+			o->seconds = atof(optarg);
+			break;
+		case 'c':
+			o->count = strtoull(optarg, NULL, 0);
+			break;
+		case 'r':
+			o->rate = atof(optarg);
+			break;
+		case 'n':
+			o->no_pace = 1;
+			break;
+		case 'a':
+			o->anchor = optarg;
+			break;
+		case 'f':
+			o->first = strtoull(optarg, NULL, 0);
+			break;
+		default:
+			usage();
 		}
 	}
 	if (!o->iface || !have_mac || !o->src.s_addr || !o->dst.s_addr || !o->dport ||
-	    o->rate < 1000 || (strcmp(o->mode, "new") && strcmp(o->mode, "est") &&
-			       strcmp(o->mode, "syn")))
+	    o->rate < 1000 ||
+	    (strcmp(o->mode, "new") && strcmp(o->mode, "est") && strcmp(o->mode, "syn")))
 		usage();
 }
 

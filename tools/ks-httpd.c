@@ -147,7 +147,8 @@ int main(int argc, char **argv)
 						continue;
 					}
 					cn->fd = fd;
-					ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = cn };
+					ev = (struct epoll_event){ .events = EPOLLIN,
+								   .data.ptr = cn };
 					if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev)) {
 						close(fd);
 						free(cn);

@@ -84,12 +84,24 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
-		case 'd': if (!inet_aton(optarg, &dst.sin_addr)) count = -1; break;
-		case 'p': dst.sin_port = htons(atoi(optarg)); break;
-		case 's': have_src = inet_aton(optarg, &src.sin_addr); break;
-		case 'c': count = atoi(optarg); break;
-		case 't': timeout_ms = atoi(optarg); break;
-		default: count = -1;
+		case 'd':
+			if (!inet_aton(optarg, &dst.sin_addr))
+				count = -1;
+			break;
+		case 'p':
+			dst.sin_port = htons(atoi(optarg));
+			break;
+		case 's':
+			have_src = inet_aton(optarg, &src.sin_addr);
+			break;
+		case 'c':
+			count = atoi(optarg);
+			break;
+		case 't':
+			timeout_ms = atoi(optarg);
+			break;
+		default:
+			count = -1;
 		}
 	}
 	if (count <= 0 || !dst.sin_addr.s_addr || !dst.sin_port) {

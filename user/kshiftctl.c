@@ -31,11 +31,13 @@ struct ctl {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: kshiftctl [--socket PATH] [-n NAMESPACE] COMMAND\n"
-		   "  apply -f FILE                create or replace the shifts in a manifest (- for stdin)\n"
+		   "  apply -f FILE                create or replace the shifts in a manifest (- "
+		   "for stdin)\n"
 		   "  get [NAME] [-o wide|json|yaml]  shifts, weights, endpoints, observed split\n"
 		   "  set NAME BACKEND=W ...       set weights\n"
 		   "  switch NAME BACKEND          blue/green: all weight to BACKEND, atomically\n"
-		   "  promote NAME [BACKEND]       all weight to the canary (the last backend unless named)\n"
+		   "  promote NAME [BACKEND]       all weight to the canary (the last backend "
+		   "unless named)\n"
 		   "  rollback NAME                all weight back to the first backend\n"
 		   "  delete NAME\n"
 		   "  verdicts                     the dataplane's per-reason packet counters\n");
@@ -180,8 +182,7 @@ static void print_yaml(struct json_object *v, int indent, bool in_list)
 		}
 		if (!in_list)
 			printf("\n");
-		json_object_object_foreach(v, key, val)
-		{
+		json_object_object_foreach(v, key, val) {
 			printf("%*s%s:", (in_list && first) ? 0 : indent, "", key);
 			first = false;
 			print_yaml(val, indent + 2, false);
@@ -254,7 +255,9 @@ static void print_table(struct json_object *items, bool wide)
 				printf(" %12s %14s %s",
 				       json_object_get_string(path_get(b, "packets", NULL)),
 				       json_object_get_string(path_get(b, "bytes", NULL)),
-				       j ? "" : json_object_get_string(path_get(it, "status", "source")));
+				       j ? ""
+					 : json_object_get_string(
+						   path_get(it, "status", "source")));
 			printf("\n");
 		}
 	}
@@ -266,7 +269,8 @@ static int cmd_get(struct ctl *c)
 	struct json_object *req, *resp, *items, *shown;
 	int ret;
 
-	if (strcmp(out, "table") && strcmp(out, "wide") && strcmp(out, "json") && strcmp(out, "yaml"))
+	if (strcmp(out, "table") && strcmp(out, "wide") && strcmp(out, "json") &&
+	    strcmp(out, "yaml"))
 		return usage_error("get: -o %s: must be wide, json or yaml", out);
 	if (c->argc > 1)
 		return usage_error("get: unexpected argument %s", c->argv[1]);
@@ -283,8 +287,9 @@ static int cmd_get(struct ctl *c)
 	/* one shift asked for: the object itself, as kubectl does */
 	shown = c->argc ? json_object_array_get_idx(items, 0) : items;
 	if (!strcmp(out, "json"))
-		printf("%s\n", json_object_to_json_string_ext(shown, JSON_C_TO_STRING_PRETTY |
-									  JSON_C_TO_STRING_NOSLASHESCAPE));
+		printf("%s\n",
+		       json_object_to_json_string_ext(
+			       shown, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 	else if (!strcmp(out, "yaml"))
 		print_yaml(shown, 0, true);
 	else
@@ -344,8 +349,9 @@ static int cmd_named(struct ctl *c, const char *cmd, int min_args, int max_args)
 
 	if (c->argc < min_args || c->argc > max_args)
 		return usage_error("%s: %s expected", cmd,
-				   max_args == 1 ? "NAME" : min_args == 2 ? "NAME BACKEND"
-									   : "NAME [BACKEND]");
+				   max_args == 1   ? "NAME"
+				   : min_args == 2 ? "NAME BACKEND"
+						   : "NAME [BACKEND]");
 	req = request(cmd, c, c->argv[0]);
 	if (c->argc > 1)
 		json_object_object_add(req, "backend", json_object_new_string(c->argv[1]));

@@ -29,7 +29,7 @@
 
 #define KS_DEFAULT_PIN_PATH "/sys/fs/bpf/kshift"
 /* Editors write a file in several steps; wait for them to settle. */
-#define KS_RELOAD_DELAY_MS 200
+#define KS_RELOAD_DELAY_MS  200
 #define KS_CLIENT_TIMEOUT_S 10
 
 struct config_file {
@@ -118,7 +118,8 @@ static char *read_file(const char *path, size_t *len)
 static bool same_spec(const struct ks_shift *a, const struct ks_shift *b)
 {
 	struct json_object *ja = ks_shift_to_json(a), *jb = ks_shift_to_json(b);
-	bool same = ja && jb && !strcmp(json_object_to_json_string(ja), json_object_to_json_string(jb));
+	bool same =
+		ja && jb && !strcmp(json_object_to_json_string(ja), json_object_to_json_string(jb));
 
 	json_object_put(ja);
 	json_object_put(jb);
@@ -385,8 +386,7 @@ static struct json_object *do_weights(struct daemon *d, struct json_object *req,
 		if (!json_object_object_get_ex(req, "weights", &w) ||
 		    !json_object_is_type(w, json_type_object))
 			return reply_error("request: weights: missing");
-		json_object_object_foreach(w, key, val)
-		{
+		json_object_object_foreach(w, key, val) {
 			int64_t v = json_object_get_int64(val);
 
 			if (n == KS_MAX_BACKENDS)
@@ -412,10 +412,10 @@ static struct json_object *do_weights(struct daemon *d, struct json_object *req,
 					   st->spec.namespace, st->spec.name);
 		for (i = 0; i < st->spec.nr_backends; i++)
 			sum += st->spec.backends[i].weight;
+		sum = sum > KS_WEIGHT_MAX ? KS_WEIGHT_MAX : sum ? sum : 1;
 		for (i = 0; i < st->spec.nr_backends; i++) {
 			names[n] = st->spec.backends[i].name;
-			weights[n++] = (int)i == t ? (sum ? (sum > KS_WEIGHT_MAX ? KS_WEIGHT_MAX : sum) : 1)
-						   : 0;
+			weights[n++] = (int)i == t ? sum : 0;
 		}
 	}
 	if (ks_shifts_set_weights(&d->shifts, st, names, weights, n, err, sizeof(err)))
@@ -568,10 +568,9 @@ static int setup_loop(struct daemon *d, const char *socket_path)
 		d->sock_ino = st.st_ino;
 	if (d->config_dir) {
 		d->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-		if (d->inofd < 0 ||
-		    inotify_add_watch(d->inofd, d->config_dir,
-				      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-					      IN_CREATE) < 0) {
+		if (d->inofd < 0 || inotify_add_watch(d->inofd, d->config_dir,
+						      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+							      IN_DELETE | IN_CREATE) < 0) {
 			err = -errno;
 			pr_warn("watching %s: %s\n", d->config_dir, strerror(-err));
 			return err;
@@ -603,7 +602,9 @@ static void run(struct daemon *d)
 		/* a deadline, not an idle period: clients must not put a
 		 * reload off */
 		now = now_ms();
-		timeout = !d->reload_at_ms ? -1 : d->reload_at_ms > now ? (int)(d->reload_at_ms - now) : 0;
+		timeout = -1;
+		if (d->reload_at_ms)
+			timeout = d->reload_at_ms > now ? (int)(d->reload_at_ms - now) : 0;
 		n = epoll_wait(d->epfd, evs, 8, timeout);
 		if (n < 0 && errno != EINTR)
 			return;
@@ -670,7 +671,9 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			if (ks_mode_parse(optarg, &mode)) {
-				fprintf(stderr, "kshiftd: --mode %s: must be auto, xdp, xdp-generic or tc\n",
+				fprintf(stderr,
+					"kshiftd: --mode %s: must be auto, xdp, xdp-generic or "
+					"tc\n",
 					optarg);
 				return 2;
 			}

@@ -72,8 +72,9 @@ static __always_inline __s64 ks_csum_packet(void *data, void *data_end, __u32 of
 }
 
 /* The TCP/UDP/ICMPv6 pseudo header of an IPv4 or IPv6 packet. */
-static __always_inline __u32 ks_csum_pseudo(const struct ks_addr *saddr, const struct ks_addr *daddr,
-					    __u8 family, __u8 proto, __u32 len)
+static __always_inline __u32 ks_csum_pseudo(const struct ks_addr *saddr,
+					    const struct ks_addr *daddr, __u8 family, __u8 proto,
+					    __u32 len)
 {
 	__u32 sum = 0;
 	int i;

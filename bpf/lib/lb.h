@@ -31,7 +31,6 @@
  * at one endpoint. Userspace tests set it to a known value. */
 const volatile __u64 ks_hash_seed = 0x9e3779b97f4a7c15ULL;
 
-
 static __always_inline __u64 ks_hash_addr(__u64 h, const struct ks_addr *a, __u8 family)
 {
 	const __u64 *w = (const __u64 *)a;
@@ -122,7 +121,7 @@ static __always_inline const struct ks_endpoint *ks_pick(__u32 svc, const struct
 	hash = flow_hash >> 32;
 	if (split->flags & KS_SPLIT_CLIENT_AFFINITY)
 		hash = ks_hash_addr(ks_hash_seed, &flow->saddr, flow->family) >> 32;
-	/* the threshold walk of ks_split_pick() in user/lib/maglev.h */
+		/* the threshold walk of ks_split_pick() in user/lib/maglev.h */
 #pragma unroll
 	for (i = 0; i < KS_MAX_BACKENDS - 1; i++)
 		if (i + 1 >= split->nr_backends || hash < split->threshold[i])

@@ -27,7 +27,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, KS_MAX_SERVICES * KS_GENERATIONS);
+	__uint(max_entries, (KS_MAX_SERVICES * KS_GENERATIONS));
 	__type(key, __u32);
 	__type(value, struct ks_split);
 } ks_splits SEC(".maps");
@@ -63,7 +63,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, KS_MAX_SERVICES * KS_STATS_PER_SVC);
+	__uint(max_entries, (KS_MAX_SERVICES * KS_STATS_PER_SVC));
 	__type(key, __u32);
 	__type(value, struct ks_counters);
 } ks_stats SEC(".maps");

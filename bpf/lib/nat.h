@@ -24,10 +24,10 @@ static __always_inline void ks_check_partial(void *ctx, const bool xdp, struct k
 	__u32 l4 = pkt->l4_off & 0x1ff;
 	__u16 *check = data + l4 + (pkt->flow.proto == IPPROTO_TCP ? 16 : 6);
 
-	pkt->partial = (void *)(check + 1) <= data_end &&
-		       *check == ks_csum_seed(&pkt->flow.saddr, &pkt->flow.daddr, pkt->flow.family,
-					      pkt->flow.proto,
-					      pkt->l3_off + pkt->l3_len - pkt->l4_off);
+	pkt->partial =
+		(void *)(check + 1) <= data_end &&
+		*check == ks_csum_seed(&pkt->flow.saddr, &pkt->flow.daddr, pkt->flow.family,
+				       pkt->flow.proto, pkt->l3_off + pkt->l3_len - pkt->l4_off);
 }
 
 /* Rewrites the destination (dst) or source address and port to addr:port.

@@ -143,8 +143,7 @@ static __always_inline int ks_parse_ipv6(void *data, void *data_end, __u32 frame
 
 /* Fills pkt from the frame at [data, data_end); frame_len is the whole
  * frame's length, which in TC may be more than the linear part. */
-static __always_inline int ks_parse(void *data, void *data_end, __u32 frame_len,
-				    struct ks_pkt *pkt)
+static __always_inline int ks_parse(void *data, void *data_end, __u32 frame_len, struct ks_pkt *pkt)
 {
 	struct ethhdr *eth = data;
 	__be16 proto;

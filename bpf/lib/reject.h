@@ -207,9 +207,9 @@ static __always_inline enum ks_action ks_reply_unreach(void *ctx, const bool xdp
 		body_sum = ks_csum_add(body_sum, ks_csum_diff16(*udp_check, ks_csum_fold(udp_sum)));
 	}
 	if (!v4)
-		body_sum = ks_csum_add(body_sum, ks_csum_pseudo(&pkt->flow.daddr, &pkt->flow.saddr,
-								 KS_FAMILY_V6, IPPROTO_ICMPV6,
-								 8 + quote));
+		body_sum = ks_csum_add(body_sum,
+				       ks_csum_pseudo(&pkt->flow.daddr, &pkt->flow.saddr,
+						      KS_FAMILY_V6, IPPROTO_ICMPV6, 8 + quote));
 	*(__u16 *)(icmp + 2) = ks_csum_fold(body_sum);
 	return KS_ACT_TX;
 }

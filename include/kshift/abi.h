@@ -31,7 +31,7 @@
 /* Limits. Each is a default that sizes a preallocated map. */
 #define KS_MAX_SERVICES	 16384	   /* dataplane services: one per (shift, frontend port) */
 #define KS_MAX_BACKENDS	 8	   /* backends in one shift: stable, canary, shadow, ... */
-#define KS_MAX_ENDPOINTS 131072   /* endpoint slots, node-wide; a backend's are contiguous */
+#define KS_MAX_ENDPOINTS 131072	   /* endpoint slots, node-wide; a backend's are contiguous */
 #define KS_RING_SLOTS	 (1 << 25) /* Maglev ring slots, node-wide (64 MiB) */
 #define KS_MAX_CONNS	 (1 << 19) /* connection table: two entries (both directions) a flow */
 #define KS_GENERATIONS	 2	   /* live split + the one being built */
@@ -155,19 +155,19 @@ struct ks_counters {
 
 /* Why the program did what it did: one counter each in ks_verdicts. */
 enum ks_verdict {
-	KS_V_PASS_NOT_IP = 0,	/* not IPv4/IPv6: untouched */
-	KS_V_PASS_NO_MATCH,	/* no frontend or flow: untouched */
-	KS_V_PASS_NOT_L4,	/* IP but neither TCP nor UDP: untouched */
-	KS_V_PASS_FRAGMENT,	/* fragment not for a frontend address: untouched */
-	KS_V_DROP_FRAGMENT,	/* fragment for a frontend address: cannot be steered */
-	KS_V_DROP_MALFORMED,	/* headers truncated or inconsistent, to a frontend */
-	KS_V_NAT_NEW,		/* new flow steered to an endpoint */
-	KS_V_NAT_ESTABLISHED,	/* established flow, forward direction */
-	KS_V_NAT_REPLY,		/* established flow, reply direction */
-	KS_V_REJECT_RESET,	/* no usable endpoint: TCP reset sent */
-	KS_V_REJECT_UNREACH,	/* no usable endpoint: ICMP unreachable sent */
-	KS_V_DROP_NO_ENDPOINT,	/* no usable endpoint, and no reply possible (e.g. a RST) */
-	KS_V_ABORTED,		/* a helper failed: dropped */
+	KS_V_PASS_NOT_IP = 0,  /* not IPv4/IPv6: untouched */
+	KS_V_PASS_NO_MATCH,    /* no frontend or flow: untouched */
+	KS_V_PASS_NOT_L4,      /* IP but neither TCP nor UDP: untouched */
+	KS_V_PASS_FRAGMENT,    /* fragment not for a frontend address: untouched */
+	KS_V_DROP_FRAGMENT,    /* fragment for a frontend address: cannot be steered */
+	KS_V_DROP_MALFORMED,   /* headers truncated or inconsistent, to a frontend */
+	KS_V_NAT_NEW,	       /* new flow steered to an endpoint */
+	KS_V_NAT_ESTABLISHED,  /* established flow, forward direction */
+	KS_V_NAT_REPLY,	       /* established flow, reply direction */
+	KS_V_REJECT_RESET,     /* no usable endpoint: TCP reset sent */
+	KS_V_REJECT_UNREACH,   /* no usable endpoint: ICMP unreachable sent */
+	KS_V_DROP_NO_ENDPOINT, /* no usable endpoint, and no reply possible (e.g. a RST) */
+	KS_V_ABORTED,	       /* a helper failed: dropped */
 	KS_V_MAX,
 };
 

@@ -80,8 +80,8 @@ const char *ks_verdict_name(enum ks_verdict v)
 }
 
 /* The maps kshiftd pins: its own, not the object's .rodata and .bss. */
-#define for_each_pinned_map(map, obj)                                                            \
-	bpf_object__for_each_map(map, obj)                                                       \
+#define for_each_pinned_map(map, obj)                                                              \
+	bpf_object__for_each_map(map, obj)                                                         \
 		if (!strncmp(bpf_map__name(map), "ks_", 3))
 
 static void unpin_maps(struct ks_dp *dp, const char *dir)
@@ -405,8 +405,8 @@ static void release_slot(struct ks_dp *dp, struct ks_dp_slot *slot)
 
 /* Builds a backend's endpoints and ring in fresh ranges, from its current
  * ring where the size allows, so that flows keep their endpoints. */
-static int build_slot(struct ks_dp *dp, const struct ks_dp_slot *cur,
-		      const struct ks_dp_backend *b, struct ks_dp_slot *out)
+static int build_slot(struct ks_dp *dp, const struct ks_dp_slot *cur, const struct ks_dp_backend *b,
+		      struct ks_dp_slot *out)
 {
 	uint32_t size = ks_ring_size(b->nr_eps, cur->slice.size);
 	int err;

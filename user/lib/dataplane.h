@@ -52,10 +52,10 @@ struct ks_dp_link {
 };
 
 struct ks_dp_opts {
-	const char *pin_path;	 /* NULL: do not pin */
-	uint64_t hash_seed;	 /* 0: random */
-	bool xdp_veth;		 /* native XDP on a veth: see ks_xdp_veth in bpf/lib/common.h */
-	bool xdp_redirect;	 /* XDP forwards by FIB lookup: see bpf/lib/fwd.h */
+	const char *pin_path; /* NULL: do not pin */
+	uint64_t hash_seed;   /* 0: random */
+	bool xdp_veth;	      /* native XDP on a veth: see ks_xdp_veth in bpf/lib/common.h */
+	bool xdp_redirect;    /* XDP forwards by FIB lookup: see bpf/lib/fwd.h */
 };
 
 /* veth hands XDP frames whose checksum the peer left partial (XDP cannot
@@ -65,7 +65,7 @@ bool ks_is_veth(const char *ifname);
 
 struct ks_dp {
 	struct kshift_bpf *skel;
-	uint16_t *ring;		      /* ks_ring through mmap, as one slot array */
+	uint16_t *ring;		       /* ks_ring through mmap, as one slot array */
 	struct ks_endpoint *endpoints; /* ks_endpoints through mmap */
 	struct ks_ranges ring_slots;
 	struct ks_ranges ep_slots;

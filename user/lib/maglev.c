@@ -19,7 +19,7 @@
 
 /* Ring size classes, primes about 4x apart, so at KS_RING_PER_ENDPOINT
  * slots each they cover 2..16, 17..64, 65..256 and 257.. endpoints. */
-static const uint32_t ks_ring_sizes[] = {KS_RING_SIZE_MIN, 4099, 16411, KS_RING_SIZE_MAX};
+static const uint32_t ks_ring_sizes[] = { KS_RING_SIZE_MIN, 4099, 16411, KS_RING_SIZE_MAX };
 
 /* Ring entries are u16 endpoint indexes; this one is never an index, since
  * n <= 65535, so it marks a free slot while a ring is built. */
@@ -145,7 +145,8 @@ static int ks_mg_prepare(const struct ks_endpoint *eps, uint32_t n, uint32_t siz
 	for (i = 0; i < n; i++) {
 		e[i].offset = ks_mg_hash(e[i].id, KS_ID_LEN, KS_MG_SEED_OFFSET) % size;
 		e[i].skip =
-		    size > 1 ? ks_mg_hash(e[i].id, KS_ID_LEN, KS_MG_SEED_SKIP) % (size - 1) + 1 : 1;
+			size > 1 ? ks_mg_hash(e[i].id, KS_ID_LEN, KS_MG_SEED_SKIP) % (size - 1) + 1
+				 : 1;
 		e[i].pos = e[i].offset;
 	}
 	*out = e;

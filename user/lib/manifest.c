@@ -347,8 +347,8 @@ static int parse_address(struct ctx *c, yaml_node_t *n, const char *path, void *
 
 static int parse_port(struct ctx *c, yaml_node_t *n, const char *path, void *out)
 {
-	static const char *const keys[] = {"port", "protocol", NULL};
-	static const char *const protocols[] = {"TCP", "UDP", NULL};
+	static const char *const keys[] = { "port", "protocol", NULL };
+	static const char *const protocols[] = { "TCP", "UDP", NULL };
 	struct ks_port *port = out;
 	char p[PATH_LEN];
 	yaml_node_t *v;
@@ -468,7 +468,7 @@ static int backend_ref(struct ctx *c, yaml_node_t *n, const char *path, int *idx
 
 static int parse_rule(struct ctx *c, yaml_node_t *n, const char *path, void *out)
 {
-	static const char *const keys[] = {"sources", "backend", NULL};
+	static const char *const keys[] = { "sources", "backend", NULL };
 	struct ks_rule_spec *rule = out;
 	char p[PATH_LEN];
 	yaml_node_t *v;
@@ -487,7 +487,7 @@ static int parse_rule(struct ctx *c, yaml_node_t *n, const char *path, void *out
 
 static int parse_backend(struct ctx *c, yaml_node_t *n, const char *path, struct ks_backend_spec *b)
 {
-	static const char *const keys[] = {"name", "service", "endpoints", "weight", NULL};
+	static const char *const keys[] = { "name", "service", "endpoints", "weight", NULL };
 	char p[PATH_LEN];
 	yaml_node_t *v;
 	uint64_t weight = 1; /* Gateway API's default */
@@ -520,7 +520,7 @@ static int parse_backend(struct ctx *c, yaml_node_t *n, const char *path, struct
 
 static int parse_frontend(struct ctx *c, yaml_node_t *n, const char *path, struct ks_shift *s)
 {
-	static const char *const keys[] = {"service", "addresses", "ports", NULL};
+	static const char *const keys[] = { "service", "addresses", "ports", NULL };
 	char p[PATH_LEN];
 	yaml_node_t *v;
 	int err;
@@ -549,7 +549,7 @@ static int parse_frontend(struct ctx *c, yaml_node_t *n, const char *path, struc
 
 static int parse_mirror(struct ctx *c, yaml_node_t *n, const char *path, struct ks_shift *s)
 {
-	static const char *const keys[] = {"backend", "percent", NULL};
+	static const char *const keys[] = { "backend", "percent", NULL };
 	char p[PATH_LEN];
 	yaml_node_t *v;
 	uint64_t percent = 100;
@@ -569,9 +569,9 @@ static int parse_mirror(struct ctx *c, yaml_node_t *n, const char *path, struct 
 
 static int parse_spec(struct ctx *c, yaml_node_t *n, struct ks_shift *s)
 {
-	static const char *const keys[] = {"frontend", "backends", "affinity",
-					   "rules",    "mirror",   NULL};
-	static const char *const affinities[] = {"connection", "client", NULL};
+	static const char *const keys[] = { "frontend", "backends", "affinity",
+					    "rules",	"mirror",   NULL };
+	static const char *const affinities[] = { "connection", "client", NULL };
 	const char *path = "spec";
 	char p[PATH_LEN], q[PATH_LEN];
 	yaml_node_t *v;
@@ -643,10 +643,11 @@ static int parse_metadata(struct ctx *c, yaml_node_t *n, struct ks_shift *s)
 
 static int parse_doc(struct ctx *c, yaml_node_t *root, struct ks_shift *s)
 {
-	static const char *const keys[] = {"apiVersion", "kind",   "metadata",
-					   "spec",	 "status", NULL};
-	static const char *const api_versions[] = {KS_API_VERSION, NULL};
-	static const char *const kinds[] = {KS_KIND, NULL};
+	static const char *const keys[] = {
+		"apiVersion", "kind", "metadata", "spec", "status", NULL
+	};
+	static const char *const api_versions[] = { KS_API_VERSION, NULL };
+	static const char *const kinds[] = { KS_KIND, NULL };
 	char p[PATH_LEN];
 	yaml_node_t *v;
 	int idx, err;
@@ -690,7 +691,7 @@ static size_t error_line(const yaml_parser_t *parser, const char *text, size_t l
 int ks_manifest_parse(const char *text, size_t len, struct ks_shift **shifts, size_t *nr, char *err,
 		      size_t errlen)
 {
-	struct ctx c = {.err = err, .errlen = errlen};
+	struct ctx c = { .err = err, .errlen = errlen };
 	struct ks_shift *arr = NULL, *bigger;
 	yaml_parser_t parser;
 	yaml_document_t doc;
@@ -772,8 +773,8 @@ int ks_shift_copy(struct ks_shift *dst, const struct ks_shift *src)
 	dst->ports = dup_array(src->ports, src->nr_ports, sizeof(*src->ports), &ok);
 	for (i = 0; i < src->nr_backends; i++)
 		dst->backends[i].endpoints =
-		    dup_array(src->backends[i].endpoints, src->backends[i].nr_endpoints,
-			      sizeof(*src->backends[i].endpoints), &ok);
+			dup_array(src->backends[i].endpoints, src->backends[i].nr_endpoints,
+				  sizeof(*src->backends[i].endpoints), &ok);
 	dst->rules = dup_array(src->rules, src->nr_rules, sizeof(*src->rules), &ok);
 	if (!dst->rules)
 		dst->nr_rules = 0; /* so that ks_shift_free never frees src's sources */

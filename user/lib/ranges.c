@@ -61,7 +61,8 @@ static int insert_free(struct ks_ranges *r, uint32_t off, uint32_t len)
 		r->free[i - 1].len += len;
 		if (i < r->nr_free && off + len == r->free[i].off) {
 			r->free[i - 1].len += r->free[i].len;
-			memmove(&r->free[i], &r->free[i + 1], (r->nr_free - i - 1) * sizeof(*r->free));
+			memmove(&r->free[i], &r->free[i + 1],
+				(r->nr_free - i - 1) * sizeof(*r->free));
 			r->nr_free--;
 		}
 		return 0;

@@ -87,8 +87,8 @@ struct ks_shift {
  * Validation is strict: unknown fields, duplicate backend names, rules or a
  * mirror naming an unknown backend, bad addresses and ports are refused.
  */
-int ks_manifest_parse(const char *text, size_t len, struct ks_shift **shifts, size_t *nr,
-		      char *err, size_t errlen);
+int ks_manifest_parse(const char *text, size_t len, struct ks_shift **shifts, size_t *nr, char *err,
+		      size_t errlen);
 
 /* The same document as JSON (apiVersion, kind, metadata, spec), so that
  * `kshiftctl get -o json` output can be applied again. NULL on ENOMEM. */

@@ -51,7 +51,7 @@ static struct json_object *endpoint_json(const struct ks_endpoint_spec *ep)
 
 static struct json_object *prefix_json(const struct ks_prefix *pfx)
 {
-	struct ks_ip ip = {.addr = pfx->addr, .family = pfx->family};
+	struct ks_ip ip = { .addr = pfx->addr, .family = pfx->family };
 	char addr[INET6_ADDRSTRLEN], buf[INET6_ADDRSTRLEN + 4];
 
 	snprintf(buf, sizeof(buf), "%s/%u", ks_ip_str(&ip, addr, sizeof(addr)), pfx->len);

@@ -126,7 +126,8 @@ static void index_state(struct ks_shifts *t, struct ks_shift_state *st, bool add
 			ks_index_del(&t->addr_refs, &id, sizeof(id));
 	}
 	if (err)
-		pr_warn("%s: out of memory indexing shift %s/%s\n", __func__, s->namespace, s->name);
+		pr_warn("%s: out of memory indexing shift %s/%s\n", __func__, s->namespace,
+			s->name);
 }
 
 static const char *proto_name(uint8_t proto)
@@ -158,7 +159,8 @@ static size_t wanted_svcs(const struct ks_shift *s, struct ks_svc_ref *out)
 		if (a == s->nr_addresses)
 			continue;
 		for (p = 0; p < s->nr_ports; p++)
-			out[n++] = (struct ks_svc_ref){ .port = s->ports[p], .family = families[f] };
+			out[n++] =
+				(struct ks_svc_ref){ .port = s->ports[p], .family = families[f] };
 	}
 	return n;
 }
@@ -280,8 +282,8 @@ static int conflict(const struct ks_shift *s, size_t a, size_t p, const struct k
 	char addr[INET6_ADDRSTRLEN];
 
 	seterr(err, errlen,
-	       "spec.frontend.addresses[%zu]: %s port %u/%s: already the frontend of shift %s/%s", a,
-	       ks_ip_str(&s->addresses[a], addr, sizeof(addr)), s->ports[p].port,
+	       "spec.frontend.addresses[%zu]: %s port %u/%s: already the frontend of shift %s/%s",
+	       a, ks_ip_str(&s->addresses[a], addr, sizeof(addr)), s->ports[p].port,
 	       proto_name(s->ports[p].proto), o->namespace, o->name);
 	return -EEXIST;
 }
@@ -377,8 +379,8 @@ static int add_frontends(struct ks_shifts *t, const struct ks_shift *s,
 /* Removes the frontends of s that keep (may be NULL) does not have. An
  * address stays marked while another shift uses it; `indexed` says whether
  * s itself is among the shifts counted. */
-static void del_frontends(struct ks_shifts *t, const struct ks_shift *s, const struct ks_shift *keep,
-			  bool indexed)
+static void del_frontends(struct ks_shifts *t, const struct ks_shift *s,
+			  const struct ks_shift *keep, bool indexed)
 {
 	size_t a, p;
 
@@ -586,7 +588,8 @@ struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_
 	for (i = 0; i < st->spec.nr_backends; i++) {
 		counters_of(t, st, i, &c);
 		b = json_object_new_object();
-		json_object_object_add(b, "name", json_object_new_string(st->spec.backends[i].name));
+		json_object_object_add(b, "name",
+				       json_object_new_string(st->spec.backends[i].name));
 		json_object_object_add(b, "weight",
 				       json_object_new_int64(st->spec.backends[i].weight));
 		json_object_object_add(b, "endpoints",
