@@ -220,8 +220,6 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		return ks_finish(ctx, xdp, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
 	}
 
-	if (xdp && ks_xdp_veth)
-		ks_check_partial(ctx, xdp, &pkt);
 	conn = bpf_map_lookup_elem(&ks_conns, &pkt.flow);
 	/* a SYN opens a new connection: a remembered flow with the same
 	 * 5-tuple is an old one whose source port the client reuses, and the

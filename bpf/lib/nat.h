@@ -32,7 +32,7 @@ static __always_inline void ks_check_partial(void *ctx, const bool xdp, struct k
 
 /* Rewrites the destination (dst) or source address and port to addr:port.
  * Returns 0, or -1 if the headers are no longer where the parser saw them. */
-static __always_inline int ks_nat(void *ctx, const bool xdp, const struct ks_pkt *pkt, bool dst,
+static __always_inline int ks_nat(void *ctx, const bool xdp, struct ks_pkt *pkt, bool dst,
 				  const struct ks_addr *addr, __be16 port)
 {
 	void *data = ks_data(ctx, xdp), *data_end = ks_data_end(ctx, xdp);
@@ -51,6 +51,9 @@ static __always_inline int ks_nat(void *ctx, const bool xdp, const struct ks_pkt
 
 	if ((void *)(l4_check + 1) > data_end || (void *)(port_field + 1) > data_end)
 		return -1;
+	/* only a local veth peer leaves checksums to offload (see csum.h) */
+	if (xdp && ks_xdp_veth)
+		ks_check_partial(ctx, xdp, pkt);
 	if (v4) {
 		if ((void *)(field + 1) > data_end)
 			return -1;

@@ -132,13 +132,3 @@ void ks_ranges_release(struct ks_ranges *r, uint32_t off, uint32_t len)
 	}
 	r->held[r->nr_held++] = (struct ks_range){ .off = off, .len = len, .freed_ns = now_ns() };
 }
-
-uint64_t ks_ranges_available(const struct ks_ranges *r)
-{
-	uint64_t n = 0;
-	size_t i;
-
-	for (i = 0; i < r->nr_free; i++)
-		n += r->free[i].len;
-	return n;
-}

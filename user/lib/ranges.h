@@ -33,7 +33,5 @@ void ks_ranges_destroy(struct ks_ranges *r);
 int ks_ranges_alloc(struct ks_ranges *r, uint32_t len, uint32_t *off);
 /* Gives a range back; reusable once the grace period has passed. */
 void ks_ranges_release(struct ks_ranges *r, uint32_t off, uint32_t len);
-/* Free slots, held ones not included. */
-uint64_t ks_ranges_available(const struct ks_ranges *r);
 
 #endif /* KSHIFT_RANGES_H */
