@@ -10,10 +10,12 @@ CC        ?= gcc
 BPFTOOL   ?= bpftool
 ARCH      := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 
+# CFLAGS is the user's (make CFLAGS=...); what the build needs is added with
+# override, so a command-line CFLAGS cannot drop the include paths.
 CFLAGS    ?= -O2 -g
-CFLAGS    += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers \
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers \
 	     -Iinclude -Iuser -I$(OUT) -D_GNU_SOURCE
-LDLIBS    := -Wl,--as-needed -lbpf -lelf -lz -lyaml -ljson-c
+LDLIBS    := -Wl,--as-needed -lbpf -lelf -lz -lyaml -ljson-c -lcurl -lmicrohttpd -lpthread
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	     -Wno-unused-parameter -Iinclude -Ibpf -I$(OUT)
 

@@ -7,8 +7,9 @@ set -euo pipefail
 packages=(
 	make gcc clang llvm pkg-config
 	libbpf-dev libelf-dev zlib1g-dev bpftool
-	libcmocka-dev libyaml-dev libjson-c-dev
-	iproute2 ethtool procps psmisc curl python3
+	libcmocka-dev libyaml-dev libjson-c-dev libcurl4-openssl-dev libmicrohttpd-dev
+	iproute2 ethtool procps psmisc curl python3 openssl
+	python3-yaml python3-jsonschema python3-prometheus-client
 	iptables nftables conntrack gnuplot-nox
 )
 
