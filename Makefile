@@ -73,7 +73,7 @@ deps-if-missing:
 $(OUT) $(OUT)/lib $(OUT)/tests:
 	$(Q)mkdir -p $@
 
-$(OUT)/vmlinux.h: | $(OUT)
+$(OUT)/vmlinux.h: | $(OUT) deps-if-missing
 	@echo "  GEN     $@"
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
