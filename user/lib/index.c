@@ -122,3 +122,20 @@ void ks_index_destroy(struct ks_index *ix)
 	free(ix->buckets);
 	memset(ix, 0, sizeof(*ix));
 }
+
+int ks_index_foreach(const struct ks_index *ix,
+		     int (*fn)(const void *key, size_t len, void *value, void *arg), void *arg)
+{
+	struct ks_index_entry *e, *next;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < ix->nr_buckets; i++)
+		for (e = ix->buckets[i]; e; e = next) {
+			next = e->next;
+			ret = fn(e->key, e->len, e->value, arg);
+			if (ret)
+				return ret;
+		}
+	return 0;
+}

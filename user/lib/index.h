@@ -23,5 +23,10 @@ void *ks_index_get(const struct ks_index *ix, const void *key, size_t len);
 /* Removes key; returns what it had, or NULL. */
 void *ks_index_del(struct ks_index *ix, const void *key, size_t len);
 void ks_index_destroy(struct ks_index *ix);
+/* Calls fn for every entry, in no particular order, until it returns
+ * nonzero (which is returned). fn may delete the entry it is given, and no
+ * other. */
+int ks_index_foreach(const struct ks_index *ix,
+		     int (*fn)(const void *key, size_t len, void *value, void *arg), void *arg);
 
 #endif /* KSHIFT_INDEX_H */
