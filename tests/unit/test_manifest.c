@@ -405,6 +405,112 @@ static void test_error_buffer(void **state)
 	assert_int_equal(ks_manifest_parse(text, strlen(text), &s, &nr, NULL, 0), -EINVAL);
 }
 
+/* Endpoints as strings and as {address, draining}, mixed in one list. */
+static void test_draining(void **state)
+{
+	const char *text = "apiVersion: kshift.dev/v1alpha1\n"
+			   "kind: TrafficShift\n"
+			   "metadata: {name: web}\n"
+			   "spec:\n"
+			   "  frontend: {addresses: [198.18.100.1], ports: [{port: 80}]}\n"
+			   "  backends:\n"
+			   "  - name: stable\n"
+			   "    endpoints:\n"
+			   "    - 198.18.2.2:8080\n"
+			   "    - {address: 198.18.2.3:8080, draining: true}\n"
+			   "    - {address: \"[2001:2:0:2::2]:8080\", draining: false}\n"
+			   "    - {address: 198.18.2.4, draining: True}\n"
+			   "    - {address: 198.18.2.5, draining: ~}\n";
+	struct ks_shift *s = parse_ok(text, 1);
+	const struct ks_endpoint_spec *eps = s->backends[0].endpoints;
+
+	(void)state;
+	assert_int_equal(s->backends[0].nr_endpoints, 5);
+	assert_endpoint(&eps[0], "198.18.2.2", 8080);
+	assert_int_equal(eps[0].state, KS_EP_READY);
+	assert_endpoint(&eps[1], "198.18.2.3", 8080);
+	assert_int_equal(eps[1].state, KS_EP_TERMINATING);
+	assert_endpoint(&eps[2], "2001:2:0:2::2", 8080);
+	assert_int_equal(eps[2].state, KS_EP_READY);
+	assert_endpoint(&eps[3], "198.18.2.4", 0);
+	assert_int_equal(eps[3].state, KS_EP_TERMINATING);
+	assert_int_equal(eps[4].state, KS_EP_READY); /* null: the default */
+	assert_int_equal(eps[1].frontend_port, 0);
+	ks_shifts_free(s, 1);
+}
+
+/* SPEC: a frontend needs addresses or a service, a backend endpoints or a
+ * service; a frontend Service supplies the ports when none are given. */
+static void test_service_only(void **state)
+{
+	const char *text = "apiVersion: kshift.dev/v1alpha1\n"
+			   "kind: TrafficShift\n"
+			   "metadata: {name: web}\n"
+			   "spec:\n"
+			   "  frontend: {service: web}\n"
+			   "  backends:\n"
+			   "  - {name: stable, service: web-v1}\n"
+			   "  - {name: canary, endpoints: []}\n";
+	struct ks_shift *s = parse_ok(text, 1);
+
+	(void)state;
+	assert_string_equal(s->frontend_service, "web");
+	assert_int_equal(s->nr_addresses, 0);
+	assert_int_equal(s->nr_ports, 0);
+	assert_string_equal(s->backends[0].service, "web-v1");
+	assert_int_equal(s->backends[0].nr_endpoints, 0);
+	assert_int_equal(s->backends[1].nr_endpoints, 0);
+	ks_shifts_free(s, 1);
+}
+
+/* A draining endpoint is written in the object form, the others as
+ * strings; endpoints listed per frontend port (from Kubernetes) once per
+ * address and port. */
+static void test_json_endpoints(void **state)
+{
+	const char *text = "apiVersion: kshift.dev/v1alpha1\n"
+			   "kind: TrafficShift\n"
+			   "metadata: {name: web}\n"
+			   "spec:\n"
+			   "  frontend: {addresses: [198.18.100.1], ports: [{port: 80}, {port: 443}]}\n"
+			   "  backends:\n"
+			   "  - name: stable\n"
+			   "    endpoints: [198.18.2.2:8080, {address: 198.18.2.3:8080, draining: true}]\n";
+	struct ks_endpoint_spec eps[4];
+	struct ks_shift *s = parse_ok(text, 1);
+	struct json_object *json;
+	const char *out;
+
+	(void)state;
+	json = ks_shift_to_json(s);
+	out = json_object_to_json_string_ext(json, JSON_C_TO_STRING_PLAIN);
+	assert_non_null(strstr(out, "\"endpoints\":[\"198.18.2.2:8080\",{\"address\":"
+				    "\"198.18.2.3:8080\",\"draining\":true}]"));
+	json_object_put(json);
+
+	/* as kube_model.c lists them: 80 -> 8080 and 443 -> 8443 */
+	memset(eps, 0, sizeof(eps));
+	eps[0] = s->backends[0].endpoints[0];
+	eps[0].frontend_port = 80;
+	eps[1] = eps[0];
+	eps[1].frontend_port = 443;
+	eps[1].port = 8443;
+	eps[2] = eps[0];
+	eps[2].frontend_port = 443;
+	eps[2].frontend_proto = IPPROTO_TCP;
+	eps[3] = eps[1];
+	free(s->backends[0].endpoints);
+	s->backends[0].endpoints = eps;
+	s->backends[0].nr_endpoints = 4;
+	json = ks_shift_to_json(s);
+	out = json_object_to_json_string_ext(json, JSON_C_TO_STRING_PLAIN);
+	assert_non_null(strstr(out, "\"endpoints\":[\"198.18.2.2:8080\",\"198.18.2.2:8443\"]"));
+	json_object_put(json);
+	s->backends[0].endpoints = NULL;
+	s->backends[0].nr_endpoints = 0;
+	ks_shifts_free(s, 1);
+}
+
 /* Output of kshiftctl get -o json, applied again, is the same shift. */
 static void test_json_round_trip(void **state)
 {
@@ -419,6 +525,15 @@ static void test_json_round_trip(void **state)
 	    "  - {name: a, endpoints: [\"[2001:2:0:2::2]:8080\", \"2001:2:0:2::3\"]}\n"
 	    "  - {name: b, service: b-svc, weight: 0}\n"
 	    "  rules: [{sources: [\"2001:2:0:1::/64\", \"198.18.1.0/24\"], backend: b}]\n",
+	    "apiVersion: kshift.dev/v1alpha1\n"
+	    "kind: TrafficShift\n"
+	    "metadata: {name: drain}\n"
+	    "spec:\n"
+	    "  frontend: {service: web}\n"
+	    "  backends:\n"
+	    "  - name: a\n"
+	    "    endpoints: [{address: \"[2001:2:0:2::2]:8080\", draining: true}, 198.18.2.2,\n"
+	    "                {address: 198.18.2.3, draining: true}, {address: 198.18.2.4}]\n",
 	};
 	struct ks_shift *s, *back;
 	struct json_object *json;
@@ -526,6 +641,7 @@ static void test_ip(void **state)
 #define WITH_FRONTEND(fe) HEAD "spec:\n  frontend:\n" fe BACKENDS
 #define WITH_BACKENDS(b)  HEAD "spec:\n" FRONTEND "  backends:\n" b
 #define ENDPOINT(ep)	  WITH_BACKENDS("  - {name: stable, endpoints: [\"" ep "\"]}\n")
+#define EPS(list)	  WITH_BACKENDS("  - {name: stable, endpoints: [" list "]}\n")
 #define WEIGHT(w)	  WITH_BACKENDS("  - {name: stable, weight: " w "}\n")
 #define SOURCE(src)	  VALID("  rules: [{sources: [\"" src "\"], backend: canary}]\n")
 #define LONG_LABEL	  "a123456789012345678901234567890123456789012345678901234567890123"
@@ -578,7 +694,7 @@ static const struct bad_case bad_cases[] = {
     {"addresses_map", WITH_FRONTEND("    addresses: {a: 198.18.100.1}\n"), 7,
      "spec.frontend.addresses", "must be a list, not a mapping"},
     {"ports_missing", WITH_FRONTEND("    addresses: [198.18.100.1]\n"), 7, "spec.frontend.ports",
-     "required"},
+     "required without a service"},
     {"ports_empty", WITH_FRONTEND("    addresses: [198.18.100.1]\n    ports: []\n"), 8,
      "spec.frontend.ports", "at least 1 item"},
     {"port_zero", WITH_FRONTEND("    addresses: [198.18.100.1]\n    ports: [{port: 0}]\n"), 8,
@@ -607,14 +723,15 @@ static const struct bad_case bad_cases[] = {
      "required"},
     {"backend_name_long", WITH_BACKENDS("  - {name: " LONG_LABEL "}\n"), 10,
      "spec.backends[0].name", LONG_LABEL},
-    {"backend_name_twice", WITH_BACKENDS("  - {name: stable}\n  - {name: stable}\n"), 11,
+    {"backend_name_twice",
+     WITH_BACKENDS("  - {name: stable, service: a}\n  - {name: stable, service: b}\n"), 11,
      "spec.backends[1].name", "stable: backend name given twice"},
     {"backend_unknown_field", WITH_BACKENDS("  - {name: stable, weigth: 1}\n"), 10,
      "spec.backends[0]", "weigth: unknown field"},
     {"backend_service", WITH_BACKENDS("  - {name: stable, service: [web]}\n"), 10,
      "spec.backends[0].service", "must be a string, not a list"},
     {"weight_big",
-     HEAD "spec:\n" FRONTEND "  backends:\n  - {name: stable}\n"
+     HEAD "spec:\n" FRONTEND "  backends:\n  - {name: stable, endpoints: []}\n"
 	  "  - name: canary\n    weight: 2000000\n",
      12, "spec.backends[1].weight", "2000000: must be 0..1000000"},
     {"weight_quoted", WEIGHT("\"90\""), 10, "spec.backends[0].weight",
@@ -642,6 +759,38 @@ static const struct bad_case bad_cases[] = {
      WITH_BACKENDS("  - {name: stable, endpoints: [198.18.2.2, \"198.18.2.2:80\", "
 		   "198.18.2.2]}\n"),
      10, "spec.backends[0].endpoints[2]", "198.18.2.2: listed twice"},
+    {"endpoint_twice_draining",
+     WITH_BACKENDS("  - name: stable\n"
+		   "    endpoints:\n"
+		   "    - 198.18.2.3:8080\n"
+		   "    - 198.18.2.2:8080\n"
+		   "    - {address: 198.18.2.2:8080, draining: true}\n"),
+     14, "spec.backends[0].endpoints[2]",
+     "198.18.2.2:8080: listed twice, as endpoints[1] and endpoints[2], draining in only one"},
+    {"endpoint_twice_objects",
+     EPS("{address: \"[2001:2::2]:80\"}, {address: \"[2001:2:0::2]:80\"}"), 10,
+     "spec.backends[0].endpoints[1]", "[2001:2:0::2]:80: listed twice, as endpoints[0] and "
+     "endpoints[1]"},
+    {"draining_maybe", EPS("{address: 198.18.2.2, draining: maybe}"), 10,
+     "spec.backends[0].endpoints[0].draining", "maybe: must be true or false"},
+    {"draining_yes", EPS("{address: 198.18.2.2, draining: yes}"), 10,
+     "spec.backends[0].endpoints[0].draining", "yes: must be true or false"},
+    {"draining_quoted", EPS("{address: 198.18.2.2, draining: \"true\"}"), 10,
+     "spec.backends[0].endpoints[0].draining", "true: must be true or false, not a quoted"},
+    {"draining_list", EPS("{address: 198.18.2.2, draining: [true]}"), 10,
+     "spec.backends[0].endpoints[0].draining", "must be true or false, not a list"},
+    {"endpoint_address_missing", EPS("{draining: true}"), 10,
+     "spec.backends[0].endpoints[0].address", "required"},
+    {"endpoint_address_bad", EPS("{address: \"198.18.2.2:http\"}"), 10,
+     "spec.backends[0].endpoints[0].address", "198.18.2.2:http: port must be 1..65535"},
+    {"endpoint_address_list", EPS("{address: [198.18.2.2]}"), 10,
+     "spec.backends[0].endpoints[0].address", "must be a string, not a list"},
+    {"endpoint_unknown_field", EPS("{address: 198.18.2.2, drain: true}"), 10,
+     "spec.backends[0].endpoints[0]", "drain: unknown field"},
+    {"endpoint_list", EPS("[198.18.2.2]"), 10, "spec.backends[0].endpoints[0]",
+     "must be an address or a mapping with address and draining, not a list"},
+    {"backend_no_endpoints", WITH_BACKENDS("  - {name: stable, weight: 1}\n"), 10,
+     "spec.backends[0]", "needs a service or endpoints"},
     {"affinity", VALID("  affinity: sticky\n"), 12, "spec.affinity",
      "sticky: must be connection or client"},
     {"rule_unknown_backend", VALID("  rules:\n  - sources: [198.18.1.0/24]\n    backend: blue\n"),
@@ -699,6 +848,9 @@ int main(void)
 	    cmocka_unit_test(test_error_buffer),
 	    cmocka_unit_test(test_aliases),
 	    cmocka_unit_test(test_syntax_error_line),
+	    cmocka_unit_test(test_draining),
+	    cmocka_unit_test(test_service_only),
+	    cmocka_unit_test(test_json_endpoints),
 	    cmocka_unit_test(test_json_round_trip),
 	    cmocka_unit_test(test_copy_free),
 	    cmocka_unit_test(test_shift_backend),

@@ -30,6 +30,7 @@ struct ctx {
 	const struct ks_shift *prev; /* the documents before it, for duplicate names */
 	size_t nr_prev;
 	size_t items; /* list items walked in this document */
+	void *list;   /* the array parse_list is filling, for item fns that compare */
 	char *err;
 	size_t errlen;
 };
@@ -325,6 +326,7 @@ static void *parse_list(struct ctx *c, yaml_node_t *n, const char *path, size_t 
 		yaml_node_t *it = item(c, n, path, i, p);
 
 		*nr = i + 1;
+		c->list = arr;
 		*err = fn(c, it, p, arr + i * size);
 		for (j = 0; !*err && unique && j < i; j++)
 			if (!memcmp(arr + i * size, arr + j * size, size))
@@ -371,9 +373,9 @@ static int parse_port(struct ctx *c, yaml_node_t *n, const char *path, void *out
 
 /* "198.18.2.2:8080", "[2001:2::2]:8080", or a bare address: port 0, which
  * means the frontend's port. */
-static int parse_endpoint(struct ctx *c, yaml_node_t *n, const char *path, void *out)
+static int endpoint_address(struct ctx *c, yaml_node_t *n, const char *path,
+			    struct ks_endpoint_spec *ep)
 {
-	struct ks_endpoint_spec *ep = out;
 	char buf[64], *host = buf, *port = NULL, *end;
 	const char *s;
 	uint64_t num;
@@ -403,6 +405,79 @@ static int parse_endpoint(struct ctx *c, yaml_node_t *n, const char *path, void 
 	return 0;
 bad:
 	return fail(c, n, path, "must be IP, IPv4:PORT or [IPv6]:PORT");
+}
+
+/* YAML 1.2's booleans, unquoted; YAML 1.1's yes/no/on/off are refused, since
+ * parsers disagree on them. */
+static int bool_of(struct ctx *c, yaml_node_t *n, const char *path, bool *out)
+{
+	static const char *const words[] = { "false", "False", "FALSE", "true", "True", "TRUE" };
+	size_t i;
+
+	if (n->type != YAML_SCALAR_NODE)
+		return fail(c, n, path, "must be true or false, not %s", node_kind(n));
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return fail(c, n, path, "must be true or false, not a quoted string");
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		if (!strcmp(str(n), words[i])) {
+			*out = i >= 3;
+			return 0;
+		}
+	}
+	return fail(c, n, path, "must be true or false");
+}
+
+static bool same_endpoint(const struct ks_endpoint_spec *a, const struct ks_endpoint_spec *b)
+{
+	return a->ip.family == b->ip.family &&
+	       !memcmp(&a->ip.addr, &b->ip.addr, sizeof(a->ip.addr)) && a->port == b->port &&
+	       a->frontend_port == b->frontend_port && a->frontend_proto == b->frontend_proto;
+}
+
+/*
+ * An endpoint: its address as a string ("198.18.2.2:8080"), or a mapping
+ * {address: "198.18.2.2:8080", draining: true} for one that keeps its
+ * connections and takes no new ones. The same address twice is refused
+ * whatever its draining says, naming both items, since the two could not
+ * both hold.
+ */
+static int parse_endpoint(struct ctx *c, yaml_node_t *n, const char *path, void *out)
+{
+	static const char *const keys[] = { "address", "draining", NULL };
+	struct ks_endpoint_spec *ep = out, *first = c->list, *prev;
+	char p[PATH_LEN];
+	yaml_node_t *addr = n, *v;
+	bool draining = false;
+	int err;
+
+	if (n->type == YAML_SEQUENCE_NODE)
+		return fail(
+			c, n, path,
+			"must be an address or a mapping with address and draining, not a list");
+	if (n->type == YAML_MAPPING_NODE) {
+		err = check_map(c, n, path, keys);
+		if (err)
+			return err;
+		addr = field(c, n, path, "address", p);
+		err = addr ? endpoint_address(c, addr, p, ep) : fail(c, n, p, "required");
+		if (err)
+			return err;
+		v = field(c, n, path, "draining", p);
+		err = v ? bool_of(c, v, p, &draining) : 0;
+	} else {
+		err = endpoint_address(c, n, path, ep);
+	}
+	if (err)
+		return err;
+	ep->state = draining ? KS_EP_TERMINATING : KS_EP_READY;
+	for (prev = first; prev < ep; prev++)
+		if (same_endpoint(prev, ep))
+			return fail(c, addr, path,
+				    "listed twice, as endpoints[%td] and endpoints[%td]%s",
+				    prev - first, ep - first,
+				    prev->state != ep->state ? ", draining in only one of them"
+							     : "");
+	return 0;
 }
 
 /* "198.18.1.16/28", "2001:2:0:1::/64", or a bare address: one host. */
@@ -513,9 +588,15 @@ static int parse_backend(struct ctx *c, yaml_node_t *n, const char *path, struct
 	b->weight = weight;
 	v = field(c, n, path, "endpoints", p);
 	if (v)
-		b->endpoints = parse_list(c, v, p, 0, sizeof(*b->endpoints), true, parse_endpoint,
+		b->endpoints = parse_list(c, v, p, 0, sizeof(*b->endpoints), false, parse_endpoint,
 					  &b->nr_endpoints, &err);
-	return err;
+	if (err)
+		return err;
+	/* an empty list is an answer (a backend with no endpoint yet); no
+	 * answer at all is more likely a forgotten field */
+	if (!v && !*b->service)
+		return fail(c, n, path, "needs a service or endpoints");
+	return 0;
 }
 
 static int parse_frontend(struct ctx *c, yaml_node_t *n, const char *path, struct ks_shift *s)
@@ -540,9 +621,10 @@ static int parse_frontend(struct ctx *c, yaml_node_t *n, const char *path, struc
 		return err;
 	if (!*s->frontend_service && !s->nr_addresses)
 		return fail(c, n, path, "needs a service or addresses");
+	/* without ports, the frontend Service's TCP and UDP ports (kube_model.c) */
 	v = field(c, n, path, "ports", p);
 	if (!v)
-		return fail(c, n, p, "required");
+		return *s->frontend_service ? 0 : fail(c, n, p, "required without a service");
 	s->ports = parse_list(c, v, p, 1, sizeof(*s->ports), true, parse_port, &s->nr_ports, &err);
 	return err;
 }

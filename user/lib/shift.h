@@ -35,9 +35,32 @@ struct ks_port {
 	uint8_t proto; /* IPPROTO_TCP or IPPROTO_UDP */
 };
 
+/*
+ * Which new flows an endpoint takes. Established flows live in the
+ * dataplane's connection table and never look at this, so a terminating
+ * endpoint keeps them for as long as they last.
+ */
+enum ks_endpoint_state {
+	KS_EP_READY = 0,   /* takes new flows */
+	KS_EP_TERMINATING, /* takes new flows only while no endpoint of its backend is ready
+			    * (kube-proxy's rule for serving+terminating endpoints); a
+			    * manifest's "draining: true" */
+};
+
+/*
+ * One endpoint, for one frontend port or for all of them. In Kubernetes the
+ * port behind a Service depends on the Service port (80 -> 8080,
+ * 443 -> 8443), so the same address may be listed once per frontend port,
+ * each time with its own port. Manifests only give endpoints for every
+ * frontend port (frontend_port 0). The fields up to state are the
+ * endpoint's identity: two endpoints with equal ones are the same endpoint.
+ */
 struct ks_endpoint_spec {
 	struct ks_ip ip;
-	uint16_t port; /* host order; 0: the frontend port */
+	uint16_t port;		/* host order; 0: the frontend port */
+	uint16_t frontend_port; /* host order; 0: serves every frontend port */
+	uint8_t frontend_proto; /* with frontend_port: IPPROTO_TCP or IPPROTO_UDP; 0: either */
+	uint8_t state;		/* enum ks_endpoint_state */
 };
 
 struct ks_backend_spec {

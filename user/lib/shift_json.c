@@ -3,10 +3,20 @@
  * A shift back into its manifest form, as JSON: what `kshiftctl get -o json`
  * prints, and what ks_manifest_parse reads back to an equal shift (so every
  * value is written in a form the parser takes: endpoints as "ip:port",
- * "[ip6]:port" or a bare ip for port 0, sources always with their length).
+ * "[ip6]:port" or a bare ip for port 0, a draining one as {address,
+ * draining: true}, sources always with their length).
+ *
+ * Endpoints for one frontend port only (frontend_port set) come from
+ * Kubernetes, where the port behind a Service depends on the Service port.
+ * The manifest has no syntax for that, on purpose: users list endpoints for
+ * every port. They are written resolved ("ip:port"), once per distinct
+ * address and port, so a multi-port shift read back serves each of its
+ * frontend ports from every listed address:port. That is a faithful view,
+ * and only not a faithful copy when target ports differ per Service port.
  */
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <netinet/in.h>
 
 #include "shift.h"
@@ -35,9 +45,10 @@ static struct json_object *ip_json(const struct ks_ip *ip)
 	return json_object_new_string(ks_ip_str(ip, buf, sizeof(buf)));
 }
 
-static struct json_object *endpoint_json(const struct ks_endpoint_spec *ep)
+static struct json_object *endpoint_json(const struct ks_endpoint_spec *ep, bool *ok)
 {
 	char ip[INET6_ADDRSTRLEN], buf[INET6_ADDRSTRLEN + 8];
+	struct json_object *o;
 
 	ks_ip_str(&ep->ip, ip, sizeof(ip));
 	if (!ep->port)
@@ -46,7 +57,25 @@ static struct json_object *endpoint_json(const struct ks_endpoint_spec *ep)
 		snprintf(buf, sizeof(buf), "[%s]:%u", ip, ep->port);
 	else
 		snprintf(buf, sizeof(buf), "%s:%u", ip, ep->port);
-	return json_object_new_string(buf);
+	if (ep->state != KS_EP_TERMINATING)
+		return json_object_new_string(buf);
+	o = json_object_new_object();
+	put(o, "address", json_object_new_string(buf), ok);
+	put(o, "draining", json_object_new_boolean(1), ok);
+	return o;
+}
+
+/* Whether an endpoint with ep's address and port comes before it in eps:
+ * the same endpoint listed for another frontend port. */
+static bool listed_before(const struct ks_endpoint_spec *eps, const struct ks_endpoint_spec *ep)
+{
+	const struct ks_endpoint_spec *e;
+
+	for (e = eps; e < ep; e++)
+		if (e->ip.family == ep->ip.family && e->port == ep->port &&
+		    !memcmp(&e->ip.addr, &ep->ip.addr, sizeof(e->ip.addr)))
+			return true;
+	return false;
 }
 
 static struct json_object *prefix_json(const struct ks_prefix *pfx)
@@ -81,7 +110,8 @@ struct json_object *ks_shift_to_json(const struct ks_shift *s)
 	list = put(fe, "addresses", json_object_new_array(), &ok);
 	for (i = 0; i < s->nr_addresses; i++)
 		put(list, NULL, ip_json(&s->addresses[i]), &ok);
-	list = put(fe, "ports", json_object_new_array(), &ok);
+	/* no ports: the frontend Service's, and an empty list would be refused */
+	list = s->nr_ports ? put(fe, "ports", json_object_new_array(), &ok) : NULL;
 	for (i = 0; i < s->nr_ports; i++) {
 		o = put(list, NULL, json_object_new_object(), &ok);
 		put(o, "port", json_object_new_int(s->ports[i].port), &ok);
@@ -100,7 +130,8 @@ struct json_object *ks_shift_to_json(const struct ks_shift *s)
 			put(o, "service", json_object_new_string(b->service), &ok);
 		eps = put(o, "endpoints", json_object_new_array(), &ok);
 		for (j = 0; j < b->nr_endpoints; j++)
-			put(eps, NULL, endpoint_json(&b->endpoints[j]), &ok);
+			if (!listed_before(b->endpoints, &b->endpoints[j]))
+				put(eps, NULL, endpoint_json(&b->endpoints[j], &ok), &ok);
 		put(o, "weight", json_object_new_int64(b->weight), &ok);
 	}
 	put(spec, "affinity",

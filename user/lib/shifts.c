@@ -176,8 +176,24 @@ static struct ks_svc_ref *find_ref(struct ks_svc_ref *v, size_t n, const struct 
 	return NULL;
 }
 
-/* Programs one service from the spec: each backend's endpoints of the
- * service's family, with the frontend port where an endpoint names none. */
+/* Whether endpoint es serves service ref: its family, and its frontend port
+ * when it is listed for one port only. */
+static bool ep_serves(const struct ks_endpoint_spec *es, const struct ks_svc_ref *ref)
+{
+	return es->ip.family == ref->family &&
+	       (!es->frontend_port ||
+		(es->frontend_port == ref->port.port &&
+		 (!es->frontend_proto || es->frontend_proto == ref->port.proto)));
+}
+
+/*
+ * Programs one service from the spec: each backend's endpoints that serve
+ * it, with the frontend port where an endpoint names none. New flows go to
+ * a backend's ready endpoints; only when it has none do its terminating
+ * ones take them (kube-proxy's rule: better a pod on its way out than a
+ * reset). Endpoints left out of the ring keep their established flows,
+ * which the connection table holds.
+ */
 static int program_svc(struct ks_dp *dp, const struct ks_shift *s, const struct ks_svc_ref *ref)
 {
 	struct ks_dp_backend b[KS_MAX_BACKENDS] = {};
@@ -187,6 +203,7 @@ static int program_svc(struct ks_dp *dp, const struct ks_shift *s, const struct 
 
 	for (i = 0; i < s->nr_backends; i++) {
 		const struct ks_backend_spec *bs = &s->backends[i];
+		uint8_t want = KS_EP_TERMINATING;
 
 		b[i].weight = bs->weight;
 		eps[i] = calloc(bs->nr_endpoints ? bs->nr_endpoints : 1, sizeof(*eps[i]));
@@ -194,6 +211,10 @@ static int program_svc(struct ks_dp *dp, const struct ks_shift *s, const struct 
 			err = -ENOMEM;
 			goto out;
 		}
+		for (j = 0; j < bs->nr_endpoints; j++)
+			if (bs->endpoints[j].state == KS_EP_READY &&
+			    ep_serves(&bs->endpoints[j], ref))
+				want = KS_EP_READY;
 		for (j = 0; j < bs->nr_endpoints; j++) {
 			const struct ks_endpoint_spec *es = &bs->endpoints[j];
 			struct ks_endpoint ep = {
@@ -202,7 +223,7 @@ static int program_svc(struct ks_dp *dp, const struct ks_shift *s, const struct 
 				.port = htons(es->port ? es->port : ref->port.port),
 			};
 
-			if (ep.family != ref->family)
+			if (es->state != want || !ep_serves(es, ref))
 				continue;
 			for (k = 0; k < b[i].nr_eps && memcmp(&eps[i][k], &ep, sizeof(ep)); k++)
 				;
