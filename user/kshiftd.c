@@ -24,6 +24,7 @@
 #include <kshift/abi.h>
 #include "lib/ctl.h"
 #include "lib/dataplane.h"
+#include "lib/kube_source.h"
 #include "lib/log.h"
 #include "lib/shifts.h"
 
@@ -48,6 +49,8 @@ struct daemon {
 	int epfd, sigfd, inofd, listenfd;
 	uint64_t reload_at_ms; /* when the config directory is due a reload; 0: not */
 	ino_t sock_ino;	       /* the control socket's inode, to remove only our own */
+	struct ks_kube_source *kube; /* --kubernetes, else NULL */
+	int kubefd;
 };
 
 static void usage(FILE *f)
@@ -61,10 +64,13 @@ static void usage(FILE *f)
 		"  --config-dir DIR         TrafficShift manifests, reloaded on change\n"
 		"  --socket PATH            control socket (default %s)\n"
 		"  --pin-path DIR           BPF pins (default %s)\n"
-		"  --kubernetes [--kubeconfig FILE] [--node-name NAME]\n"
+		"  --kubernetes             TrafficShifts, Services and EndpointSlices from the API\n"
+		"    [--kubeconfig FILE] [--context NAME] [--apiserver URL]\n"
+		"    [--node-name NAME]     this node in status Leases (default: the host name)\n"
+		"    [--lease-namespace NS] where the Leases live (default %s)\n"
 		"  --metrics-addr ADDR:PORT\n"
 		"  -v, --verbose            debug logging (twice: libbpf's too)\n",
-		KS_DEFAULT_SOCKET, KS_DEFAULT_PIN_PATH);
+		KS_KUBE_LEASE_NS, KS_DEFAULT_SOCKET, KS_DEFAULT_PIN_PATH);
 }
 
 /* ---- configuration directory ---- */
@@ -617,6 +623,8 @@ static void run(struct daemon *d)
 
 			if (fd == d->listenfd) {
 				serve_client(d);
+			} else if (d->kube && fd == d->kubefd) {
+				ks_kube_source_process(d->kube);
 			} else if (fd == d->inofd) {
 				while (read(d->inofd, buf, sizeof(buf)) > 0)
 					;
@@ -650,6 +658,9 @@ int main(int argc, char **argv)
 		{ "kubernetes", no_argument, NULL, 'k' },
 		{ "kubeconfig", required_argument, NULL, 'K' },
 		{ "node-name", required_argument, NULL, 'N' },
+		{ "context", required_argument, NULL, 'C' },
+		{ "apiserver", required_argument, NULL, 'A' },
+		{ "lease-namespace", required_argument, NULL, 'L' },
 		{ "metrics-addr", required_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -657,8 +668,11 @@ int main(int argc, char **argv)
 	};
 	const char *ifaces = NULL, *socket_path = KS_DEFAULT_SOCKET;
 	const char *pin_path = KS_DEFAULT_PIN_PATH;
-	struct daemon d = { .epfd = -1, .sigfd = -1, .inofd = -1, .listenfd = -1 };
+	struct daemon d = { .epfd = -1, .sigfd = -1, .inofd = -1, .listenfd = -1, .kubefd = -1 };
 	struct ks_dp_opts dp_opts = {};
+	struct ks_kube_source_opts kube_opts = {};
+	bool kubernetes = false;
+	char kube_err[KS_ERR_LEN];
 	enum ks_mode mode = KS_MODE_AUTO;
 	struct stat st;
 	int c, err, i, nr_ifnames = 0, verbose = 0;
@@ -691,10 +705,23 @@ int main(int argc, char **argv)
 			pin_path = optarg;
 			break;
 		case 'k':
+			kubernetes = true;
+			break;
 		case 'K':
+			kube_opts.kubeconfig = optarg;
+			break;
+		case 'C':
+			kube_opts.context = optarg;
+			break;
+		case 'A':
+			kube_opts.apiserver = optarg;
+			break;
 		case 'N':
-			fprintf(stderr, "kshiftd: --kubernetes: not available in this version\n");
-			return 2;
+			kube_opts.node_name = optarg;
+			break;
+		case 'L':
+			kube_opts.lease_namespace = optarg;
+			break;
 		case 'M':
 			fprintf(stderr, "kshiftd: --metrics-addr: not available in this version\n");
 			return 2;
@@ -737,6 +764,14 @@ int main(int argc, char **argv)
 		err = ks_dp_attach(&d.dp, ifnames[i], mode, NULL);
 	if (!err)
 		err = setup_loop(&d, socket_path);
+	if (!err && kubernetes) {
+		err = ks_kube_source_start(&d.kube, &kube_opts, &d.shifts, kube_err,
+					   sizeof(kube_err));
+		if (err)
+			pr_warn("kshiftd: --kubernetes: %s\n", kube_err);
+		else if (!(err = add_fd(&d, d.kubefd = ks_kube_source_fd(d.kube))))
+			pr_info("kshiftd: Kubernetes source started\n");
+	}
 	if (!err) {
 		config_reload(&d);
 		pr_info("kshiftd: ready on %s, %d interface(s), pins under %s\n", socket_path,
@@ -747,6 +782,7 @@ int main(int argc, char **argv)
 	/* only our own socket: a successor may already have bound the path */
 	if (d.listenfd >= 0 && !stat(socket_path, &st) && st.st_ino == d.sock_ino)
 		unlink(socket_path);
+	ks_kube_source_stop(d.kube);
 	ks_shifts_destroy(&d.shifts);
 	ks_dp_close(&d.dp);
 	for (size_t i = 0; i < d.nr_files; i++) {
