@@ -78,6 +78,18 @@ int ks_kube_request(const struct ks_kube_conf *conf, const char *method, const c
 		    struct ks_kube_resp *resp, char *err, size_t errlen);
 void ks_kube_resp_free(struct ks_kube_resp *resp);
 
+/*
+ * A GET whose 200 body is handed to on_data as it arrives (a watch stream),
+ * for kube_watch.c. Any other status's body is collected in resp->body
+ * instead. on_data returning non-zero ends the transfer and the call returns
+ * that; so does stop (may be NULL) returning true, polled about once a
+ * second, with -ECANCELED. Otherwise as ks_kube_request.
+ */
+typedef int ks_kube_data_fn(void *arg, const char *data, size_t len);
+int ks_kube_stream(const struct ks_kube_conf *conf, const char *path, long timeout_ms,
+		   ks_kube_data_fn *on_data, bool (*stop)(void *arg), void *arg,
+		   struct ks_kube_resp *resp, char *err, size_t errlen);
+
 /* "message" of a Status object in body, or the body itself, for errors. */
 const char *ks_kube_status_message(const struct ks_kube_resp *resp);
 
@@ -147,7 +159,9 @@ void ks_kube_changes_free(struct ks_kube_change *changes, size_t n);
  *   stale).
  *   ks_kube_store_event: one watch line {"type": ..., "object": ...};
  *   returns 0, or -ESTALE for an ERROR event with code 410 (relist), or
- *   -EPROTO for any other ERROR or a malformed line.
+ *   -EPROTO for any other ERROR or a malformed line (the store unchanged).
+ *   *resource_version (may be NULL) is the caller's malloc'd resumption
+ *   point: replaced by the event's resourceVersion (BOOKMARKs included).
  * Both take the lock themselves and record changes only for objects whose
  * resourceVersion changed.
  */
@@ -163,8 +177,9 @@ struct ks_kube_watcher;
  * timeoutSeconds) into store, relisting on a 410 (as the HTTP status or as
  * an ERROR event in the stream), reconnecting with jittered exponential
  * backoff when a stream drops or a request fails. After every batch of
- * changes it writes 1 to notify_fd (an eventfd) so the daemon's loop wakes.
- * 0 or -errno.
+ * changes it writes 1 to notify_fd (an eventfd, or -1 for none) so the
+ * daemon's loop wakes. conf and store must outlive w. Leases are watched
+ * only when the store has a lease_namespace. 0 or -errno.
  */
 int ks_kube_watcher_start(struct ks_kube_watcher **w, const struct ks_kube_conf *conf,
 			  struct ks_kube_store *store, int notify_fd);
