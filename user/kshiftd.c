@@ -23,15 +23,16 @@
 #include <sys/stat.h>
 #include <kshift/abi.h>
 #include "lib/ctl.h"
+#include "lib/ctl_server.h"
 #include "lib/dataplane.h"
 #include "lib/kube_source.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/shifts.h"
 
 #define KS_DEFAULT_PIN_PATH "/sys/fs/bpf/kshift"
 /* Editors write a file in several steps; wait for them to settle. */
 #define KS_RELOAD_DELAY_MS  200
-#define KS_CLIENT_TIMEOUT_S 10
 
 struct config_file {
 	char *path;
@@ -46,12 +47,28 @@ struct daemon {
 	const char *config_dir;
 	struct config_file *files;
 	size_t nr_files;
-	int epfd, sigfd, inofd, listenfd;
+	int epfd, sigfd, inofd;
 	uint64_t reload_at_ms; /* when the config directory is due a reload; 0: not */
-	ino_t sock_ino;	       /* the control socket's inode, to remove only our own */
+	struct ks_ctl_server ctl;
 	struct ks_kube_source *kube; /* --kubernetes, else NULL */
 	int kubefd;
+	struct ks_metrics *metrics; /* --metrics-addr, else NULL */
+	int metricsfd;
+	bool serving;		    /* the loop runs: the config directory is loaded */
 };
+
+/* What /readyz says: NULL when the dataplane holds the current
+ * configuration of every source. */
+static const char *not_ready(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (!d->serving)
+		return "starting";
+	if (d->kube && !ks_kube_source_ready(d->kube))
+		return "Kubernetes objects not yet listed and programmed";
+	return NULL;
+}
 
 static void usage(FILE *f)
 {
@@ -62,13 +79,14 @@ static void usage(FILE *f)
 		"  --xdp-redirect           XDP forwards rewritten packets itself (XDP_REDIRECT);\n"
 		"                           every egress interface must take XDP frames\n"
 		"  --config-dir DIR         TrafficShift manifests, reloaded on change\n"
-		"  --socket PATH            control socket (default %s)\n"
+		"  --socket PATH            control socket (default %s), root only (0600)\n"
+		"  --socket-group NAME      the socket's group may use it too (0660)\n"
 		"  --pin-path DIR           BPF pins (default %s)\n"
 		"  --kubernetes             TrafficShifts, Services and EndpointSlices from the API\n"
 		"    [--kubeconfig FILE] [--context NAME] [--apiserver URL]\n"
 		"    [--node-name NAME]     this node in status Leases (default: the host name)\n"
 		"    [--lease-namespace NS] where the Leases live (default %s)\n"
-		"  --metrics-addr ADDR:PORT\n"
+		"  --metrics-addr ADDR:PORT Prometheus /metrics, /healthz and /readyz\n"
 		"  -v, --verbose            debug logging (twice: libbpf's too)\n",
 		KS_KUBE_LEASE_NS, KS_DEFAULT_SOCKET, KS_DEFAULT_PIN_PATH);
 }
@@ -463,36 +481,10 @@ static struct json_object *handle(struct daemon *d, struct json_object *req)
 	return reply_error("request: cmd: %s: unknown", cmd);
 }
 
-static void serve_client(struct daemon *d)
+/* The control socket's handler: one complete request, one answer. */
+static struct json_object *on_request(void *ctx, struct json_object *req)
 {
-	struct timeval tv = { .tv_sec = KS_CLIENT_TIMEOUT_S };
-	struct json_object *req, *resp;
-	const char *out;
-	char *buf;
-	int fd;
-
-	fd = accept4(d->listenfd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
-	/* one client at a time keeps every change serialised; a stuck one
-	 * is cut off rather than allowed to stall the daemon */
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (ks_ctl_read_all(fd, &buf, NULL)) {
-		close(fd);
-		return;
-	}
-	req = json_tokener_parse(buf);
-	free(buf);
-	if (!req || !json_object_is_type(req, json_type_object))
-		resp = reply_error("request: not a JSON object");
-	else
-		resp = handle(d, req);
-	out = json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PLAIN);
-	ks_ctl_write_all(fd, out, strlen(out));
-	json_object_put(resp);
-	json_object_put(req);
-	close(fd);
+	return handle(ctx, req);
 }
 
 /* ---- set-up and main loop ---- */
@@ -549,9 +541,8 @@ static int add_fd(struct daemon *d, int fd)
 	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
-static int setup_loop(struct daemon *d, const char *socket_path)
+static int setup_loop(struct daemon *d, const char *socket_path, const char *socket_group)
 {
-	struct stat st;
 	sigset_t mask;
 	int err;
 
@@ -565,13 +556,11 @@ static int setup_loop(struct daemon *d, const char *socket_path)
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->sigfd < 0 || d->epfd < 0)
 		return -errno;
-	d->listenfd = ks_ctl_listen(socket_path);
-	if (d->listenfd < 0) {
-		pr_warn("control socket %s: %s\n", socket_path, strerror(-d->listenfd));
-		return d->listenfd;
+	err = ks_ctl_server_open(&d->ctl, socket_path, socket_group, d->epfd, on_request, d);
+	if (err) {
+		pr_warn("control socket %s: %s\n", socket_path, strerror(-err));
+		return err;
 	}
-	if (!stat(socket_path, &st))
-		d->sock_ino = st.st_ino;
 	if (d->config_dir) {
 		d->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 		if (d->inofd < 0 || inotify_add_watch(d->inofd, d->config_dir,
@@ -584,7 +573,7 @@ static int setup_loop(struct daemon *d, const char *socket_path)
 		if ((err = add_fd(d, d->inofd)))
 			return err;
 	}
-	if ((err = add_fd(d, d->sigfd)) || (err = add_fd(d, d->listenfd)))
+	if ((err = add_fd(d, d->sigfd)))
 		return err;
 	return 0;
 }
@@ -602,7 +591,7 @@ static void run(struct daemon *d)
 	struct epoll_event evs[8];
 	uint64_t now;
 	char buf[4096];
-	int n, i, timeout;
+	int n, i, timeout, t;
 
 	for (;;) {
 		/* a deadline, not an idle period: clients must not put a
@@ -611,9 +600,13 @@ static void run(struct daemon *d)
 		timeout = -1;
 		if (d->reload_at_ms)
 			timeout = d->reload_at_ms > now ? (int)(d->reload_at_ms - now) : 0;
+		t = ks_ctl_server_timeout(&d->ctl);
+		if (t >= 0 && (timeout < 0 || t < timeout))
+			timeout = t;
 		n = epoll_wait(d->epfd, evs, 8, timeout);
 		if (n < 0 && errno != EINTR)
 			return;
+		ks_ctl_server_expire(&d->ctl);
 		if (d->reload_at_ms && now_ms() >= d->reload_at_ms) {
 			d->reload_at_ms = 0;
 			config_reload(d);
@@ -621,8 +614,10 @@ static void run(struct daemon *d)
 		for (i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
 
-			if (fd == d->listenfd) {
-				serve_client(d);
+			if (ks_ctl_server_event(&d->ctl, fd, evs[i].events)) {
+				continue;
+			} else if (d->metrics && fd == d->metricsfd) {
+				ks_metrics_serve(d->metrics);
 			} else if (d->kube && fd == d->kubefd) {
 				ks_kube_source_process(d->kube);
 			} else if (fd == d->inofd) {
@@ -654,6 +649,7 @@ int main(int argc, char **argv)
 		{ "xdp-redirect", no_argument, NULL, 'x' },
 		{ "config-dir", required_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
+		{ "socket-group", required_argument, NULL, 'G' },
 		{ "pin-path", required_argument, NULL, 'p' },
 		{ "kubernetes", no_argument, NULL, 'k' },
 		{ "kubeconfig", required_argument, NULL, 'K' },
@@ -667,11 +663,13 @@ int main(int argc, char **argv)
 		{},
 	};
 	const char *ifaces = NULL, *socket_path = KS_DEFAULT_SOCKET;
-	const char *pin_path = KS_DEFAULT_PIN_PATH;
-	struct daemon d = { .epfd = -1, .sigfd = -1, .inofd = -1, .listenfd = -1, .kubefd = -1 };
+	const char *pin_path = KS_DEFAULT_PIN_PATH, *socket_group = NULL;
+	struct daemon d = { .epfd = -1, .sigfd = -1, .inofd = -1, .ctl.listenfd = -1, .kubefd = -1,
+			    .metricsfd = -1 };
 	struct ks_dp_opts dp_opts = {};
 	struct ks_kube_source_opts kube_opts = {};
 	bool kubernetes = false;
+	const char *metrics_addr = NULL;
 	char kube_err[KS_ERR_LEN];
 	enum ks_mode mode = KS_MODE_AUTO;
 	struct stat st;
@@ -701,6 +699,9 @@ int main(int argc, char **argv)
 		case 's':
 			socket_path = optarg;
 			break;
+		case 'G':
+			socket_group = optarg;
+			break;
 		case 'p':
 			pin_path = optarg;
 			break;
@@ -723,8 +724,8 @@ int main(int argc, char **argv)
 			kube_opts.lease_namespace = optarg;
 			break;
 		case 'M':
-			fprintf(stderr, "kshiftd: --metrics-addr: not available in this version\n");
-			return 2;
+			metrics_addr = optarg;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -763,7 +764,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < nr_ifnames && !err; i++)
 		err = ks_dp_attach(&d.dp, ifnames[i], mode, NULL);
 	if (!err)
-		err = setup_loop(&d, socket_path);
+		err = setup_loop(&d, socket_path, socket_group);
 	if (!err && kubernetes) {
 		err = ks_kube_source_start(&d.kube, &kube_opts, &d.shifts, kube_err,
 					   sizeof(kube_err));
@@ -772,16 +773,24 @@ int main(int argc, char **argv)
 		else if (!(err = add_fd(&d, d.kubefd = ks_kube_source_fd(d.kube))))
 			pr_info("kshiftd: Kubernetes source started\n");
 	}
+	if (!err && metrics_addr) {
+		err = ks_metrics_start(&d.metrics, metrics_addr, &d.shifts, not_ready, &d, kube_err,
+				       sizeof(kube_err));
+		if (err)
+			pr_warn("kshiftd: %s\n", kube_err);
+		else
+			err = add_fd(&d, d.metricsfd = ks_metrics_fd(d.metrics));
+	}
 	if (!err) {
 		config_reload(&d);
+		d.serving = true;
 		pr_info("kshiftd: ready on %s, %d interface(s), pins under %s\n", socket_path,
 			d.dp.nr_links, pin_path);
 		run(&d);
 	}
 
-	/* only our own socket: a successor may already have bound the path */
-	if (d.listenfd >= 0 && !stat(socket_path, &st) && st.st_ino == d.sock_ino)
-		unlink(socket_path);
+	ks_ctl_server_close(&d.ctl);
+	ks_metrics_stop(d.metrics);
 	ks_kube_source_stop(d.kube);
 	ks_shifts_destroy(&d.shifts);
 	ks_dp_close(&d.dp);
