@@ -337,11 +337,12 @@ static int store_list(struct ks_kube_store *s, enum ks_kube_kind kind, struct js
 	/* check everything before touching the store, so a bad list changes
 	 * nothing */
 	for (i = 0; i < n; i++) {
-		if (key_of(json_object_array_get_idx(items, i), key))
-			return -EPROTO;
-		if (ks_index_put(&seen, key, strlen(key), (void *)1)) {
+		ret = key_of(json_object_array_get_idx(items, i), key);
+		if (!ret)
+			ret = ks_index_put(&seen, key, strlen(key), (void *)1);
+		if (ret) {
 			ks_index_destroy(&seen);
-			return -ENOMEM;
+			return ret;
 		}
 	}
 	pthread_mutex_lock(&s->lock);
