@@ -57,6 +57,7 @@ struct ks_kube_source {
 	struct json_object *verdicts; /* {"ns/name": {accepted, msg, unresolved}} */
 	pthread_t status_thread;
 	bool status_started;
+	bool leader; /* status thread only: we hold the status writer's Lease */
 	bool store_started;
 };
 
@@ -658,6 +659,10 @@ static void status_round(struct ks_kube_source *src, struct json_object **last_r
 		leader = status / 100 == 2;
 		json_object_put(held);
 	}
+	if (leader != src->leader)
+		pr_info("kube: this node (%s) %s the status writer\n", src->node,
+			leader ? "is now" : "is no longer");
+	src->leader = leader;
 
 	if (leader) {
 		c.node_reports = json_object_new_array();
