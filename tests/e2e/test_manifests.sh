@@ -12,45 +12,133 @@
 #       through tests/manifests/parse.c built here; no daemon needed);
 #   (e) the DaemonSet has probes, is not privileged, drops every capability,
 #       and RBAC grants nothing on secrets and no create/delete on
-#       trafficshifts.
-# The checks are tests/manifests/check.py; this script builds the parser
-# runner and prints the TAP plan. No root needed.
+#       trafficshifts;
+#   (f) as root, with kshiftd built: kshiftd started with exactly the
+#       capabilities the DaemonSet adds (setpriv) loads, attaches and steers
+#       the canary example in every mode, and fails to start with any one
+#       of them taken away, so the set is the smallest that works.
+# (a)-(e) are tests/manifests/check.py and need no root.
 set -uo pipefail
-KS_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PY=${KS_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-out=$tmp/tap
-: >"$out"
+source "$(dirname "$0")/lib.sh"
+tmp=$(mktemp -d /tmp/kse-manifests-XXXXXX)
+trap 'ks_teardown; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+KS_TEST=manifests
+
+# --- (a)-(e) -------------------------------------------------------------------
 
 # The parser alone (manifest.c needs only libyaml); a build's libkshift.a
 # when manifest.c comes to need more of the library.
 parser=$tmp/ks-parse
-cc_log=$tmp/cc.log
-if ${CC:-gcc} -std=gnu11 -O1 -D_GNU_SOURCE -I"$KS_ROOT/include" -I"$KS_ROOT/user" \
-	-I"$KS_ROOT/user/lib" "$KS_ROOT/tests/manifests/parse.c" "$KS_ROOT/user/lib/manifest.c" \
-	-lyaml -ljson-c -o "$parser" >"$cc_log" 2>&1 ||
+cc_flags=(-std=gnu11 -O1 -D_GNU_SOURCE -I"$KS_ROOT/include" -I"$KS_ROOT/user" -I"$KS_ROOT/user/lib")
+if ${CC:-gcc} "${cc_flags[@]}" "$KS_ROOT/tests/manifests/parse.c" "$KS_ROOT/user/lib/manifest.c" \
+	-lyaml -ljson-c -o "$parser" >"$tmp/cc.log" 2>&1 ||
 	{ [[ -f $KS_ROOT/build/libkshift.a ]] &&
-		${CC:-gcc} -std=gnu11 -O1 -D_GNU_SOURCE -I"$KS_ROOT/include" -I"$KS_ROOT/user" \
-			-I"$KS_ROOT/user/lib" -I"$KS_ROOT/build" "$KS_ROOT/tests/manifests/parse.c" \
+		${CC:-gcc} "${cc_flags[@]}" -I"$KS_ROOT/build" "$KS_ROOT/tests/manifests/parse.c" \
 			"$KS_ROOT/build/libkshift.a" -lbpf -lelf -lz -lyaml -ljson-c -lcurl \
-			-lmicrohttpd -lpthread -o "$parser" >>"$cc_log" 2>&1; }; then
-	echo "ok - the parser runner (tests/manifests/parse.c + user/lib/manifest.c) builds" >>"$out"
+			-lmicrohttpd -lpthread -o "$parser" >>"$tmp/cc.log" 2>&1; }; then
+	ok "the parser runner (tests/manifests/parse.c + user/lib/manifest.c) builds"
 else
-	echo "not ok - the parser runner (tests/manifests/parse.c + user/lib/manifest.c) builds" >>"$out"
-	sed 's/^/# /' "$cc_log" >>"$out"
+	not_ok "the parser runner (tests/manifests/parse.c + user/lib/manifest.c) builds"
+	diag <"$tmp/cc.log"
 	parser=
 fi
 
-if "$PY" -c 'import yaml, jsonschema' 2>"$tmp/py.log"; then
-	"$PY" "$KS_ROOT/tests/manifests/check.py" "$KS_ROOT" "$parser" >>"$out" 2>&1 ||
-		echo "not ok - tests/manifests/check.py ran to the end (exit $?)" >>"$out"
+if "$KS_PY" -c 'import yaml, jsonschema' 2>"$tmp/py.log"; then
+	"$KS_PY" "$KS_ROOT/tests/manifests/check.py" "$KS_ROOT" "$parser" >"$tmp/check.tap" 2>&1
+	rc=$?
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) ok "${line#ok - }" ;;
+		"not ok - "*) not_ok "${line#not ok - }" ;;
+		*) echo "$line" ;;
+		esac
+	done <"$tmp/check.tap"
+	((rc == 0)) || not_ok "tests/manifests/check.py ran to the end (exit status $rc)"
 else
-	echo "not ok - python3-yaml and python3-jsonschema are installed (make deps)" >>"$out"
-	sed 's/^/# /' "$tmp/py.log" >>"$out"
+	not_ok "python3-yaml and python3-jsonschema are installed (make deps)"
+	diag <"$tmp/py.log"
 fi
 
-cat "$out"
-n=$(grep -cE '^(not )?ok ' "$out")
-echo "1..$n"
-! grep -q '^not ok ' "$out"
+# --- (f) the DaemonSet's capabilities, for real ---------------------------------
+
+# "+bpf,+net_admin,+perfmon": what the kshiftd container adds
+caps=$("$KS_PY" -c '
+import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d.get("kind") == "DaemonSet":
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            if c["name"] == "kshiftd":
+                print(",".join("+" + x.lower() for x in c["securityContext"]["capabilities"]["add"]))
+' "$KS_ROOT/manifests/daemonset.yaml" 2>/dev/null)
+
+# kshiftd_with CAPS: a kshiftd that runs as root with only CAPS (setpriv
+# bounds what root gets at exec, as the container runtime does)
+kshiftd_with() {
+	local w=$tmp/kshiftd-caps
+	printf '#!/bin/sh\nexec setpriv --bounding-set=-all%s --inh-caps=-all%s %q "$@"\n' \
+		"${1:+,$1}" "${1:+,$1}" "$KSHIFTD" >"$w"
+	chmod +x "$w"
+	echo "$w"
+}
+
+real_kshiftd=$KSHIFTD
+if [[ $(id -u) -ne 0 ]]; then
+	ok "kshiftd with the DaemonSet's capabilities # SKIP needs root"
+elif [[ ! -x $real_kshiftd || ! -x $KSHIFTCTL ]]; then
+	ok "kshiftd with the DaemonSet's capabilities # SKIP kshiftd and kshiftctl not built (make)"
+elif ! command -v setpriv >/dev/null; then
+	ok "kshiftd with the DaemonSet's capabilities # SKIP no setpriv (util-linux)"
+elif [[ -z $caps ]]; then
+	not_ok "manifests/daemonset.yaml: the kshiftd container adds capabilities"
+else
+	for mode in $(ks_modes); do
+		KSHIFTD=$(kshiftd_with "$caps")
+		ks_setup "$mode" stable:198.18.2.2 canary:198.18.3.2 && ks_httpd_all 8080 &&
+			ks_daemon_start || { KSHIFTD=$real_kshiftd; ks_mode_end; continue; }
+		KSHIFTD=$real_kshiftd
+		ok "kshiftd runs with only $caps"
+		cp "$KS_ROOT/manifests/examples/canary.yaml" "$KS_TMP/web.yaml"
+		if out=$(ks_ctl apply -f "$KS_TMP/web.yaml" 2>&1); then
+			ok "with only $caps: kshiftctl apply -f canary.yaml"
+			ks_probe http://198.18.100.1:80/ && ok "with only $caps: traffic flows through the VIP"
+			check "with only $caps: kshiftctl get web reports stable=90 canary=10" \
+				ks_wait_weights web "stable=90 canary=10" 5
+		else
+			not_ok "with only $caps: kshiftctl apply -f canary.yaml"
+			diag "$out"
+		fi
+		ks_mode_end
+	done
+
+	# each one is needed: without it kshiftd must not come up
+	KS_TAG=tc
+	IFS=, read -ra each <<<"$caps"
+	for drop in "${each[@]}"; do
+		rest=$(IFS=,; echo "${each[*]/"$drop"/}" | sed 's/,,*/,/g;s/^,//;s/,$//')
+		KS_MODE=tc
+		ks_setup tc stable:198.18.2.2 || { ks_mode_end; continue; }
+		ip netns exec "$KS_NODE" "$(kshiftd_with "$rest")" --iface "$(ks_ifaces)" --mode tc \
+			--config-dir "$KS_CONF" --socket "$KS_SOCK" --pin-path "$KS_PIN" >>"$KS_LOG" 2>&1 &
+		KS_DAEMON_PID=$!
+		for ((i = 0; i < 200; i++)); do
+			kill -0 "$KS_DAEMON_PID" 2>/dev/null || break
+			[[ -S $KS_SOCK ]] && ks_ctl get >/dev/null 2>&1 && break
+			sleep 0.05
+		done
+		if kill -0 "$KS_DAEMON_PID" 2>/dev/null; then
+			not_ok "kshiftd without ${drop#+} (only ${rest:-no capability}) does not start: it does, so ${drop#+} is not needed"
+		else
+			wait "$KS_DAEMON_PID"
+			rc=$?
+			KS_DAEMON_PID=
+			why=$(grep -m1 -iE 'denied|not permitted|prohibited|failed' "$KS_LOG")
+			check "kshiftd without ${drop#+} fails to start (exit $rc: ${why:-no message})" [ "$rc" -ne 0 ]
+		fi
+		ks_teardown
+	done
+	KS_TAG=
+fi
+
+ks_done
