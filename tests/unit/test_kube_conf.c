@@ -279,8 +279,8 @@ static void test_kubeconfig_env_list(void **state)
 	assert_null(conf.token);
 	ks_kube_conf_free(&conf);
 	/* --kubeconfig wins over the environment */
-	assert_int_equal(
-		ks_kube_conf_load(&conf, path_in("a"), NULL, NULL, NULL, err, sizeof(err)), 0);
+	assert_int_equal(ks_kube_conf_load(&conf, path_in("a"), NULL, NULL, NULL, err, sizeof(err)),
+			 0);
 	assert_string_equal(conf.server, "https://198.18.0.1");
 	ks_kube_conf_free(&conf);
 	unsetenv("KUBECONFIG");
@@ -307,8 +307,7 @@ static void test_in_cluster(void **state)
 
 	(void)state;
 	/* nothing at all: a clear refusal */
-	assert_int_equal(ks_kube_conf_load(&conf, NULL, NULL, NULL, sa, err, sizeof(err)),
-			 -ENOENT);
+	assert_int_equal(ks_kube_conf_load(&conf, NULL, NULL, NULL, sa, err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "KUBERNETES_SERVICE_HOST"));
 
 	setenv("KUBERNETES_SERVICE_HOST", "198.18.0.10", 1);
@@ -328,8 +327,7 @@ static void test_in_cluster(void **state)
 
 	/* a service account without a token cannot talk to the API */
 	assert_int_equal(unlink(path_in("sa/token")), 0);
-	assert_int_equal(ks_kube_conf_load(&conf, NULL, NULL, NULL, sa, err, sizeof(err)),
-			 -ENOENT);
+	assert_int_equal(ks_kube_conf_load(&conf, NULL, NULL, NULL, sa, err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, path_in("sa/token")));
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	unsetenv("KUBERNETES_SERVICE_PORT");
@@ -365,8 +363,8 @@ static void test_apiserver_override(void **state)
 	unsetenv("KUBERNETES_SERVICE_PORT");
 
 	/* no configuration at all: the URL alone (kubectl proxy) */
-	assert_int_equal(ks_kube_conf_load(&conf, NULL, NULL, "http://127.0.0.1:8001", "/nonexistent",
-					   err, sizeof(err)),
+	assert_int_equal(ks_kube_conf_load(&conf, NULL, NULL, "http://127.0.0.1:8001",
+					   "/nonexistent", err, sizeof(err)),
 			 0);
 	assert_string_equal(conf.server, "http://127.0.0.1:8001");
 	assert_null(conf.token);
@@ -374,8 +372,9 @@ static void test_apiserver_override(void **state)
 	assert_string_equal(conf.namespace, "default");
 	ks_kube_conf_free(&conf);
 
-	assert_int_equal(ks_kube_conf_load(&conf, p, NULL, "198.18.0.1:6443", NULL, err, sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(
+		ks_kube_conf_load(&conf, p, NULL, "198.18.0.1:6443", NULL, err, sizeof(err)),
+		-EINVAL);
 	assert_string_equal(err, "server 198.18.0.1:6443: not an http:// or https:// URL");
 }
 

@@ -44,10 +44,11 @@ static char *obj(const char *ns, const char *name, const char *rv, const char *s
 		snprintf(labels, sizeof(labels), ",\"labels\":{\"%s\":\"%s\",\"x\":\"y\"}",
 			 KS_KUBE_SLICE_LABEL, svc);
 	i = (i + 1) % 4;
-	snprintf(buf[i], sizeof(buf[i]),
-		 "{\"metadata\":{\"namespace\":\"%s\",\"name\":\"%s\",\"resourceVersion\":\"%s\"%s},"
-		 "\"spec\":{}}",
-		 ns, name, rv, labels);
+	snprintf(
+		buf[i], sizeof(buf[i]),
+		"{\"metadata\":{\"namespace\":\"%s\",\"name\":\"%s\",\"resourceVersion\":\"%s\"%s},"
+		"\"spec\":{}}",
+		ns, name, rv, labels);
 	return buf[i];
 }
 
@@ -223,10 +224,9 @@ static void test_slice_moves_between_services(void **state)
 	assert_int_equal(ks_kube_store_slices(&store, "other", "web-v1")->n, 1);
 
 	/* relabelled: one change for the Service it left, one for the new */
-	assert_int_equal(ks_kube_store_event(&store, K,
-					     event("MODIFIED", obj("shop", "web-v1-abc", "2",
-								   "web-v2")),
-					     NULL),
+	assert_int_equal(ks_kube_store_event(
+				 &store, K,
+				 event("MODIFIED", obj("shop", "web-v1-abc", "2", "web-v2")), NULL),
 			 0);
 	ks_kube_store_drain(&store, &c, &n);
 	assert_int_equal(n, 2);
@@ -243,10 +243,9 @@ static void test_slice_moves_between_services(void **state)
 	assert_true(set_has(set, s1));
 
 	/* a new version under the same label replaces the set's member */
-	assert_int_equal(ks_kube_store_event(&store, K,
-					     event("MODIFIED", obj("shop", "web-v1-abc", "3",
-								   "web-v2")),
-					     NULL),
+	assert_int_equal(ks_kube_store_event(
+				 &store, K,
+				 event("MODIFIED", obj("shop", "web-v1-abc", "3", "web-v2")), NULL),
 			 0);
 	assert_int_equal(nr_changes(), 1);
 	set = ks_kube_store_slices(&store, "shop", "web-v2");
@@ -254,10 +253,9 @@ static void test_slice_moves_between_services(void **state)
 	assert_ptr_equal(set->v[0], ks_kube_store_get(&store, K, "shop", "web-v1-abc"));
 
 	/* deleted: the change names the Service, and the set goes */
-	assert_int_equal(ks_kube_store_event(&store, K,
-					     event("DELETED", obj("shop", "web-v1-abc", "4",
-								  "web-v2")),
-					     NULL),
+	assert_int_equal(ks_kube_store_event(
+				 &store, K,
+				 event("DELETED", obj("shop", "web-v1-abc", "4", "web-v2")), NULL),
 			 0);
 	ks_kube_store_drain(&store, &c, &n);
 	assert_int_equal(n, 1);
@@ -266,10 +264,10 @@ static void test_slice_moves_between_services(void **state)
 	assert_null(ks_kube_store_slices(&store, "shop", "web-v2"));
 
 	/* the label removed: out of every set */
-	assert_int_equal(ks_kube_store_event(&store, K,
-					     event("MODIFIED", obj("shop", "web-v1-def", "5", NULL)),
-					     NULL),
-			 0);
+	assert_int_equal(
+		ks_kube_store_event(&store, K,
+				    event("MODIFIED", obj("shop", "web-v1-def", "5", NULL)), NULL),
+		0);
 	ks_kube_store_drain(&store, &c, &n);
 	assert_int_equal(n, 2);
 	assert_string_equal(c[0].service, "web-v1");
@@ -291,10 +289,11 @@ static void test_bookmark(void **state)
 	assert_int_equal(list(KS_KUBE_SERVICE, obj("shop", "a", "1", NULL), NULL), 0);
 	assert_int_equal(nr_changes(), 1);
 	assert_int_equal(
-		ks_kube_store_event(&store, KS_KUBE_SERVICE,
-				    "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Service\","
-				    "\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"99\"}}}",
-				    &rv),
+		ks_kube_store_event(
+			&store, KS_KUBE_SERVICE,
+			"{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Service\","
+			"\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"99\"}}}",
+			&rv),
 		0);
 	assert_string_equal(rv, "99");
 	assert_int_equal(nr_changes(), 0);
@@ -308,11 +307,12 @@ static void test_error_events(void **state)
 
 	(void)state;
 	assert_int_equal(
-		ks_kube_store_event(&store, KS_KUBE_SERVICE,
-				    "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":"
-				    "\"v1\",\"status\":\"Failure\",\"message\":\"too old resource "
-				    "version: 1 (2)\",\"reason\":\"Expired\",\"code\":410}}",
-				    &rv),
+		ks_kube_store_event(
+			&store, KS_KUBE_SERVICE,
+			"{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":"
+			"\"v1\",\"status\":\"Failure\",\"message\":\"too old resource "
+			"version: 1 (2)\",\"reason\":\"Expired\",\"code\":410}}",
+			&rv),
 		-ESTALE);
 	assert_int_equal(ks_kube_store_event(&store, KS_KUBE_SERVICE,
 					     "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\","
@@ -384,10 +384,9 @@ static void test_drain_empties(void **state)
 	assert_null(c);
 	ks_kube_changes_free(c, n);
 	/* and it records again afterwards */
-	assert_int_equal(ks_kube_store_event(&store, KS_KUBE_LEASE,
-					     event("DELETED",
-						   obj("kshift-system", "node-1", "2", NULL)),
-					     NULL),
+	assert_int_equal(ks_kube_store_event(
+				 &store, KS_KUBE_LEASE,
+				 event("DELETED", obj("kshift-system", "node-1", "2", NULL)), NULL),
 			 0);
 	assert_int_equal(nr_changes(), 1);
 }

@@ -22,8 +22,7 @@ struct kcfg {
 	size_t errlen;
 };
 
-__attribute__((format(printf, 3, 4))) static int fail(struct kcfg *k, int ret, const char *fmt,
-						      ...)
+__attribute__((format(printf, 3, 4))) static int fail(struct kcfg *k, int ret, const char *fmt, ...)
 {
 	size_t n;
 	va_list ap;
@@ -52,7 +51,8 @@ static yaml_node_t *get(struct kcfg *k, yaml_node_t *n, const char *key)
 	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
 		yaml_node_t *kn = node(k, p->key);
 
-		if (kn && kn->type == YAML_SCALAR_NODE && !strcmp((char *)kn->data.scalar.value, key))
+		if (kn && kn->type == YAML_SCALAR_NODE &&
+		    !strcmp((char *)kn->data.scalar.value, key))
 			return node(k, p->value);
 	}
 	return NULL;
@@ -203,8 +203,9 @@ static int load_user(struct kcfg *k, struct ks_kube_conf *c, const char *name)
 	 * without one and failing with a 401 later. */
 	if (get(k, u, "exec")) {
 		v = get_str(k, get(k, u, "exec"), "command");
-		return fail(k, -EOPNOTSUPP, "user %s: exec: credential plugins (%s) are not supported",
-			    name, v ? v : "no command");
+		return fail(k, -EOPNOTSUPP,
+			    "user %s: exec: credential plugins (%s) are not supported", name,
+			    v ? v : "no command");
 	}
 	if (get(k, u, "auth-provider")) {
 		v = get_str(k, get(k, u, "auth-provider"), "name");
@@ -325,8 +326,8 @@ static int read_small(const char *path, char **out)
 /* Inside a pod: the kubernetes Service's address from the environment and the
  * service account's files. With apiserver given, a missing environment or
  * missing files are not errors: the URL alone may be enough (a proxy). */
-static int load_in_cluster(struct ks_kube_conf *c, const char *sa_dir, bool have_server,
-			   char *err, size_t errlen)
+static int load_in_cluster(struct ks_kube_conf *c, const char *sa_dir, bool have_server, char *err,
+			   size_t errlen)
 {
 	const char *host = getenv("KUBERNETES_SERVICE_HOST");
 	const char *port = getenv("KUBERNETES_SERVICE_PORT");
@@ -336,7 +337,8 @@ static int load_in_cluster(struct ks_kube_conf *c, const char *sa_dir, bool have
 	if (!have_server) {
 		if (!host || !*host || !port || !*port) {
 			snprintf(err, errlen,
-				 "no kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config) and not in "
+				 "no kubeconfig (--kubeconfig, $KUBECONFIG, ~/.kube/config) and "
+				 "not in "
 				 "a cluster (KUBERNETES_SERVICE_HOST/_PORT unset)");
 			return -ENOENT;
 		}
@@ -379,7 +381,8 @@ static char *find_kubeconfig(const char *given)
 	if (env && *env) {
 		char *list = strdup(env), *save, *p;
 
-		for (p = list ? strtok_r(list, ":", &save) : NULL; p; p = strtok_r(NULL, ":", &save))
+		for (p = list ? strtok_r(list, ":", &save) : NULL; p;
+		     p = strtok_r(NULL, ":", &save))
 			if (exists(p)) {
 				path = strdup(p);
 				break;

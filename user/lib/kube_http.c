@@ -21,7 +21,7 @@
 #endif
 
 /* A list of 500 large objects is a few MB; anything near this is a bug. */
-#define MAX_BODY       (256u << 20)
+#define MAX_BODY (256u << 20)
 /* What we keep of a failed watch's body: enough for a Status object. */
 #define MAX_ERROR_BODY (64u << 10)
 #define CONNECT_MS     10000L
@@ -342,7 +342,8 @@ const char *ks_kube_status_message(const struct ks_kube_resp *resp)
 		return msg;
 	}
 	o = json_tokener_parse(resp->body);
-	if (o && json_object_object_get_ex(o, "message", &m) && json_object_is_type(m, json_type_string)) {
+	if (o && json_object_object_get_ex(o, "message", &m) &&
+	    json_object_is_type(m, json_type_string)) {
 		snprintf(msg, sizeof(msg), "%s", json_object_get_string(m));
 		json_object_put(o);
 		return msg;

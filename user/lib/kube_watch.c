@@ -25,14 +25,14 @@
 #define LIST_TIMEOUT_MS 60000L
 /* The server ends each watch after timeoutSeconds; randomised so that the
  * nodes of a cluster do not all come back at the same moment. */
-#define WATCH_MIN_S	240
-#define WATCH_MAX_S	360
+#define WATCH_MIN_S 240
+#define WATCH_MAX_S 360
 /* how long past timeoutSeconds we wait before deciding the server hung */
-#define WATCH_SLACK_MS	30000L
-#define BACKOFF_MIN_MS	200
-#define BACKOFF_MAX_MS	30000
+#define WATCH_SLACK_MS 30000L
+#define BACKOFF_MIN_MS 200
+#define BACKOFF_MAX_MS 30000
 /* one event is one object; a huge EndpointSlice is well under this */
-#define MAX_LINE	(64u << 20)
+#define MAX_LINE (64u << 20)
 
 static const char *const kind_names[KS_KUBE_NR_KINDS] = {
 	[KS_KUBE_TRAFFICSHIFT] = "trafficshifts",
@@ -573,7 +573,8 @@ static void backoff(struct kind_watch *kw)
 		until.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&w->mu);
-	while (!atomic_load(&w->stop) && pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT)
+	while (!atomic_load(&w->stop) &&
+	       pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&w->mu);
 }
@@ -672,7 +673,8 @@ static int list_page(struct kind_watch *kw, struct json_object *items, char **co
 	/* "items": null is how some servers say none */
 	n = arr ? json_object_array_length(arr) : 0;
 	for (i = 0; i < n; i++)
-		if (json_object_array_add(items, json_object_get(json_object_array_get_idx(arr, i)))) {
+		if (json_object_array_add(items,
+					  json_object_get(json_object_array_get_idx(arr, i)))) {
 			snprintf(err, errlen, "list: %s", strerror(ENOMEM));
 			ret = -ENOMEM;
 			goto out;
@@ -794,7 +796,8 @@ static int watch(struct kind_watch *kw, char *err, size_t errlen)
 	char *path;
 	int ret;
 
-	if (asprintf(&path, "%s%cwatch=1&resourceVersion=%s&allowWatchBookmarks=true&timeoutSeconds=%u",
+	if (asprintf(&path,
+		     "%s%cwatch=1&resourceVersion=%s&allowWatchBookmarks=true&timeoutSeconds=%u",
 		     kw->path, strchr(kw->path, '?') ? '&' : '?', kw->rv, secs) < 0) {
 		snprintf(err, errlen, "watch: %s", strerror(ENOMEM));
 		return -ENOMEM;
@@ -846,7 +849,8 @@ static void *run(void *arg)
 		if (ret == -ECANCELED || stopping(kw))
 			break;
 		if (ret == -ESTALE && kw->rv) {
-			pr_info("kube: %s: resourceVersion %s is too old, relisting\n", name, kw->rv);
+			pr_info("kube: %s: resourceVersion %s is too old, relisting\n", name,
+				kw->rv);
 			free(kw->rv);
 			kw->rv = NULL;
 			continue;
@@ -865,7 +869,8 @@ static int kind_path(struct ks_kube_watcher *w, enum ks_kube_kind kind, char **p
 
 	switch (kind) {
 	case KS_KUBE_TRAFFICSHIFT:
-		n = asprintf(path, "/apis/%s/%s/%s", KS_KUBE_GROUP, KS_KUBE_VERSION, KS_KUBE_PLURAL);
+		n = asprintf(path, "/apis/%s/%s/%s", KS_KUBE_GROUP, KS_KUBE_VERSION,
+			     KS_KUBE_PLURAL);
 		break;
 	case KS_KUBE_SERVICE:
 		n = asprintf(path, "/api/v1/services");
@@ -919,7 +924,8 @@ int ks_kube_watcher_start(struct ks_kube_watcher **wp, const struct ks_kube_conf
 
 		kw->w = w;
 		kw->kind = k;
-		kw->rng = ((uint64_t)ts.tv_nsec << 20) ^ ts.tv_sec ^ (0x9e3779b97f4a7c15ull * (k + 1));
+		kw->rng = ((uint64_t)ts.tv_nsec << 20) ^ ts.tv_sec ^
+			  (0x9e3779b97f4a7c15ull * (k + 1));
 		if (k == KS_KUBE_LEASE && !store->lease_namespace)
 			continue;
 		ret = kind_path(w, k, &kw->path);
