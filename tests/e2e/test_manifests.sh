@@ -84,6 +84,7 @@ kshiftd_with() {
 }
 
 real_kshiftd=$KSHIFTD
+KS_MODE_FAILS=$KS_FAILS # ks_mode_end: diagnostics only for failures of (f)
 if [[ $(id -u) -ne 0 ]]; then
 	ok "kshiftd with the DaemonSet's capabilities # SKIP needs root"
 elif [[ ! -x $real_kshiftd || ! -x $KSHIFTCTL ]]; then
