@@ -579,6 +579,37 @@ static void test_copy_free(void **state)
 	ks_shifts_free(NULL, 0);
 }
 
+/* Equal field by field; each kind of difference tells them apart, the
+ * endpoint fields that the JSON form merges included. */
+static void test_shift_equal(void **state)
+{
+	struct ks_shift *a = parse_ok(example, 1), *b = parse_ok(example, 1), c;
+
+	(void)state;
+	assert_true(ks_shift_equal(a, b));
+	assert_int_equal(ks_shift_copy(&c, a), 0);
+	assert_true(ks_shift_equal(a, &c));
+#define DIFFERS(change, undo)                                                                      	do {                                                                                       		change;                                                                            		assert_false(ks_shift_equal(a, b));                                                		undo;                                                                              		assert_true(ks_shift_equal(a, b));                                                 	} while (0)
+	DIFFERS(b->generation++, b->generation--);
+	DIFFERS(b->namespace[0] = 'x', b->namespace[0] = 's');
+	DIFFERS(b->addresses[0].addr.bytes[3]++, b->addresses[0].addr.bytes[3]--);
+	DIFFERS(b->ports[1].proto = IPPROTO_TCP, b->ports[1].proto = IPPROTO_UDP);
+	DIFFERS(b->backends[1].weight++, b->backends[1].weight--);
+	DIFFERS(b->backends[0].nr_endpoints--, b->backends[0].nr_endpoints++);
+	DIFFERS(b->backends[0].endpoints[1].state = KS_EP_TERMINATING,
+		b->backends[0].endpoints[1].state = KS_EP_READY);
+	DIFFERS(b->backends[0].endpoints[1].frontend_port = 80,
+		b->backends[0].endpoints[1].frontend_port = 0);
+	DIFFERS(b->backends[0].endpoints[1].port = 8443, b->backends[0].endpoints[1].port = 8080);
+	DIFFERS(b->rules[0].sources[0].len = 27, b->rules[0].sources[0].len = 28);
+	DIFFERS(b->mirror_percent = 100, b->mirror_percent = 25);
+	DIFFERS(b->affinity = KS_AFFINITY_CONNECTION, b->affinity = KS_AFFINITY_CLIENT);
+#undef DIFFERS
+	ks_shift_free(&c);
+	ks_shifts_free(a, 1);
+	ks_shifts_free(b, 1);
+}
+
 static void test_shift_backend(void **state)
 {
 	struct ks_shift *s = parse_ok(example, 1);
@@ -853,6 +884,7 @@ int main(void)
 	    cmocka_unit_test(test_json_endpoints),
 	    cmocka_unit_test(test_json_round_trip),
 	    cmocka_unit_test(test_copy_free),
+	    cmocka_unit_test(test_shift_equal),
 	    cmocka_unit_test(test_shift_backend),
 	    cmocka_unit_test(test_ip),
 	};

@@ -869,6 +869,57 @@ int ks_shift_copy(struct ks_shift *dst, const struct ks_shift *src)
 	return -ENOMEM;
 }
 
+static bool ip_equal(const struct ks_ip *a, const struct ks_ip *b)
+{
+	return a->family == b->family && !memcmp(&a->addr, &b->addr, sizeof(a->addr));
+}
+
+/* Field by field: padding need not match. */
+bool ks_shift_equal(const struct ks_shift *a, const struct ks_shift *b)
+{
+	size_t i, j;
+
+	if (strcmp(a->name, b->name) || strcmp(a->namespace, b->namespace) ||
+	    strcmp(a->frontend_service, b->frontend_service) || a->generation != b->generation ||
+	    a->nr_addresses != b->nr_addresses || a->nr_ports != b->nr_ports ||
+	    a->nr_backends != b->nr_backends || a->affinity != b->affinity ||
+	    a->nr_rules != b->nr_rules || a->mirror_backend != b->mirror_backend ||
+	    (a->mirror_backend >= 0 && a->mirror_percent != b->mirror_percent))
+		return false;
+	for (i = 0; i < a->nr_addresses; i++)
+		if (!ip_equal(&a->addresses[i], &b->addresses[i]))
+			return false;
+	for (i = 0; i < a->nr_ports; i++)
+		if (a->ports[i].port != b->ports[i].port || a->ports[i].proto != b->ports[i].proto)
+			return false;
+	for (i = 0; i < a->nr_backends; i++) {
+		const struct ks_backend_spec *x = &a->backends[i], *y = &b->backends[i];
+
+		if (strcmp(x->name, y->name) || strcmp(x->service, y->service) ||
+		    x->weight != y->weight || x->nr_endpoints != y->nr_endpoints)
+			return false;
+		for (j = 0; j < x->nr_endpoints; j++) {
+			const struct ks_endpoint_spec *e = &x->endpoints[j], *f = &y->endpoints[j];
+
+			if (!same_endpoint(e, f) || e->state != f->state)
+				return false;
+		}
+	}
+	for (i = 0; i < a->nr_rules; i++) {
+		const struct ks_rule_spec *x = &a->rules[i], *y = &b->rules[i];
+
+		if (x->backend != y->backend || x->nr_sources != y->nr_sources)
+			return false;
+		for (j = 0; j < x->nr_sources; j++)
+			if (x->sources[j].family != y->sources[j].family ||
+			    x->sources[j].len != y->sources[j].len ||
+			    memcmp(&x->sources[j].addr, &y->sources[j].addr,
+				   sizeof(x->sources[j].addr)))
+				return false;
+	}
+	return true;
+}
+
 void ks_shift_free(struct ks_shift *shift)
 {
 	size_t i;

@@ -7,6 +7,7 @@
 #ifndef KSHIFT_SHIFT_H
 #define KSHIFT_SHIFT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <json-c/json.h>
@@ -120,6 +121,10 @@ struct json_object *ks_shift_to_json(const struct ks_shift *shift);
 /* Deep copy; 0 or -ENOMEM. */
 int ks_shift_copy(struct ks_shift *dst, const struct ks_shift *src);
 void ks_shift_free(struct ks_shift *shift); /* frees what it owns, not shift */
+/* Whether a and b are the same shift, field by field, generation included.
+ * Compare with this rather than with ks_shift_to_json, which merges the
+ * per-port endpoints of a Kubernetes shift. */
+bool ks_shift_equal(const struct ks_shift *a, const struct ks_shift *b);
 void ks_shifts_free(struct ks_shift *shifts, size_t nr);
 
 /* Index of the backend called name, or -1. */
