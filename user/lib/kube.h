@@ -83,7 +83,9 @@ void ks_kube_resp_free(struct ks_kube_resp *resp);
  * for kube_watch.c. Any other status's body is collected in resp->body
  * instead. on_data returning non-zero ends the transfer and the call returns
  * that; so does stop (may be NULL) returning true, polled about once a
- * second, with -ECANCELED. Otherwise as ks_kube_request.
+ * second, with -ECANCELED. Otherwise as ks_kube_request, except that
+ * resp->status is kept when the transfer fails after the status line came
+ * (200: a watch stream that broke); resp->body is then NULL.
  */
 typedef int ks_kube_data_fn(void *arg, const char *data, size_t len);
 int ks_kube_stream(const struct ks_kube_conf *conf, const char *path, long timeout_ms,

@@ -249,8 +249,12 @@ static int perform(const struct ks_kube_conf *conf, const char *method, const ch
 		curl_easy_setopt(x->curl, CURLOPT_SSLKEY, conf->key_file);
 
 	rc = curl_easy_perform(x->curl);
+	/* also when the transfer failed: a watch that broke after its 200 */
+	curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &x->resp->status);
+	/* the query (resourceVersion, timeoutSeconds, continue) is left out of
+	 * messages so the same failure reads the same every time */
+	url[strlen(conf->server) + strcspn(path, "?")] = '\0';
 	if (rc == CURLE_OK) {
-		curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &x->resp->status);
 		ret = 0;
 	} else if (x->cb_err) {
 		ret = x->cb_err;
@@ -302,8 +306,12 @@ static int perform_retry(const struct ks_kube_conf *conf, const char *method, co
 	}
 	if (!ret && !x->resp->body && append(x->resp, "", 0))
 		ret = -ENOMEM;
-	if (ret)
+	if (ret) {
+		long status = x->resp->status;
+
 		ks_kube_resp_free(x->resp);
+		x->resp->status = status;
+	}
 	return ret;
 }
 

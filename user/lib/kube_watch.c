@@ -762,6 +762,8 @@ static int on_stream(void *arg, const char *data, size_t len)
 	line = kw->buf;
 	while ((nl = memchr(line, '\n', kw->buf + kw->len - line))) {
 		*nl = '\0';
+		if (!kw->events)
+			succeeded(kw, "watching");
 		if (line[strspn(line, " \t\r")]) {
 			ret = store_event(kw->w->store, kw->kind, line, &kw->rv, kw->reason,
 					  sizeof(kw->reason));
@@ -810,6 +812,15 @@ static int watch(struct kind_watch *kw, char *err, size_t errlen)
 	free(path);
 	if (ret == -EPROTO)
 		snprintf(err, errlen, "watch: %s", kw->reason);
+	/* A stream that was up and then broke (a proxy or the server going
+	 * away) is resumed at once, as a stream that ended is: the events
+	 * since kw->rv are replayed. Only a stream that breaks at once again
+	 * and again counts as a failure. */
+	if (ret && ret != -ECANCELED && ret != -EPROTO && ret != -ESTALE && resp.status == 200 &&
+	    (kw->events || now_ms() - start >= 1000)) {
+		pr_info("kube: %s: watch stream broke (%s), resuming\n", kind_names[kw->kind], err);
+		return 0;
+	}
 	if (ret)
 		return ret;
 	if (resp.status == 410) {
