@@ -391,6 +391,26 @@ static void test_drain_empties(void **state)
 	assert_int_equal(nr_changes(), 1);
 }
 
+static void test_managed_fields_dropped(void **state)
+{
+	struct json_object *o, *m, *v;
+
+	(void)state;
+	assert_int_equal(
+		ks_kube_store_event(
+			&store, KS_KUBE_TRAFFICSHIFT,
+			"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"web\","
+			"\"namespace\":\"shop\",\"resourceVersion\":\"3\",\"managedFields\":"
+			"[{\"manager\":\"kubectl\"}],\"labels\":{\"a\":\"b\"}}}}",
+			NULL),
+		0);
+	o = ks_kube_store_get(&store, KS_KUBE_TRAFFICSHIFT, "shop", "web");
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "metadata", &m));
+	assert_false(json_object_object_get_ex(m, "managedFields", &v));
+	assert_true(json_object_object_get_ex(m, "labels", &v));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -401,6 +421,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_error_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain_empties, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_managed_fields_dropped, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,7 +120,8 @@ struct ks_kube_change {
 /*
  * The objects last seen, per kind, keyed "ns/name". The worker thread
  * writes under lock; the daemon reads under lock. Objects are the API's
- * JSON as received (json-c, owned by the store).
+ * JSON as received, less metadata.managedFields (json-c, owned by the
+ * store).
  */
 struct ks_kube_store {
 	pthread_mutex_t lock;

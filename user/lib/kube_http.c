@@ -181,6 +181,8 @@ static int perform(const struct ks_kube_conf *conf, const char *method, const ch
 		   char *err, size_t errlen)
 {
 	char cerr[CURL_ERROR_SIZE] = "", *url = NULL, *auth = NULL, *token, *ctype = NULL;
+	char *noproxy = NULL;
+	const char *np;
 	struct curl_slist *hdrs = NULL, *h;
 	CURLcode rc;
 	int ret;
@@ -194,13 +196,19 @@ static int perform(const struct ks_kube_conf *conf, const char *method, const ch
 		auth = fmt("Authorization: Bearer %s", token);
 	if (body)
 		ctype = fmt("Content-Type: %s", content_type ? content_type : "application/json");
+	/* A proxy from the environment is used, as kubectl does, but never
+	 * for loopback (as Go's ProxyFromEnvironment): kubectl proxy, tests. */
+	np = getenv("NO_PROXY") ?: getenv("no_proxy");
+	noproxy = np && !strcmp(np, "*")
+			  ? strdup(np)
+			  : fmt("%s%slocalhost,127.0.0.1,::1", np ?: "", np && *np ? "," : "");
 	hdrs = curl_slist_append(NULL, "Accept: application/json");
 	h = hdrs; /* NULL once an append fails */
 	if (h && auth)
 		h = curl_slist_append(hdrs, auth);
 	if (h && ctype)
 		h = curl_slist_append(hdrs, ctype);
-	if (!x->curl || !url || (token && !auth) || (body && !ctype) || !h) {
+	if (!x->curl || !url || (token && !auth) || (body && !ctype) || !h || !noproxy) {
 		ret = -ENOMEM;
 		snprintf(err, errlen, "%s %s: %s", method, path, strerror(ENOMEM));
 		goto out;
@@ -217,6 +225,7 @@ static int perform(const struct ks_kube_conf *conf, const char *method, const ch
 	curl_easy_setopt(x->curl, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(x->curl, CURLOPT_TCP_KEEPIDLE, 30L);
 	curl_easy_setopt(x->curl, CURLOPT_TCP_KEEPINTVL, 10L);
+	curl_easy_setopt(x->curl, CURLOPT_NOPROXY, noproxy);
 	curl_easy_setopt(x->curl, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(x->curl, CURLOPT_WRITEDATA, x);
@@ -271,6 +280,7 @@ out:
 	x->curl = NULL;
 	free(url);
 	free(ctype);
+	free(noproxy);
 	if (auth) {
 		/* the token should not outlive its use in freed heap */
 		explicit_bzero(auth, strlen(auth));

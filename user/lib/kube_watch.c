@@ -252,6 +252,9 @@ static int put_obj(struct ks_kube_store *s, enum ks_kube_kind kind, const char *
 
 	if (old && same_version(old, obj))
 		return 0;
+	/* often half of an object, and nothing of kshift reads it */
+	if (field(obj, "metadata"))
+		json_object_object_del(field(obj, "metadata"), "managedFields");
 	ret = ks_index_put(&s->objs[kind], key, strlen(key), json_object_get(obj));
 	if (ret) {
 		json_object_put(obj);
