@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include "log.h"
+#include "maglev.h"
 #include "shifts.h"
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -83,6 +84,14 @@ struct ks_shift_state *ks_shifts_find(struct ks_shifts *t, const char *ns, const
 	char key[2 * KS_NAME_LEN];
 
 	return ks_index_get(&t->by_name, key, name_key(key, sizeof(key), ns, name));
+}
+
+const struct ks_shift_state *ks_shifts_frontend_owner(struct ks_shifts *t, const struct ks_ip *ip,
+						     const struct ks_port *port)
+{
+	struct frontend_id id = frontend_id(ip, port);
+
+	return ks_index_get(&t->by_frontend, &id, sizeof(id));
 }
 
 /* Removes key from ix if it still leads to st: a newer version of the shift
@@ -627,4 +636,388 @@ struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_
 	counters_of(t, st, KS_STATS_NONE, &none);
 	json_object_object_add(status, "rejectedFlows", json_object_new_int64(none.rejected));
 	return doc;
+}
+
+/* ---- batches: checked whole, applied in an order that works, or undone ---- */
+
+/* Services the dataplane has room for: the load-time limit. */
+#ifndef KS_DP_MAX_SERVICES
+#define KS_DP_MAX_SERVICES(dp) ((void)(dp), (uint32_t)KS_MAX_SERVICES)
+#endif
+
+static uint64_t ranges_free(const struct ks_ranges *r)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	/* held ranges count: they are free again within the grace period */
+	for (i = 0; i < r->nr_free; i++)
+		n += r->free[i].len;
+	for (i = 0; i < r->nr_held; i++)
+		n += r->held[i].len;
+	return n;
+}
+
+static bool same_endpoint_list(const struct ks_backend_spec *a, const struct ks_backend_spec *b)
+{
+	size_t i;
+
+	if (a->nr_endpoints != b->nr_endpoints)
+		return false;
+	for (i = 0; i < a->nr_endpoints; i++)
+		if (!same_ip(&a->endpoints[i].ip, &b->endpoints[i].ip) ||
+		    a->endpoints[i].port != b->endpoints[i].port)
+			return false;
+	return true;
+}
+
+struct batch_need {
+	uint64_t svcs, eps, ring, frontends;
+};
+
+/* What applying s (replacing old, may be NULL) takes from the dataplane,
+ * at most: new services, and endpoint and ring slots for every backend
+ * whose endpoints change. An upper bound: every endpoint of the family is
+ * counted, ready or not. New frontend keys are counted once per batch with
+ * seen. */
+static int shift_needs(struct ks_shifts *t, const struct ks_shift *s,
+		       const struct ks_shift_state *old, struct ks_index *seen,
+		       struct batch_need *need)
+{
+	struct ks_svc_ref refs[2 * 64 + 1], *prev;
+	struct frontend_id id;
+	size_t nr, i, b, e, a, p;
+	uint32_t n, cur;
+
+	if (s->nr_ports > 64)
+		return 0; /* refused by ks_shifts_apply, which names the limit */
+	nr = wanted_svcs(s, refs);
+	for (i = 0; i < nr; i++) {
+		const struct ks_dp_svc *svc = NULL;
+
+		prev = old ? find_ref(old->svcs, old->nr_svcs, &refs[i]) : NULL;
+		if (prev)
+			svc = &t->dp->svcs[prev->svc];
+		else
+			need->svcs++;
+		for (b = 0; b < s->nr_backends; b++) {
+			if (prev && b < old->spec.nr_backends &&
+			    same_endpoint_list(&s->backends[b], &old->spec.backends[b]))
+				continue;
+			for (e = 0, n = 0; e < s->backends[b].nr_endpoints; e++)
+				n += s->backends[b].endpoints[e].ip.family == refs[i].family;
+			cur = svc && b < svc->nr_backends ? svc->slots[b].slice.size : 0;
+			need->eps += n;
+			need->ring += ks_ring_size(n, cur);
+		}
+	}
+	for (a = 0; a < s->nr_addresses; a++) {
+		for (p = 0; p <= s->nr_ports; p++) {
+			bool addr_only = p == s->nr_ports;
+
+			id = frontend_id(&s->addresses[a], addr_only ? NULL : &s->ports[p]);
+			if (ks_index_get(addr_only ? &t->addr_refs : &t->by_frontend, &id,
+					 sizeof(id)) ||
+			    ks_index_get(seen, &id, sizeof(id)))
+				continue;
+			if (ks_index_put(seen, &id, sizeof(id), (void *)1))
+				return -ENOMEM;
+			need->frontends++;
+		}
+	}
+	return 0;
+}
+
+int ks_shifts_check_capacity(struct ks_shifts *t, const struct ks_change *c, size_t n, char *err,
+			     size_t errlen)
+{
+	uint32_t max_svcs = KS_DP_MAX_SERVICES(t->dp), used = 0, i;
+	struct batch_need need = {};
+	uint64_t free_svcs, free_eps, free_ring, free_fe;
+	struct ks_index seen = {};
+	size_t k, applies = 0;
+	int ret = 0;
+
+	for (i = 0; i < max_svcs; i++)
+		used += t->dp->svcs[i].used;
+	free_svcs = max_svcs - used;
+	for (k = 0; k < n && !ret; k++) {
+		const struct ks_shift_state *old;
+
+		if (!c[k].shift) {
+			old = ks_shifts_find(t, c[k].ns, c[k].name);
+			if (old)
+				free_svcs += old->nr_svcs;
+			continue;
+		}
+		applies++;
+		old = ks_shifts_find(t, c[k].shift->namespace, c[k].shift->name);
+		ret = shift_needs(t, c[k].shift, old, &seen, &need);
+	}
+	ks_index_destroy(&seen);
+	if (ret) {
+		seterr(err, errlen, "out of memory");
+		return ret;
+	}
+	free_eps = ranges_free(&t->dp->ep_slots);
+	free_ring = ranges_free(&t->dp->ring_slots);
+	/* ks_frontends holds 4 keys per service */
+	free_fe = 4ull * max_svcs;
+	free_fe -= t->by_frontend.n + t->addr_refs.n < free_fe ? t->by_frontend.n + t->addr_refs.n
+							       : free_fe;
+	if (need.svcs > free_svcs) {
+		seterr(err, errlen,
+		       "%zu shift(s) need %llu more service(s) (one per frontend port and address "
+		       "family); %llu of %u are available (--max-services)",
+		       applies, (unsigned long long)need.svcs, (unsigned long long)free_svcs,
+		       max_svcs);
+		return -ENOSPC;
+	}
+	if (need.eps > free_eps) {
+		seterr(err, errlen,
+		       "%zu shift(s) need up to %llu endpoint slots; %llu of %u are free "
+		       "(--max-endpoints)",
+		       applies, (unsigned long long)need.eps, (unsigned long long)free_eps,
+		       t->dp->ep_slots.size);
+		return -ENOSPC;
+	}
+	if (need.ring > free_ring) {
+		seterr(err, errlen,
+		       "%zu shift(s) need up to %llu Maglev ring slots; %llu of %u are free",
+		       applies, (unsigned long long)need.ring, (unsigned long long)free_ring,
+		       t->dp->ring_slots.size);
+		return -ENOSPC;
+	}
+	if (need.frontends > free_fe) {
+		seterr(err, errlen,
+		       "%zu shift(s) need %llu more frontend entries; %llu are free (4 per "
+		       "service, --max-services)",
+		       applies, (unsigned long long)need.frontends, (unsigned long long)free_fe);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+static const char *change_ns(const struct ks_change *c)
+{
+	return c->shift ? c->shift->namespace : c->ns;
+}
+
+static const char *change_name(const struct ks_change *c)
+{
+	return c->shift ? c->shift->name : c->name;
+}
+
+int ks_shifts_check_batch(struct ks_shifts *t, const struct ks_change *c, size_t n, char *err,
+			  size_t errlen)
+{
+	struct ks_index names = {}, claimed = {};
+	const struct ks_shift_state *owner;
+	const struct ks_shift *other;
+	char key[2 * KS_NAME_LEN];
+	struct frontend_id id;
+	size_t i, a, p, len;
+	int ret = 0;
+
+	/* the end state: names once each; deleted ones must exist */
+	for (i = 0; i < n && !ret; i++) {
+		len = name_key(key, sizeof(key), change_ns(&c[i]), change_name(&c[i]));
+		if (ks_index_get(&names, key, len)) {
+			seterr(err, errlen, "%s: named twice in one change", key);
+			ret = -EINVAL;
+		} else if (!c[i].shift && !ks_shifts_find(t, c[i].ns, c[i].name)) {
+			seterr(err, errlen, "%s: no such shift", key);
+			ret = -ENOENT;
+		} else {
+			ret = ks_index_put(&names, key, len, (void *)&c[i]);
+		}
+	}
+	/* every frontend served by one shift: running shifts the batch
+	 * replaces or deletes do not count, whatever the batch's order */
+	for (i = 0; i < n && !ret; i++) {
+		const struct ks_shift *s = c[i].shift;
+
+		for (a = 0; s && a < s->nr_addresses && !ret; a++) {
+			for (p = 0; p < s->nr_ports && !ret; p++) {
+				id = frontend_id(&s->addresses[a], &s->ports[p]);
+				owner = ks_index_get(&t->by_frontend, &id, sizeof(id));
+				if (owner &&
+				    !ks_index_get(&names, key,
+						  name_key(key, sizeof(key), owner->spec.namespace,
+							   owner->spec.name)))
+					ret = conflict(s, a, p, &owner->spec, err, errlen);
+				other = ks_index_get(&claimed, &id, sizeof(id));
+				if (!ret && other)
+					ret = conflict(s, a, p, other, err, errlen);
+				if (!ret)
+					ret = ks_index_put(&claimed, &id, sizeof(id), (void *)s);
+			}
+		}
+	}
+	if (ret == -ENOMEM)
+		seterr(err, errlen, "out of memory");
+	ks_index_destroy(&names);
+	ks_index_destroy(&claimed);
+	if (!ret)
+		ret = ks_shifts_check_capacity(t, c, n, err, errlen);
+	return ret;
+}
+
+/* What one step of a batch replaced, to put it back. */
+struct undo {
+	char ns[KS_NAME_LEN], name[KS_NAME_LEN];
+	bool had_old;
+	struct ks_shift old; /* with had_old */
+	char *old_source;
+};
+
+static int journal(struct undo **v, size_t *nr, struct ks_shifts *t, const char *ns,
+		   const char *name)
+{
+	struct ks_shift_state *st = ks_shifts_find(t, ns, name);
+	struct undo *u = &(*v)[(*nr)];
+
+	memset(u, 0, sizeof(*u));
+	snprintf(u->ns, sizeof(u->ns), "%s", ns);
+	snprintf(u->name, sizeof(u->name), "%s", name);
+	if (st) {
+		if (ks_shift_copy(&u->old, &st->spec))
+			return -ENOMEM;
+		u->old_source = strdup(st->source);
+		if (!u->old_source) {
+			ks_shift_free(&u->old);
+			return -ENOMEM;
+		}
+		u->had_old = true;
+	}
+	(*nr)++;
+	return 0;
+}
+
+static void undo_free(struct undo *v, size_t nr)
+{
+	size_t i;
+
+	for (i = 0; i < nr; i++) {
+		if (v[i].had_old)
+			ks_shift_free(&v[i].old);
+		free(v[i].old_source);
+	}
+	free(v);
+}
+
+/* Puts back, newest first, what the steps in v changed. */
+static void roll_back(struct ks_shifts *t, struct undo *v, size_t nr)
+{
+	char err[KS_ERR_LEN];
+	size_t i;
+
+	for (i = nr; i-- > 0;) {
+		struct undo *u = &v[i];
+		int ret;
+
+		if (u->had_old)
+			ret = ks_shifts_apply(t, &u->old, u->old_source, err, sizeof(err));
+		else if (ks_shifts_find(t, u->ns, u->name))
+			ret = ks_shifts_delete(t, u->ns, u->name, err, sizeof(err));
+		else
+			ret = 0;
+		if (ret)
+			pr_warn("rolling back %s/%s: %s\n", u->ns, u->name, err);
+	}
+}
+
+int ks_shifts_commit(struct ks_shifts *t, const struct ks_change *c, size_t n, char *err,
+		     size_t errlen)
+{
+	struct undo *undo = calloc(2 * n + 1, sizeof(*undo));
+	size_t *pending = calloc(n + 1, sizeof(*pending));
+	size_t nr_undo = 0, nr_pending = 0, i, j;
+	char scratch[KS_ERR_LEN];
+	int ret;
+
+	if (!undo || !pending) {
+		ret = -ENOMEM;
+		seterr(err, errlen, "out of memory");
+		goto out;
+	}
+	ret = ks_shifts_check_batch(t, c, n, err, errlen);
+	if (ret)
+		goto out;
+	/* deletions first: they only free frontends and room */
+	for (i = 0; i < n; i++) {
+		if (c[i].shift) {
+			pending[nr_pending++] = i;
+			continue;
+		}
+		ret = journal(&undo, &nr_undo, t, c[i].ns, c[i].name);
+		if (!ret)
+			ret = ks_shifts_delete(t, c[i].ns, c[i].name, err, errlen);
+		if (ret)
+			goto fail;
+	}
+	/* then every shift whose frontends are free by now; a frontend moving
+	 * from one shift of the batch to another waits for the first to let
+	 * go of it. A cycle (two shifts swapping frontends) is broken by
+	 * taking one of them down for the moment. */
+	while (nr_pending) {
+		bool progress = false;
+
+		for (j = 0, i = 0; i < nr_pending; i++) {
+			const struct ks_change *ch = &c[pending[i]];
+			struct ks_shift_state *old =
+				ks_shifts_find(t, ch->shift->namespace, ch->shift->name);
+
+			if (check_conflicts(t, ch->shift, old, scratch, sizeof(scratch))) {
+				pending[j++] = pending[i];
+				continue;
+			}
+			ret = journal(&undo, &nr_undo, t, ch->shift->namespace, ch->shift->name);
+			if (!ret)
+				ret = ks_shifts_apply(t, ch->shift, ch->source, err, errlen);
+			if (ret) {
+				char what[KS_ERR_LEN];
+
+				snprintf(what, sizeof(what), "%s", err);
+				seterr(err, errlen, "%s/%s: %s; nothing of the change was kept",
+				       ch->shift->namespace, ch->shift->name, what);
+				goto fail;
+			}
+			progress = true;
+		}
+		nr_pending = j;
+		if (progress || !nr_pending)
+			continue;
+		for (i = 0; i < nr_pending; i++) {
+			const struct ks_shift *s = c[pending[i]].shift;
+
+			if (!ks_shifts_find(t, s->namespace, s->name))
+				continue;
+			ret = journal(&undo, &nr_undo, t, s->namespace, s->name);
+			if (!ret)
+				ret = ks_shifts_delete(t, s->namespace, s->name, err, errlen);
+			if (ret)
+				goto fail;
+			break;
+		}
+		if (i == nr_pending) {
+			/* cannot happen after the check: say so rather than spin */
+			seterr(err, errlen, "%s/%s: frontend still taken; nothing of the change was "
+					    "kept",
+			       c[pending[0]].shift->namespace, c[pending[0]].shift->name);
+			ret = -EEXIST;
+			goto fail;
+		}
+	}
+	ret = 0;
+	goto out;
+fail:
+	if (ret == -ENOMEM && !err[0])
+		seterr(err, errlen, "out of memory");
+	roll_back(t, undo, nr_undo);
+out:
+	if (undo)
+		undo_free(undo, nr_undo);
+	free(pending);
+	return ret;
 }

@@ -42,12 +42,47 @@ void ks_shifts_init(struct ks_shifts *t, struct ks_dp *dp);
 void ks_shifts_destroy(struct ks_shifts *t); /* forgets; leaves the maps as they are */
 
 struct ks_shift_state *ks_shifts_find(struct ks_shifts *t, const char *ns, const char *name);
+/* The running shift serving ip port/proto, or NULL. */
+const struct ks_shift_state *ks_shifts_frontend_owner(struct ks_shifts *t, const struct ks_ip *ip,
+						     const struct ks_port *port);
 
 /* Checks that a batch of shifts about to be applied together claims no
  * frontend that another shift (outside the batch) or another member of the
  * batch serves. 0, or -EEXIST with err set. */
 int ks_shifts_check(struct ks_shifts *t, const struct ks_shift *batch, size_t n, char *err,
 		    size_t errlen);
+
+/*
+ * One change of a batch: create or replace shift (from source: a config
+ * file, "api", ...), or, with shift NULL, delete ns/name.
+ */
+struct ks_change {
+	const struct ks_shift *shift;
+	const char *source;
+	const char *ns, *name; /* deletions */
+};
+
+/*
+ * Checks a batch as a whole, as its end state: every name once, every
+ * frontend served by one shift (running shifts the batch replaces or
+ * deletes do not count, whatever the order), and room in the dataplane
+ * (services, endpoint and ring slots, frontend entries) for what it adds.
+ * 0, or -errno with err naming the shift, the frontend or the limit.
+ */
+int ks_shifts_check_batch(struct ks_shifts *t, const struct ks_change *c, size_t n, char *err,
+			  size_t errlen);
+/* The room part of the check alone. */
+int ks_shifts_check_capacity(struct ks_shifts *t, const struct ks_change *c, size_t n, char *err,
+			     size_t errlen);
+/*
+ * Checks, then applies a batch all or nothing: deletions first, then the
+ * shifts in an order in which no frontend is ever served twice (a frontend
+ * moved between two shifts of the batch follows its release). If a step
+ * still fails (ENOMEM, a fragmented ring), what the batch changed is put
+ * back as it was. 0, or -errno with err set.
+ */
+int ks_shifts_commit(struct ks_shifts *t, const struct ks_change *c, size_t n, char *err,
+		     size_t errlen);
 
 /* Creates or replaces a shift. On error, writes why to err (naming the
  * field and value) and changes nothing. */
