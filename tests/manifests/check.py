@@ -439,3 +439,66 @@ bindings = [d for _, ds_ in docs.items() for d in ds_ if isinstance(d, dict) and
 bound = {(b["roleRef"]["kind"], b["roleRef"]["name"]) for b in bindings
          if any(s.get("kind") == "ServiceAccount" and s.get("name") == "kshift" and s.get("namespace") == "kshift-system" for s in b.get("subjects", []))}
 ok({("ClusterRole", "kshift"), ("Role", "kshift")} <= bound, "ServiceAccount kshift-system/kshift is bound to ClusterRole kshift and Role kshift", bound)
+
+# ---- the Containerfile ---------------------------------------------------
+# No container engine here: what can be checked without one.
+
+with open(os.path.join(MANIFESTS, "Containerfile")) as f:
+    text = f.read().replace("\\\n", " ")
+stages = [s for s in text.split("\nFROM ")[1:]]
+ok(len(stages) == 2 and stages[0].startswith("debian:12 AS build") and stages[1].startswith("debian:12"),
+   "Containerfile: a debian:12 build stage and a debian:12 runtime stage")
+
+
+def apt_packages(stage):
+    pkgs = []
+    for line in stage.splitlines():
+        if "apt-get install" in line:
+            words = line.split("apt-get install", 1)[1].split("&&")[0].split()
+            pkgs += [w for w in words if not w.startswith("-")]
+    return pkgs
+
+
+build_pkgs, run_pkgs = apt_packages(stages[0]), apt_packages(stages[1])
+with open(os.path.join(ROOT, "scripts", "deps.sh")) as f:
+    deps_text = f.read()
+deps = deps_text.split("packages=(", 1)[1].split(")", 1)[0].split()
+needed = {p for p in deps if p.endswith("-dev") and p != "libcmocka-dev"} | {"make", "gcc", "clang", "llvm", "bpftool", "pkg-config"}
+ok(needed <= set(build_pkgs), "Containerfile: the build stage installs scripts/deps.sh's build packages",
+   f"missing: {sorted(needed - set(build_pkgs))}")
+ok(set(build_pkgs) - {"libc6-dev"} <= set(deps), "Containerfile: the build stage installs nothing scripts/deps.sh does not list",
+   f"extra: {sorted(set(build_pkgs) - set(deps) - {'libc6-dev'})}")
+copies = [line.split()[1:-1] for line in text.splitlines() if line.strip().startswith("COPY ") and "--from" not in line]
+missing = [src for srcs in copies for src in srcs if not src.endswith("*") and not os.path.exists(os.path.join(ROOT, src))]
+ok(copies and not missing, "Containerfile: every COPY source exists in the repository", missing)
+with open(os.path.join(MANIFESTS, "Containerfile.dockerignore")) as f:
+    allowed = {line[1:].strip() for line in f if line.startswith("!")}
+ignored = [src.rstrip("*") for srcs in copies for src in srcs if src.rstrip("*") not in allowed]
+ok(not ignored, "Containerfile.dockerignore lets every COPY source into the build context", ignored)
+
+# the runtime stage must carry every library the binaries link (only when
+# they are built here: the package owning each resolved NEEDED library)
+bins = [os.path.join(ROOT, "build", b) for b in ("kshiftd", "kshiftctl")]
+if all(os.path.exists(b) for b in bins):
+    owners, unknown = set(), []
+    for b in bins:
+        out = subprocess.run(["ldd", b], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if "=>" not in line or "not found" in line:
+                continue
+            path = os.path.realpath(line.split("=>")[1].split()[0])
+            lib = os.path.basename(line.split("=>")[0].strip())
+            # direct dependencies only: what the Makefile links
+            if not any(lib.startswith(p) for p in ("libbpf", "libelf", "libz", "libyaml", "libjson-c", "libcurl", "libmicrohttpd")):
+                continue
+            for cand in (path, "/usr" + path if not path.startswith("/usr") else path[4:]):
+                r = subprocess.run(["dpkg", "-S", cand], capture_output=True, text=True)
+                if r.returncode == 0:
+                    owners.add(r.stdout.split(":")[0])
+                    break
+            else:
+                unknown.append(lib)
+    ok(not unknown and owners <= set(run_pkgs), f"Containerfile: the runtime stage installs every library kshiftd and kshiftctl link ({', '.join(sorted(owners))})",
+       f"not installed: {sorted(owners - set(run_pkgs))}; owner unknown: {unknown}")
+else:
+    print("ok - Containerfile: the runtime stage's libraries against the binaries # SKIP build/kshiftd not built")
