@@ -78,7 +78,8 @@ bool ks_ifpats_match(const struct ks_ifpats *p, const char *name)
 	return false;
 }
 
-int ks_ifpats_resolve(const struct ks_ifpats *p, char ***names, int *n, const char **missing)
+int ks_ifpats_resolve(const struct ks_ifpats *p, bool strict, char ***names, int *n,
+		      const char **missing)
 {
 	struct if_nameindex *all, *it;
 	char **v = NULL, **nv;
@@ -90,7 +91,7 @@ int ks_ifpats_resolve(const struct ks_ifpats *p, char ***names, int *n, const ch
 	all = if_nameindex();
 	if (!all)
 		return -errno;
-	for (i = 0; i < p->n; i++) {
+	for (i = 0; i < p->n && strict; i++) {
 		if (ks_ifpat_is_glob(p->v[i]))
 			continue;
 		for (it = all; it->if_index; it++)

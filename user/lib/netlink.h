@@ -26,11 +26,12 @@ void ks_ifpats_free(struct ks_ifpats *p);
 bool ks_ifpat_is_glob(const char *pat);
 bool ks_ifpats_match(const struct ks_ifpats *p, const char *name);
 /*
- * The interfaces that exist now and match, in ifindex order. A name
- * without glob characters must exist: -ENODEV, and *missing points at it.
- * Patterns may match nothing.
+ * The interfaces that exist now and match, in ifindex order. strict: a
+ * name without glob characters must exist, else -ENODEV and *missing
+ * points at it. Patterns may match nothing.
  */
-int ks_ifpats_resolve(const struct ks_ifpats *p, char ***names, int *n, const char **missing);
+int ks_ifpats_resolve(const struct ks_ifpats *p, bool strict, char ***names, int *n,
+		      const char **missing);
 void ks_ifnames_free(char **names, int n);
 
 enum ks_nl_kind {

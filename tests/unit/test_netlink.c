@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Interfaces that come and go (user/lib/netlink.c): rtnetlink link messages
+ * built here byte by byte, as the kernel sends them, fed to the parser; the
+ * --iface glob matching; and the /proc/locks reading of user/lib/lock.c.
+ * No root, no socket.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/sysmacros.h>
+#include <cmocka.h>
+
+#include "lib/lock.h"
+#include "lib/netlink.h"
+
+/* A datagram of netlink messages under construction. */
+struct nlbuf {
+	char data[4096] __attribute__((aligned(NLMSG_ALIGNTO)));
+	size_t len;
+};
+
+/* Appends one link message; name NULL: no IFLA_IFNAME attribute. Also
+ * adds an IFLA_MTU before the name, as the kernel does, so the parser must
+ * walk attributes. */
+static void add_link(struct nlbuf *b, uint16_t type, int ifindex, const char *name, unsigned flags)
+{
+	struct nlmsghdr *nh = (struct nlmsghdr *)(b->data + b->len);
+	struct ifinfomsg *ifi;
+	struct rtattr *rta;
+	uint32_t mtu = 1500;
+
+	memset(nh, 0, NLMSG_SPACE(sizeof(*ifi)));
+	nh->nlmsg_type = type;
+	nh->nlmsg_len = NLMSG_LENGTH(sizeof(*ifi));
+	ifi = NLMSG_DATA(nh);
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = ifindex;
+	ifi->ifi_flags = flags;
+
+	rta = (struct rtattr *)((char *)nh + NLMSG_ALIGN(nh->nlmsg_len));
+	rta->rta_type = IFLA_MTU;
+	rta->rta_len = RTA_LENGTH(sizeof(mtu));
+	memcpy(RTA_DATA(rta), &mtu, sizeof(mtu));
+	nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_ALIGN(rta->rta_len);
+	if (name) {
+		rta = (struct rtattr *)((char *)nh + nh->nlmsg_len);
+		rta->rta_type = IFLA_IFNAME;
+		rta->rta_len = RTA_LENGTH(strlen(name) + 1);
+		memcpy(RTA_DATA(rta), name, strlen(name) + 1);
+		nh->nlmsg_len += RTA_ALIGN(rta->rta_len);
+	}
+	b->len += NLMSG_ALIGN(nh->nlmsg_len);
+}
+
+static void add_other(struct nlbuf *b, uint16_t type)
+{
+	struct nlmsghdr *nh = (struct nlmsghdr *)(b->data + b->len);
+
+	memset(nh, 0, NLMSG_SPACE(16));
+	nh->nlmsg_type = type;
+	nh->nlmsg_len = NLMSG_LENGTH(16);
+	b->len += NLMSG_ALIGN(nh->nlmsg_len);
+}
+
+struct seen {
+	struct ks_nl_event ev[8];
+	int n;
+};
+
+static void record(const struct ks_nl_event *ev, void *arg)
+{
+	struct seen *s = arg;
+
+	if (s->n < 8)
+		s->ev[s->n++] = *ev;
+}
+
+static void test_new_and_del(void **state)
+{
+	struct nlbuf b = {};
+	struct seen s = {};
+
+	(void)state;
+	add_link(&b, RTM_NEWLINK, 7, "veth1a2b", IFF_UP);
+	add_link(&b, RTM_NEWLINK, 8, "cli1", 0);
+	add_link(&b, RTM_DELLINK, 7, "veth1a2b", 0);
+	assert_int_equal(ks_nl_parse(b.data, b.len, record, &s), 3);
+	assert_int_equal(s.n, 3);
+	assert_int_equal(s.ev[0].kind, KS_NL_NEWLINK);
+	assert_int_equal(s.ev[0].ifindex, 7);
+	assert_string_equal(s.ev[0].name, "veth1a2b");
+	assert_true(s.ev[0].up);
+	assert_int_equal(s.ev[1].ifindex, 8);
+	assert_string_equal(s.ev[1].name, "cli1");
+	assert_false(s.ev[1].up);
+	assert_int_equal(s.ev[2].kind, KS_NL_DELLINK);
+	assert_int_equal(s.ev[2].ifindex, 7);
+}
+
+static void test_other_messages_skipped(void **state)
+{
+	struct nlbuf b = {};
+	struct seen s = {};
+
+	(void)state;
+	add_other(&b, RTM_NEWADDR);
+	add_link(&b, RTM_NEWLINK, 3, "eth0", IFF_UP);
+	add_other(&b, RTM_NEWROUTE);
+	add_other(&b, NLMSG_DONE);
+	/* after DONE, nothing more is read */
+	add_link(&b, RTM_NEWLINK, 4, "eth1", IFF_UP);
+	assert_int_equal(ks_nl_parse(b.data, b.len, record, &s), 1);
+	assert_string_equal(s.ev[0].name, "eth0");
+}
+
+static void test_no_name(void **state)
+{
+	struct nlbuf b = {};
+	struct seen s = {};
+
+	(void)state;
+	add_link(&b, RTM_DELLINK, 9, NULL, 0);
+	assert_int_equal(ks_nl_parse(b.data, b.len, record, &s), 1);
+	assert_int_equal(s.ev[0].ifindex, 9);
+	assert_string_equal(s.ev[0].name, "");
+}
+
+static void test_malformed(void **state)
+{
+	struct nlbuf b = {};
+	struct seen s = {};
+	struct nlmsghdr *nh;
+
+	(void)state;
+	/* truncated: the datagram ends inside the second message */
+	add_link(&b, RTM_NEWLINK, 5, "ep0", IFF_UP);
+	add_link(&b, RTM_NEWLINK, 6, "ep1", IFF_UP);
+	assert_int_equal(ks_nl_parse(b.data, b.len - 8, record, &s), -EINVAL);
+	assert_int_equal(s.n, 1); /* the first one still counted */
+
+	/* a link message too short for its ifinfomsg */
+	memset(&b, 0, sizeof(b));
+	s.n = 0;
+	nh = (struct nlmsghdr *)b.data;
+	nh->nlmsg_type = RTM_NEWLINK;
+	nh->nlmsg_len = NLMSG_LENGTH(4);
+	b.len = NLMSG_ALIGN(nh->nlmsg_len);
+	assert_int_equal(ks_nl_parse(b.data, b.len, record, &s), -EINVAL);
+	assert_int_equal(s.n, 0);
+
+	/* a name that does not fit IFNAMSIZ */
+	memset(&b, 0, sizeof(b));
+	add_link(&b, RTM_NEWLINK, 5, "averyveryverylongname", IFF_UP);
+	assert_int_equal(ks_nl_parse(b.data, b.len, record, &s), -EINVAL);
+
+	/* ifindex 0 is no interface */
+	memset(&b, 0, sizeof(b));
+	add_link(&b, RTM_NEWLINK, 0, "x", IFF_UP);
+	assert_int_equal(ks_nl_parse(b.data, b.len, record, &s), -EINVAL);
+}
+
+static void test_patterns(void **state)
+{
+	struct ks_ifpats p;
+
+	(void)state;
+	assert_int_equal(ks_ifpats_parse("eth0,veth*,cali*,lxc*", &p), 0);
+	assert_int_equal(p.n, 4);
+	assert_true(ks_ifpats_match(&p, "eth0"));
+	assert_false(ks_ifpats_match(&p, "eth01"));
+	assert_false(ks_ifpats_match(&p, "eth1"));
+	assert_true(ks_ifpats_match(&p, "veth"));
+	assert_true(ks_ifpats_match(&p, "veth9f3a"));
+	assert_true(ks_ifpats_match(&p, "cali12ab34cd56e"));
+	assert_true(ks_ifpats_match(&p, "lxc_health"));
+	assert_false(ks_ifpats_match(&p, "lo"));
+	assert_false(ks_ifpats_match(&p, "docker0"));
+	assert_false(ks_ifpats_match(&p, "xveth1"));
+	ks_ifpats_free(&p);
+
+	assert_int_equal(ks_ifpats_parse("cli[0-3],ep?", &p), 0);
+	assert_true(ks_ifpats_match(&p, "cli2"));
+	assert_false(ks_ifpats_match(&p, "cli4"));
+	assert_true(ks_ifpats_match(&p, "ep7"));
+	assert_false(ks_ifpats_match(&p, "ep10"));
+	ks_ifpats_free(&p);
+
+	/* none given: every interface but loopback */
+	assert_int_equal(ks_ifpats_parse(NULL, &p), 0);
+	assert_true(ks_ifpats_match(&p, "eth0"));
+	assert_true(ks_ifpats_match(&p, "veth1"));
+	assert_false(ks_ifpats_match(&p, "lo"));
+	ks_ifpats_free(&p);
+
+	assert_true(ks_ifpat_is_glob("veth*"));
+	assert_true(ks_ifpat_is_glob("ep?"));
+	assert_true(ks_ifpat_is_glob("cli[01]"));
+	assert_false(ks_ifpat_is_glob("eth0"));
+
+	/* nothing, or a name no interface can have */
+	assert_int_equal(ks_ifpats_parse(",", &p), -EINVAL);
+	assert_int_equal(ks_ifpats_parse("averyveryverylongname", &p), -ENAMETOOLONG);
+}
+
+/* A name without glob characters must exist when resolved strictly;
+ * patterns may match nothing. "lo" exists in every namespace. */
+static void test_resolve(void **state)
+{
+	struct ks_ifpats p;
+	const char *missing;
+	char **names;
+	int n;
+
+	(void)state;
+	assert_int_equal(ks_ifpats_parse("lo,nosuch0", &p), 0);
+	assert_int_equal(ks_ifpats_resolve(&p, true, &names, &n, &missing), -ENODEV);
+	assert_non_null(missing);
+	assert_string_equal(missing, "nosuch0");
+	assert_int_equal(ks_ifpats_resolve(&p, false, &names, &n, &missing), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "lo");
+	ks_ifnames_free(names, n);
+	ks_ifpats_free(&p);
+
+	assert_int_equal(ks_ifpats_parse("nosuch*,lo", &p), 0);
+	assert_int_equal(ks_ifpats_resolve(&p, true, &names, &n, &missing), 0);
+	assert_int_equal(n, 1);
+	ks_ifnames_free(names, n);
+	ks_ifpats_free(&p);
+}
+
+static void test_lock_holder(void **state)
+{
+	const char *locks = "1: POSIX  ADVISORY  WRITE 77 00:27:18699 0 EOF\n"
+			    "2: FLOCK  ADVISORY  WRITE 4242 00:27:18699 0 EOF\n"
+			    "2: -> FLOCK  ADVISORY  WRITE 5151 00:27:18699 0 EOF\n"
+			    "3: FLOCK  ADVISORY  WRITE 999 fd:01:18699 0 EOF\n";
+
+	(void)state;
+	assert_int_equal(ks_lock_parse_holder(locks, makedev(0, 0x27), 18699), 4242);
+	assert_int_equal(ks_lock_parse_holder(locks, makedev(0xfd, 1), 18699), 999);
+	assert_int_equal(ks_lock_parse_holder(locks, makedev(0, 0x27), 18698), 0);
+	assert_int_equal(ks_lock_parse_holder("", makedev(0, 0x27), 18699), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_new_and_del),
+		cmocka_unit_test(test_other_messages_skipped),
+		cmocka_unit_test(test_no_name),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_patterns),
+		cmocka_unit_test(test_resolve),
+		cmocka_unit_test(test_lock_holder),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
