@@ -137,15 +137,11 @@ static void refs_add(struct ks_kube_source *src, struct ts_result *r, const char
 	}
 }
 
+/* Field by field: the JSON form merges endpoints listed per frontend port,
+ * so it cannot tell a change of which port an endpoint serves. */
 static bool same_shift(const struct ks_shift *a, const struct ks_shift *b)
 {
-	struct json_object *ja = ks_shift_to_json(a), *jb = ks_shift_to_json(b);
-	bool same = ja && jb && a->generation == b->generation &&
-		    !strcmp(json_object_to_json_string(ja), json_object_to_json_string(jb));
-
-	json_object_put(ja);
-	json_object_put(jb);
-	return same;
+	return ks_shift_equal(a, b);
 }
 
 /* Brings the running shift key in line with its TrafficShift (store lock
