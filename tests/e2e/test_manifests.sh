@@ -61,6 +61,28 @@ else
 	diag <"$tmp/py.log"
 fi
 
+# --- the Containerfile's build, without a container engine -------------------
+# The build stage's make command, run on a copy of exactly what it COPYs:
+# catches a source the image would lack, or a target that no longer builds
+# from them. It needs the build packages (make deps) and the kernel's BTF.
+make_cmd=$(grep -o 'make -o deps-if-missing[^&]*' "$KS_ROOT/manifests/Containerfile" | head -1 | sed 's/ *$//')
+if [[ -z $make_cmd ]]; then
+	not_ok "Containerfile: a make -o deps-if-missing command in the build stage"
+elif ! command -v clang >/dev/null || ! command -v bpftool >/dev/null ||
+	[[ ! -r /sys/kernel/btf/vmlinux ]]; then
+	ok "Containerfile: the build stage's make on its sources # SKIP no clang, bpftool or kernel BTF"
+else
+	mkdir -p "$tmp/image"
+	cp -r "$KS_ROOT/Makefile" "$KS_ROOT/include" "$KS_ROOT/bpf" "$KS_ROOT/user" "$tmp/image/"
+	if (cd "$tmp/image" && bash -c "$make_cmd") >"$tmp/image.log" 2>&1 &&
+		[[ -x $tmp/image/build/kshiftd && -x $tmp/image/build/kshiftctl ]]; then
+		ok "Containerfile: '$make_cmd' builds kshiftd and kshiftctl from the copied sources"
+	else
+		not_ok "Containerfile: '$make_cmd' builds kshiftd and kshiftctl from the copied sources"
+		tail -20 "$tmp/image.log" | diag
+	fi
+fi
+
 # --- (f) the DaemonSet's capabilities, for real ---------------------------------
 
 # "+bpf,+net_admin,+perfmon": what the kshiftd container adds
