@@ -175,11 +175,13 @@ int ks_kube_store_event(struct ks_kube_store *s, enum ks_kube_kind kind, const c
 struct ks_kube_watcher;
 
 /*
- * Starts a thread that, for every kind, lists (paged with limit/continue)
- * then watches (resourceVersion, allowWatchBookmarks, a randomised
- * timeoutSeconds) into store, relisting on a 410 (as the HTTP status or as
- * an ERROR event in the stream), reconnecting with jittered exponential
- * backoff when a stream drops or a request fails. After every batch of
+ * Starts a thread per kind that lists (paged with limit/continue, applied
+ * to the store at once when all pages are in) then watches
+ * (resourceVersion, allowWatchBookmarks, a randomised timeoutSeconds) into
+ * store: when a stream ends or breaks, it watches again at once from the
+ * last resourceVersion seen; on a 410 (as the HTTP status or as an ERROR
+ * event in the stream) it relists; when a request fails it retries after a
+ * jittered exponential backoff (200 ms doubling to 30 s). After every batch of
  * changes it writes 1 to notify_fd (an eventfd, or -1 for none) so the
  * daemon's loop wakes. conf and store must outlive w. Leases are watched
  * only when the store has a lease_namespace. 0 or -errno.

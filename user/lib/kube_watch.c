@@ -867,6 +867,10 @@ static void *run(void *arg)
 				kw->rv);
 			free(kw->rv);
 			kw->rv = NULL;
+			/* a server that says 410 to the version its own list
+			 * just gave must not make us relist in a loop */
+			if (!kw->events)
+				backoff(kw);
 			continue;
 		}
 		if (ret) {
