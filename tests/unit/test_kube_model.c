@@ -575,6 +575,42 @@ static void test_refused_like_manifest(void **state)
 	assert_string_equal(err, "spec: required");
 }
 
+/* Objects of the wrong shape where the model reads: skipped, never a
+ * crash, and what is well-formed beside them still counts. */
+static void test_malformed(void **state)
+{
+	struct ks_shift s;
+	char *v1 = service("web-v1", "{'clusterIPs': [null, 7, '198.18.100.1'], 'externalIPs': "
+				     "'198.18.100.2', 'ports': [null, 80, {'port': '80'}, {'port': "
+				     "80, 'name': 9}, {'port': 99999}]}");
+	char *a = slice("web-v1-a", "web-v1", "IPv4",
+			"[null, {'port': 8080}, {'name': 'x', 'port': -1}]",
+			"[null, 7, {'addresses': [null, 7, 'x', '198.18.2.2', '2001:2::2']},"
+			" {'addresses': '198.18.2.3'}, {'addresses': ['198.18.2.4'], "
+			"'conditions': 'ready'}, {'addresses': ['198.18.2.5'], 'conditions': "
+			"{'ready': 'false'}}]");
+	char *b = slice("web-v1-b", "web-v1", "IPv4", "{'port': 8080}", "{'addresses': []}");
+	char *c = strdup("{'metadata': {'name': 'web-v1-c', 'namespace': 'shop', 'labels': "
+			 "{'kubernetes.io/service-name': 'web-v1'}}}");
+
+	(void)state;
+	list(KS_KUBE_SERVICE, v1, NULL);
+	list(KS_KUBE_ENDPOINTSLICE, a, b, c, NULL);
+	model_ok(trafficshift("{'frontend': {'service': 'web-v1', 'ports': [{'port': 80}]}, "
+			      "'backends': [{'name': 'stable', 'service': 'web-v1'}]}"),
+		 &s, NULL, 0);
+	assert_string_equal(addrs_str(&s), "198.18.100.1");
+	/* the unnamed Service port matches the unnamed slice port; a
+	 * condition of the wrong type counts as missing */
+	assert_string_equal(eps_str(&s.backends[0]),
+			    "198.18.2.2:8080@80 198.18.2.4:8080@80 198.18.2.5:8080@80");
+	ks_shift_free(&s);
+	free(v1);
+	free(a);
+	free(b);
+	free(c);
+}
+
 /* The Services a TrafficShift names, once each, frontend first. */
 static void test_refs(void **state)
 {
@@ -637,6 +673,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_frontend_service, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_api_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_like_manifest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stable_order, setup, teardown),
 	};

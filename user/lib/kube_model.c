@@ -56,11 +56,14 @@ static struct json_object *get(struct json_object *o, const char *key)
 	return v;
 }
 
+static const char *str_of(struct json_object *v)
+{
+	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
 static const char *get_str(struct json_object *o, const char *key)
 {
-	struct json_object *v = get(o, key);
-
-	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+	return str_of(get(o, key));
 }
 
 static size_t get_len(struct json_object *arr)
@@ -227,13 +230,13 @@ static int service_addresses(struct ks_shift *s, struct json_object *svc)
 	list = get(spec, "clusterIPs");
 	if (get_len(list)) {
 		for (i = 0; !ret && i < get_len(list); i++)
-			ret = add_address(s, json_object_get_string(get_idx(list, i)));
+			ret = add_address(s, str_of(get_idx(list, i)));
 	} else {
 		ret = add_address(s, get_str(spec, "clusterIP"));
 	}
 	list = get(spec, "externalIPs");
 	for (i = 0; !ret && i < get_len(list); i++)
-		ret = add_address(s, json_object_get_string(get_idx(list, i)));
+		ret = add_address(s, str_of(get_idx(list, i)));
 	ingress = get(get(get(svc, "status"), "loadBalancer"), "ingress");
 	for (i = 0; !ret && i < get_len(ingress); i++)
 		ret = add_address(s, get_str(get_idx(ingress, i), "ip"));
@@ -396,7 +399,7 @@ static uint16_t slice_port(struct json_object *slice, const struct ks_port *p, c
 
 	for (i = 0; i < get_len(ports); i++) {
 		e = get_idx(ports, i);
-		if (get_proto(e) != p->proto)
+		if (!get_port(e, "port") || get_proto(e) != p->proto)
 			continue;
 		if (name && !strcmp(get_name(e), name))
 			return get_port(e, "port");
@@ -433,8 +436,11 @@ static int slice_endpoints(struct model *m, struct gather *g, struct json_object
 			continue;
 		addrs = get(get_idx(eps, i), "addresses");
 		for (j = 0; j < get_len(addrs); j++) {
+			struct json_object *a = get_idx(addrs, j);
+
 			memset(&ep, 0, sizeof(ep));
-			if (ks_ip_parse(json_object_get_string(get_idx(addrs, j)), &ep.ip) ||
+			if (!json_object_is_type(a, json_type_string) ||
+			    ks_ip_parse(json_object_get_string(a), &ep.ip) ||
 			    ep.ip.family != family)
 				continue;
 			ep.port = port;
