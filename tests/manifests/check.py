@@ -389,31 +389,38 @@ if ok(len(ds) == 1, "manifests/daemonset.yaml has the DaemonSet kshift"):
         ok("readinessProbe" in c and c["readinessProbe"].get("httpGet", {}).get("path") == "/readyz", "kshiftd has a readiness probe on /readyz")
         res = c.get("resources", {})
         ok("requests" in res and "memory" in res.get("limits", {}), "kshiftd has resource requests and a memory limit")
-        args = c.get("command", []) + c.get("args", [])
-        ok(args[:1] == ["kshiftd"] and "--kubernetes" in args, "kshiftd runs with --kubernetes", args)
-        # every flag the DaemonSet passes must be one kshiftd knows
-        with open(os.path.join(ROOT, "user", "kshiftd.c")) as f:
-            src = f.read()
-        flags = sorted({a.split("=")[0][2:] for a in args if a.startswith("--")})
-        unknown = [fl for fl in flags if f'{{ "{fl}",' not in src]
-        ok(not unknown, f"kshiftd's option table has every flag the DaemonSet passes ({', '.join(flags)})", f"missing in user/kshiftd.c: {unknown}")
-    privileged = [c["name"] for c in containers if c.get("securityContext", {}).get("privileged")]
-    ok(not privileged, "no container is privileged", privileged)
-    for c in containers:
-        sc = c.get("securityContext", {})
-        caps = sc.get("capabilities", {})
-        ok(caps.get("drop") == ["ALL"], f"{c['name']}: capabilities drop ALL")
-        ok(set(caps.get("add", [])) <= {"BPF", "NET_ADMIN", "PERFMON", "SYS_RESOURCE"} and "SYS_ADMIN" not in caps.get("add", []),
-           f"{c['name']}: adds only BPF-related capabilities ({', '.join(caps.get('add', []))})")
-        ok(sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False,
-           f"{c['name']}: read-only root, no privilege escalation")
-        bidir = [m["name"] for m in c.get("volumeMounts", []) if m.get("mountPropagation") == "Bidirectional"]
-        # the API server refuses Bidirectional outside privileged containers
-        ok(not bidir, f"{c['name']}: no Bidirectional mount propagation (needs privileged)", bidir)
     sa = pod.get("serviceAccountName")
     ok(sa == "kshift", "the pods run as ServiceAccount kshift")
     upd = ds["spec"].get("updateStrategy", {})
     ok(upd.get("type") == "RollingUpdate" and upd.get("rollingUpdate", {}).get("maxUnavailable") == 1, "rolling update, one node at a time")
+
+# every DaemonSet (kshift, kshift-uninstall): not privileged, least capabilities
+with open(os.path.join(ROOT, "user", "kshiftd.c")) as f:
+    kshiftd_src = f.read()
+for _, d in objects("DaemonSet"):
+    pod = d["spec"]["template"]["spec"]
+    containers = pod.get("containers", []) + pod.get("initContainers", [])
+    ds_name = d["metadata"]["name"]
+    privileged = [c["name"] for c in containers if c.get("securityContext", {}).get("privileged")]
+    ok(not privileged, f"DaemonSet {ds_name}: no container is privileged", privileged)
+    for c in containers:
+        args = c.get("command", []) + c.get("args", [])
+        if args[:1] == ["kshiftd"]:
+            # every flag passed must be one kshiftd knows
+            flags = sorted({a.split("=")[0][2:] for a in args if a.startswith("--")})
+            unknown = [fl for fl in flags if f'{{ "{fl}",' not in kshiftd_src]
+            ok(not unknown, f"{ds_name}/{c['name']}: kshiftd's option table has every flag passed ({', '.join(flags)})",
+               f"missing in user/kshiftd.c: {unknown}")
+        sc = c.get("securityContext", {})
+        caps = sc.get("capabilities", {})
+        ok(caps.get("drop") == ["ALL"], f"{ds_name}/{c['name']}: capabilities drop ALL")
+        ok(set(caps.get("add", [])) <= {"BPF", "NET_ADMIN", "PERFMON", "SYS_RESOURCE"} and "SYS_ADMIN" not in caps.get("add", []),
+           f"{ds_name}/{c['name']}: adds only BPF-related capabilities ({', '.join(caps.get('add', []))})")
+        ok(sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False,
+           f"{ds_name}/{c['name']}: read-only root, no privilege escalation")
+        bidir = [m["name"] for m in c.get("volumeMounts", []) if m.get("mountPropagation") == "Bidirectional"]
+        # the API server refuses Bidirectional outside privileged containers
+        ok(not bidir, f"{ds_name}/{c['name']}: no Bidirectional mount propagation (needs privileged)", bidir)
 
 roles = {(d["kind"], d["metadata"]["name"]): d for _, ds_ in docs.items() for d in ds_ if isinstance(d, dict) and d.get("kind") in ("ClusterRole", "Role")}
 for key in (("ClusterRole", "kshift"), ("ClusterRole", "kshift-operator"), ("Role", "kshift")):
@@ -502,3 +509,20 @@ if all(os.path.exists(b) for b in bins):
        f"not installed: {sorted(owners - set(run_pkgs))}; owner unknown: {unknown}")
 else:
     print("ok - Containerfile: the runtime stage's libraries against the binaries # SKIP build/kshiftd not built")
+
+# ---- docs/kubernetes.md ------------------------------------------------------
+# The page stands on the repository alone: its links lead to files here (or
+# to its own sections), and every manifest it tells people to apply exists.
+import re  # noqa: E402
+
+with open(os.path.join(ROOT, "docs", "kubernetes.md")) as f:
+    page = f.read()
+links = re.findall(r"\]\(([^)#][^)]*)\)", page)
+broken = [lk for lk in links if not lk.startswith("http") and not os.path.exists(os.path.join(ROOT, "docs", lk.split("#")[0]))]
+ok(not broken, "docs/kubernetes.md: every link leads to a file in the repository", broken)
+anchors = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in re.findall(r"^#+ (.*)$", page, re.M)}
+bad_anchors = [a for a in re.findall(r"\]\(#([^)]*)\)", page) if a not in anchors]
+ok(not bad_anchors, "docs/kubernetes.md: every section link has its section", bad_anchors)
+named = sorted(set(re.findall(r"manifests/[\w./-]+\.yaml", page)))
+ok(named and all(os.path.exists(os.path.join(ROOT, p)) for p in named),
+   f"docs/kubernetes.md: the manifests it names exist ({len(named)})", [p for p in named if not os.path.exists(os.path.join(ROOT, p))])
