@@ -4,7 +4,9 @@
 # 127.0.0.1. The store must converge on what the server holds, with nothing
 # stale, through paged lists, watch events, an HTTP 410 on a re-watch, an
 # ERROR 410 event in the stream, dropped streams and token rotation; and a
-# retry storm must log one warning, not one per retry.
+# retry storm must log one warning, not one per retry. Single requests work
+# with a token, client certificate files, and inline base64 CA, certificate
+# and key.
 # Needs no root and no network namespace.
 set -uo pipefail
 KS_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -178,6 +180,35 @@ api POST /api/v1/namespaces/default/services '{"apiVersion":"v1","kind":"Service
 check "ERROR 410 event: relisted, converged" converged
 check "ERROR 410 event: every kind relisted" \
 	[ "$(count 'too old, relisting' "$TMP/dump.err")" -ge $((relists + 4)) ]
+
+# one request with each kind of credential: token, client certificate
+# files, and all of it inline as base64 data (curl's in-memory blobs)
+get_ok() { "$DUMP" "$@" --request GET /api/v1/namespaces/default/services/new 2>&1 |
+	head -n1 | grep -qx 200; }
+check "a request with a token" get_ok --context fake
+check "a request with a client certificate and key from files" get_ok --context fake-certs
+b64() { base64 -w0 "$1"; }
+cat >"$TMP/inline.kubeconfig" <<EOF
+clusters:
+- name: c
+  cluster:
+    server: $FAKE_URL
+    certificate-authority-data: $(b64 "$FAKE_DIR/ca.crt")
+users:
+- name: u
+  user:
+    client-certificate-data: $(b64 "$FAKE_DIR/client.crt")
+    client-key-data: $(b64 "$FAKE_DIR/client.key")
+contexts:
+- {name: x, context: {cluster: c, user: u}}
+current-context: x
+EOF
+check "a request with CA, certificate and key inline as base64" \
+	get_ok --kubeconfig "$TMP/inline.kubeconfig"
+sed -i '/certificate-authority-data/d' "$TMP/inline.kubeconfig"
+check "a server the system CAs do not know is refused" \
+	bash -c "! '$DUMP' --kubeconfig '$TMP/inline.kubeconfig' --request GET /version 2>&1 |
+		grep -q '^200'"
 
 # token rotation: the server stops taking the old token before the file
 # changes, so reconnects fail (401) until it does; one warning per kind
