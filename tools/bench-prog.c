@@ -21,6 +21,7 @@
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <linux/tcp.h>
+#include <kshift/abi.h> /* before the skeleton, whose rodata uses its types */
 #include "bench.skel.h"
 #include "kshift.skel.h"
 #include "lib/dataplane.h"

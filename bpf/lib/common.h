@@ -29,6 +29,7 @@
 #define TC_ACT_OK	    0
 #define TC_ACT_SHOT	    2
 #define TC_ACT_REDIRECT	    7
+#define KS_EEXIST	    17 /* errno EEXIST, as helpers return it */
 
 #define KS_REPLY_TTL 64
 /* IPv6 extension headers skipped before giving up on finding TCP/UDP */

@@ -3,6 +3,7 @@
  * The packet logic of kshift, written once for XDP and TC:
  *
  *   established flow (either direction) -> ks_conns says how to rewrite it
+ *                                          (bpf/lib/conntrack.h: states, expiry)
  *   new flow to a frontend              -> weighted backend, Maglev endpoint,
  *                                          remembered in ks_conns, DNAT
  *   new flow, no usable endpoint        -> TCP reset / ICMP unreachable
@@ -20,6 +21,7 @@
 
 #include <kshift/hash.h>
 #include "common.h"
+#include "conntrack.h"
 #include "ctx.h"
 #include "fwd.h"
 #include "maps.h"
@@ -138,39 +140,6 @@ static __always_inline const struct ks_endpoint *ks_pick(__u32 svc, const struct
 	return bpf_map_lookup_elem(&ks_endpoints, &ep);
 }
 
-/* Remembers both directions of a new flow. A failed insert is not fatal:
- * the flow's next packet is steered by hash again, to the same endpoint
- * while nothing changes. */
-static __always_inline void ks_track(const struct ks_flow *flow, const struct ks_endpoint *ep,
-				     __u32 svc, __u32 backend)
-{
-	struct ks_conn fwd = {
-		.addr = ep->addr,
-		.port = ep->port,
-		.dir = KS_DIR_FORWARD,
-		.backend = backend,
-		.svc = svc,
-	};
-	struct ks_conn rev = {
-		.addr = flow->daddr,
-		.port = flow->dport,
-		.dir = KS_DIR_REPLY,
-		.backend = backend,
-		.svc = svc,
-	};
-	struct ks_flow reply = {
-		.saddr = ep->addr,
-		.daddr = flow->saddr,
-		.sport = ep->port,
-		.dport = flow->sport,
-		.proto = flow->proto,
-		.family = flow->family,
-	};
-
-	bpf_map_update_elem(&ks_conns, flow, &fwd, BPF_ANY);
-	bpf_map_update_elem(&ks_conns, &reply, &rev, BPF_ANY);
-}
-
 /* A new flow that no endpoint can take: answered at once, with a reset or
  * an unreachable. */
 static __always_inline int ks_reject(void *ctx, const bool xdp, struct ks_pkt *pkt, __u32 svc,
@@ -196,8 +165,9 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 	const struct ks_frontend *fe;
 	const struct ks_endpoint *ep;
 	struct ks_frontend_key key;
-	const struct ks_conn *conn;
 	__u32 len, backend = 0;
+	struct ks_conn *conn;
+	__u64 now;
 	int ret;
 
 	ks_pull(ctx, xdp, KS_L2_MAX + KS_L3_MAX + sizeof(struct tcphdr));
@@ -220,17 +190,12 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		return ks_finish(ctx, xdp, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
 	}
 
+	now = bpf_ktime_get_coarse_ns();
 	conn = bpf_map_lookup_elem(&ks_conns, &pkt.flow);
-	/* a SYN opens a new connection: a remembered flow with the same
-	 * 5-tuple is an old one whose source port the client reuses, and the
-	 * new one follows the weights of now */
-	if (conn && conn->dir == KS_DIR_FORWARD &&
-	    (pkt.tcp_flags & (KS_TCP_SYN | KS_TCP_ACK)) == KS_TCP_SYN &&
-	    pkt.flow.proto == IPPROTO_TCP)
-		conn = NULL;
-	if (conn) {
+	if (ks_ct_check(&pkt, conn, now) == KS_CT_HIT) {
 		bool fwd = conn->dir == KS_DIR_FORWARD;
 
+		ks_ct_update(&pkt, conn, now);
 		ks_count(conn->svc, conn->backend, len, false, false);
 		if (ks_nat(ctx, xdp, &pkt, fwd, &conn->addr, conn->port))
 			return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
@@ -251,7 +216,9 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 	if (!ep)
 		return ks_reject(ctx, xdp, &pkt, fe->svc, len);
 
-	ks_track(&pkt.flow, ep, fe->svc, backend);
+	ret = ks_ct_create(&pkt, conn, ep, fe->svc, backend, now);
+	if (ret)
+		return ks_finish(ctx, xdp, ret, KS_ACT_DROP);
 	ks_count(fe->svc, backend, len, true, false);
 	if (ks_nat(ctx, xdp, &pkt, true, &ep->addr, ep->port))
 		return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);

@@ -50,13 +50,20 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 } ks_endpoints SEC(".maps");
 
-/* Both directions of every steered flow. LRU: a flow that goes quiet for
- * long enough under pressure is forgotten; its next packet is steered
- * again by hash, which lands on the same endpoint while weights and
- * endpoints are unchanged. */
+/*
+ * Both directions of every steered flow (bpf/lib/conntrack.h). A plain
+ * hash, not an LRU: an LRU evicts one direction of a flow as readily as the
+ * other, leaving the flow half translated, and lets a SYN flood push out
+ * established flows. Here nothing is evicted; entries leave when they
+ * expire (the daemon's garbage collector deletes them, both directions
+ * together), and a new flow that finds the table full is dropped and
+ * counted (KS_V_DROP_CT_FULL). Sized at load from --max-flows: two entries
+ * a flow. Preallocated, since an insert then costs a third of one that
+ * allocates (BPF_F_NO_PREALLOC).
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, KS_MAX_CONNS);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * KS_MAX_FLOWS);
 	__type(key, struct ks_flow);
 	__type(value, struct ks_conn);
 } ks_conns SEC(".maps");

@@ -25,6 +25,7 @@ struct ks_pkt {
 	__u16 l4_off;	     /* TCP/UDP header */
 	__u16 l3_len;	     /* IPv4 total length, or IPv6 header + payload length */
 	__u8 tcp_flags;	     /* TCP byte 13: FIN 0x01 SYN 0x02 RST 0x04 ACK 0x10 */
+	__u32 tcp_seq;	     /* TCP sequence number, host order */
 	__u8 ext_hdrs;	     /* IPv6 extension headers skipped */
 	bool partial;	     /* L4 checksum left to offload: set by ks_check_partial() */
 };
@@ -58,6 +59,7 @@ static __always_inline int ks_parse_l4(void *data, void *data_end, struct ks_pkt
 		pkt->flow.sport = th->source;
 		pkt->flow.dport = th->dest;
 		pkt->tcp_flags = ((__u8 *)th)[13];
+		pkt->tcp_seq = bpf_ntohl(th->seq);
 		return KS_PARSE_OK;
 	}
 	if (pkt->flow.proto == IPPROTO_UDP) {

@@ -33,7 +33,7 @@
 #define KS_MAX_BACKENDS	 8	   /* backends in one shift: stable, canary, shadow, ... */
 #define KS_MAX_ENDPOINTS 131072	   /* endpoint slots, node-wide; a backend's are contiguous */
 #define KS_RING_SLOTS	 (1 << 25) /* Maglev ring slots, node-wide (64 MiB) */
-#define KS_MAX_CONNS	 (1 << 19) /* connection table: two entries (both directions) a flow */
+#define KS_MAX_FLOWS	 (1 << 20) /* flows tracked: two ks_conns entries each (see below) */
 #define KS_GENERATIONS	 2	   /* live split + the one being built */
 
 /* Maglev rings. A backend's ring keeps its size while its endpoints come
@@ -136,13 +136,57 @@ enum ks_conn_dir {
 	KS_DIR_REPLY = 2,   /* endpoint -> client: rewrite source to addr:port */
 };
 
-/* ks_conns value: the rewrite for one direction of an established flow. */
+/*
+ * Where a flow stands (bpf/lib/conntrack.h). Each state has its idle
+ * timeout, after which the datapath treats the flow as gone and the
+ * daemon's garbage collector (user/lib/conntrack.c) deletes it.
+ */
+enum ks_ct_state {
+	KS_CT_SYN_SENT = 1, /* TCP: the client's SYN seen, no answer yet */
+	KS_CT_ESTABLISHED,  /* TCP: SYN-ACK or the client's ACK seen, or joined mid-stream */
+	KS_CT_CLOSING,	    /* TCP: a FIN seen, in either direction */
+	KS_CT_CLOSED,	    /* TCP: a RST seen, in either direction */
+	KS_CT_UDP,	    /* UDP: no states, one timeout */
+	KS_CT_NR_STATES,
+};
+
+/* Idle timeouts, ns, per state (kube-proxy's and Cilium's choices). The
+ * loader may set others (struct ks_ct_timeouts in the program's rodata). */
+#define KS_NS_PER_SEC		 1000000000ULL
+#define KS_CT_TIMEOUT_SYN_SENT	 (60 * KS_NS_PER_SEC)
+#define KS_CT_TIMEOUT_ESTABLISHED (6 * 3600 * KS_NS_PER_SEC)
+#define KS_CT_TIMEOUT_CLOSING	 (10 * KS_NS_PER_SEC)
+#define KS_CT_TIMEOUT_CLOSED	 (10 * KS_NS_PER_SEC)
+#define KS_CT_TIMEOUT_UDP	 (60 * KS_NS_PER_SEC)
+/* A packet refreshes its entry's seen_ns only when it is this much older,
+ * so a busy flow does not write its cache line on every packet. */
+#define KS_CT_TOUCH_NS KS_NS_PER_SEC
+
+struct ks_ct_timeouts {
+	__u64 syn_sent;
+	__u64 established;
+	__u64 closing;
+	__u64 closed;
+	__u64 udp;
+};
+
+/*
+ * ks_conns value: the rewrite for one direction of a flow, and the flow's
+ * state. The two entries of a flow name each other: the forward entry's
+ * addr:port is the endpoint, which with the client makes the reply key;
+ * the reply entry's addr:port is the frontend, which with the client makes
+ * the forward key.
+ */
 struct ks_conn {
 	struct ks_addr addr;
 	__be16 port;
 	__u8 dir; /* enum ks_conn_dir */
 	__u8 backend;
 	__u32 svc;
+	__u64 seen_ns; /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC_COARSE) of a recent packet */
+	__u32 isn;     /* TCP, forward: the client's SYN sequence number (host order), or 0 */
+	__u8 state;    /* enum ks_ct_state */
+	__u8 pad[3];
 };
 
 /* Per-CPU counters, per (service, backend) in ks_stats. */
@@ -168,6 +212,9 @@ enum ks_verdict {
 	KS_V_REJECT_UNREACH,   /* no usable endpoint: ICMP unreachable sent */
 	KS_V_DROP_NO_ENDPOINT, /* no usable endpoint, and no reply possible (e.g. a RST) */
 	KS_V_ABORTED,	       /* a helper failed: dropped */
+	KS_V_DROP_CT_FULL,     /* new flow, but the connection table is full: dropped */
+	KS_V_DROP_CT_CLASH,    /* new flow whose reply would be taken for a live flow's
+				* (one client port, two frontends, one endpoint): dropped */
 	KS_V_MAX,
 };
 
@@ -180,7 +227,7 @@ _Static_assert(sizeof(struct ks_ring_chunk) == 64, "ks_ring_chunk");
 _Static_assert(KS_RING_SLOTS % KS_RING_CHUNK == 0, "ks_ring chunks");
 _Static_assert(sizeof(struct ks_endpoint) == 24, "ks_endpoint");
 _Static_assert(sizeof(struct ks_flow) == 40, "ks_flow");
-_Static_assert(sizeof(struct ks_conn) == 24, "ks_conn");
+_Static_assert(sizeof(struct ks_conn) == 40, "ks_conn");
 _Static_assert(sizeof(struct ks_counters) == 32, "ks_counters");
 #endif
 

@@ -20,6 +20,7 @@
 #include <bpf/libbpf.h>
 #include <cmocka.h>
 
+#include <kshift/abi.h> /* before the skeleton, whose rodata uses its types */
 #include "kshift.skel.h"
 #include "pktbuild.h"
 

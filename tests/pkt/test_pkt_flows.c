@@ -175,12 +175,33 @@ static void expect_ep(enum pkt_prog prog, const char *what, const char *ep, cons
 		fail_msg("%s: %s went to %s, not %s", pkt_prog_name(prog), what, ep, want);
 }
 
+/* A segment from the endpoint of spec's flow, with flags, run as it is. */
+static void send_from_ep(enum pkt_prog prog, const struct pkt_spec *spec, const char *ep,
+			 uint8_t flags, enum ks_verdict verdict)
+{
+	struct pkt_spec rs = reply_spec(spec, ep, PKT_EP_PORT);
+	struct pkt_result r;
+	struct pkt in;
+
+	rs.tcp_flags = flags;
+	pkt_build(&rs, &in);
+	pkt_run(&env, prog, in.data, in.len, &r, true);
+	pkt_expect(&r, prog, PKT_PASS, verdict);
+	if (verdict == KS_V_NAT_REPLY)
+		pkt_expect_nat(&r, &in, false, spec->dst, spec->dport);
+	else
+		pkt_expect_untouched(&r, &in);
+}
+
 /*
- * A SYN without ACK opens a new connection even on a 5-tuple ks_conns
- * remembers (a client reusing its source port after the old connection
- * ended): it follows the weights of now, and takes the 5-tuple with it.
- * Anything else on a remembered 5-tuple follows ks_conns: a segment with
- * an ACK (a SYN+ACK too: no client opens with one), and any UDP datagram.
+ * A SYN moves a remembered 5-tuple to the weights of now only when the
+ * flow is over (issue #8, 3): a retransmitted SYN (same initial sequence
+ * number) keeps its endpoint while unanswered, and any SYN keeps it once
+ * the endpoint has answered (an off-path SYN cannot move a flow); after a
+ * RST, a new SYN is a new connection, which takes the reply translation
+ * with it. Anything else on a remembered 5-tuple follows ks_conns: a
+ * segment with an ACK (a SYN+ACK too: no client opens with one), and any
+ * UDP datagram.
  */
 static void test_syn_resteers(void **state)
 {
@@ -208,6 +229,10 @@ static void test_syn_resteers(void **state)
 				expect_ep(prog, "remembered datagram", ep, a->ep_a);
 				continue;
 			}
+			/* retransmitted, unanswered: the same endpoint */
+			send_seg(prog, &syn, KS_V_NAT_ESTABLISHED, ep);
+			expect_ep(prog, "retransmitted SYN", ep, a->ep_a);
+			send_from_ep(prog, &syn, a->ep_a, 0x12, KS_V_NAT_REPLY);
 			/* an ACK and a SYN+ACK are of the remembered connection */
 			seg = syn;
 			seg.tcp_flags = 0x10;
@@ -218,15 +243,68 @@ static void test_syn_resteers(void **state)
 			send_seg(prog, &seg, KS_V_NAT_ESTABLISHED, ep);
 			expect_ep(prog, "SYN+ACK", ep, a->ep_a);
 
-			/* the same SYN again is a new connection: canary now */
-			send_seg(prog, &syn, KS_V_NAT_NEW, ep);
-			expect_ep(prog, "SYN again", ep, a->ep_c);
+			/* the SYN again, or an off-path one with another ISN:
+			 * the flow is established and stays */
+			send_seg(prog, &syn, KS_V_NAT_ESTABLISHED, ep);
+			expect_ep(prog, "SYN on an established flow", ep, a->ep_a);
+			seg = syn;
+			seg.seq = 0x7fff0000;
+			send_seg(prog, &seg, KS_V_NAT_ESTABLISHED, ep);
+			expect_ep(prog, "off-path SYN", ep, a->ep_a);
+
+			/* the client resets it; its next SYN is a new
+			 * connection: canary now */
+			seg = syn;
+			seg.tcp_flags = 0x14; /* RST ACK */
+			seg.seq += 1;
+			send_seg(prog, &seg, KS_V_NAT_ESTABLISHED, ep);
+			seg = syn;
+			seg.seq = 90000;
+			send_seg(prog, &seg, KS_V_NAT_NEW, ep);
+			expect_ep(prog, "SYN after RST", ep, a->ep_c);
 			/* ... and the 5-tuple's later segments and replies
-			 * follow it there */
+			 * follow it there; stable's are no longer its */
 			seg.tcp_flags = 0x10;
+			seg.seq += 1;
 			send_seg(prog, &seg, KS_V_NAT_ESTABLISHED, ep);
 			expect_ep(prog, "ACK after it", ep, a->ep_c);
 			send_reply(prog, &syn, a->ep_c, PKT_EP_PORT, PKT_PORT_SHIFT);
+			send_from_ep(prog, &syn, a->ep_a, 0x10, KS_V_PASS_NO_MATCH);
+		}
+	}
+	assert_int_equal(pkt_env_shift(&env, &topo, 0, 100, 0), 0);
+	assert_int_equal(pkt_env_shift(&env, &topo, 1, 100, 0), 0);
+}
+
+/* A SYN that was never answered, then one with another ISN from the same
+ * port (the client gave up and connected again): steered anew, and the
+ * first endpoint's late SYN-ACK is no longer translated. */
+static void test_unanswered_syn_resteers(void **state)
+{
+	static const struct flow_kind kind4 = { 4, IPPROTO_TCP }, kind6 = { 6, IPPROTO_TCP };
+	const struct flow_kind *kk[] = { &kind4, &kind6 };
+	char ep[INET6_ADDRSTRLEN];
+	size_t k;
+	int prog;
+
+	(void)state;
+	for (k = 0; k < ARRAY_SIZE(kk); k++) {
+		int fi = pkt_fi(kk[k]->family);
+		const struct pkt_addrs *a = &pkt_addrs[fi];
+		struct pkt_spec syn = client_spec(kk[k], 41300, PKT_PORT_SHIFT), again;
+
+		for (prog = 0; prog < PKT_NR_PROGS; prog++) {
+			assert_int_equal(pkt_env_flush_conns(&env), 0);
+			assert_int_equal(pkt_env_shift(&env, &topo, fi, 100, 0), 0);
+			send_seg(prog, &syn, KS_V_NAT_NEW, ep);
+			expect_ep(prog, "first SYN", ep, a->ep_a);
+			assert_int_equal(pkt_env_shift(&env, &topo, fi, 0, 100), 0);
+			again = syn;
+			again.seq = 777777;
+			send_seg(prog, &again, KS_V_NAT_NEW, ep);
+			expect_ep(prog, "SYN with a new ISN", ep, a->ep_c);
+			send_from_ep(prog, &syn, a->ep_a, 0x12, KS_V_PASS_NO_MATCH);
+			send_from_ep(prog, &syn, a->ep_c, 0x12, KS_V_NAT_REPLY);
 		}
 	}
 	assert_int_equal(pkt_env_shift(&env, &topo, 0, 100, 0), 0);
@@ -541,6 +619,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_established_keeps_endpoint),
 		cmocka_unit_test(test_syn_resteers),
+		cmocka_unit_test(test_unanswered_syn_resteers),
 		cmocka_unit_test(test_reverse_nat),
 		cmocka_unit_test(test_reply_from_other_endpoint),
 		cmocka_unit_test(test_udp_no_checksum_both_ways),

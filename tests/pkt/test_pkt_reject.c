@@ -21,6 +21,7 @@
 
 #include <bpf/libbpf.h>
 
+#include <kshift/abi.h> /* before the skeleton, whose rodata uses its types */
 #include "kshift.skel.h"
 #include "pktbuild.h"
 

@@ -21,6 +21,7 @@
 #include <sys/vfs.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <kshift/abi.h> /* before the skeleton, whose rodata uses its types */
 #include "kshift.skel.h"
 #include "dataplane.h"
 #include "log.h"
@@ -72,6 +73,8 @@ static const char *const verdict_names[KS_V_MAX] = {
 	[KS_V_REJECT_UNREACH] = "reject_unreach",
 	[KS_V_DROP_NO_ENDPOINT] = "drop_no_endpoint",
 	[KS_V_ABORTED] = "aborted",
+	[KS_V_DROP_CT_FULL] = "drop_ct_full",
+	[KS_V_DROP_CT_CLASH] = "drop_ct_clash",
 };
 
 const char *ks_verdict_name(enum ks_verdict v)
@@ -162,6 +165,43 @@ static void *map_mmap(struct bpf_map *map)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* Map sizes and connection table timeouts from opts, before the load. */
+static int size_maps(struct ks_dp *dp, const struct ks_dp_opts *opts)
+{
+	struct kshift_bpf *s = dp->skel;
+	uint64_t flows = opts->max_flows ? opts->max_flows : KS_MAX_FLOWS;
+	uint32_t svcs = opts->max_services ? opts->max_services : KS_MAX_SERVICES;
+	uint32_t eps = opts->max_endpoints ? opts->max_endpoints : KS_MAX_ENDPOINTS;
+	const struct ks_ct_timeouts *t = &opts->ct_timeouts;
+	struct ks_ct_timeouts *rt = (void *)&s->rodata->ks_ct_timeouts;
+	int err;
+
+	if (svcs > KS_MAX_SERVICES || eps > KS_MAX_ENDPOINTS || flows > INT32_MAX / 2) {
+		pr_warn("map sizes: at most %u services, %u endpoints and %d flows\n",
+			KS_MAX_SERVICES, KS_MAX_ENDPOINTS, INT32_MAX / 2);
+		return -EINVAL;
+	}
+	err = bpf_map__set_max_entries(s->maps.ks_conns, 2 * flows);
+	err = err ?: bpf_map__set_max_entries(s->maps.ks_frontends, 4 * svcs);
+	err = err ?: bpf_map__set_max_entries(s->maps.ks_svc_gen, svcs);
+	err = err ?: bpf_map__set_max_entries(s->maps.ks_splits, svcs * KS_GENERATIONS);
+	err = err ?: bpf_map__set_max_entries(s->maps.ks_stats, svcs * KS_STATS_PER_SVC);
+	err = err ?: bpf_map__set_max_entries(s->maps.ks_endpoints, eps);
+	if (err)
+		return err;
+	if (t->syn_sent)
+		rt->syn_sent = t->syn_sent;
+	if (t->established)
+		rt->established = t->established;
+	if (t->closing)
+		rt->closing = t->closing;
+	if (t->closed)
+		rt->closed = t->closed;
+	if (t->udp)
+		rt->udp = t->udp;
+	return 0;
+}
+
 int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts)
 {
 	uint64_t seed = opts->hash_seed;
@@ -175,7 +215,8 @@ int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts)
 	if (!dp->svcs)
 		return -ENOMEM;
 	if (ks_ranges_init(&dp->ring_slots, KS_RING_SLOTS, KS_RANGE_GRACE_NS) ||
-	    ks_ranges_init(&dp->ep_slots, KS_MAX_ENDPOINTS, KS_RANGE_GRACE_NS)) {
+	    ks_ranges_init(&dp->ep_slots, opts->max_endpoints ?: KS_MAX_ENDPOINTS,
+			   KS_RANGE_GRACE_NS)) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -191,6 +232,9 @@ int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts)
 	dp->skel->rodata->ks_hash_seed = seed;
 	dp->skel->rodata->ks_xdp_veth = opts->xdp_veth;
 	dp->skel->rodata->ks_xdp_redirect = opts->xdp_redirect;
+	err = size_maps(dp, opts);
+	if (err)
+		goto fail;
 	err = kshift_bpf__load(dp->skel);
 	if (err) {
 		pr_warn("loading the BPF object: %s\n", strerror(-err));
@@ -250,7 +294,8 @@ void ks_dp_close(struct ks_dp *dp)
 	if (dp->ring)
 		munmap(dp->ring, (size_t)KS_RING_SLOTS * sizeof(*dp->ring));
 	if (dp->endpoints)
-		munmap(dp->endpoints, (size_t)KS_MAX_ENDPOINTS * sizeof(*dp->endpoints));
+		munmap(dp->endpoints, (size_t)bpf_map__max_entries(dp->skel->maps.ks_endpoints) *
+					      sizeof(*dp->endpoints));
 	kshift_bpf__destroy(dp->skel);
 	for (i = 0; dp->svcs && i < KS_MAX_SERVICES; i++)
 		for (b = 0; b < KS_MAX_BACKENDS; b++)
@@ -368,13 +413,14 @@ static int zero_stats(struct ks_dp *dp, uint32_t svc)
 
 int ks_dp_svc_new(struct ks_dp *dp, uint32_t *svc)
 {
+	uint32_t max = bpf_map__max_entries(dp->skel->maps.ks_svc_gen); /* --max-services */
 	uint32_t i, id;
 	int err;
 
 	/* round robin, so a just-freed id (whose flows may linger in
 	 * ks_conns) is the last to be reused */
-	for (i = 0; i < KS_MAX_SERVICES; i++) {
-		id = (dp->next_svc + i) % KS_MAX_SERVICES;
+	for (i = 0; i < max; i++) {
+		id = (dp->next_svc + i) % max;
 		if (dp->svcs[id].used)
 			continue;
 		err = zero_stats(dp, id);

@@ -56,6 +56,18 @@ struct ks_dp_opts {
 	uint64_t hash_seed;   /* 0: random */
 	bool xdp_veth;	      /* native XDP on a veth: see ks_xdp_veth in bpf/lib/common.h */
 	bool xdp_redirect;    /* XDP forwards by FIB lookup: see bpf/lib/fwd.h */
+	/*
+	 * Map sizes, set at load; 0: the default. Memory, preallocated:
+	 * ks_conns takes about 300 MB per million flows (two entries a
+	 * flow); ks_stats 288 bytes per service per CPU; ks_endpoints 24
+	 * bytes per endpoint slot.
+	 */
+	uint32_t max_flows;	/* KS_MAX_FLOWS (1,048,576) */
+	uint32_t max_services;	/* KS_MAX_SERVICES, which is also the most */
+	uint32_t max_endpoints; /* KS_MAX_ENDPOINTS, which is also the most */
+	/* idle timeouts of the connection table; zero fields: the defaults
+	 * (KS_CT_TIMEOUT_* in include/kshift/abi.h) */
+	struct ks_ct_timeouts ct_timeouts;
 };
 
 /* veth hands XDP frames whose checksum the peer left partial (XDP cannot

@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The connection table: both directions of every steered flow in ks_conns
+ * (see bpf/lib/maps.h), each entry with the flow's state and when it last
+ * carried a packet, so that the table says what is true of the flow now.
+ *
+ * States and their idle timeouts (enum ks_ct_state, KS_CT_TIMEOUT_* in
+ * include/kshift/abi.h, settable at load in ks_ct_timeouts):
+ *
+ *   TCP SYN (client)            -> SYN_SENT     60 s
+ *   SYN-ACK (endpoint), or a
+ *   client ACK, or mid-stream   -> ESTABLISHED  6 h
+ *   FIN, either way             -> CLOSING      10 s
+ *   RST, either way             -> CLOSED       10 s
+ *   UDP                         -> UDP          60 s
+ *
+ * An entry idle for longer than its state's timeout is absent to the
+ * datapath: a forward packet is steered again as a new flow, a reply passes
+ * untouched. The daemon deletes such entries (user/lib/conntrack.c).
+ *
+ * A client's SYN on a remembered 5-tuple re-steers the flow only if the flow
+ * is over: closed, closing, or still half-open with another initial sequence
+ * number (a new connect() from the same port). A retransmitted SYN (same
+ * ISN), and any SYN on an established flow (a client that lost its state,
+ * or someone off the path who guessed the 5-tuple), keep the endpoint. A
+ * re-steer deletes the flow's old reply entry. After a flow closes, a
+ * SYN-ACK on its reply tuple is another connection's (a client that reused
+ * its port to reach the endpoint directly) and passes untouched.
+ *
+ * Each direction's packet refreshes its own entry at most once per
+ * KS_CT_TOUCH_NS, and then also the other direction's, rebuilding it if it
+ * is missing: a flow is never left translated one way only.
+ */
+#ifndef KS_BPF_CONNTRACK_H
+#define KS_BPF_CONNTRACK_H
+
+#include "common.h"
+#include "maps.h"
+#include "parse.h"
+
+const volatile struct ks_ct_timeouts ks_ct_timeouts = {
+	.syn_sent = KS_CT_TIMEOUT_SYN_SENT,
+	.established = KS_CT_TIMEOUT_ESTABLISHED,
+	.closing = KS_CT_TIMEOUT_CLOSING,
+	.closed = KS_CT_TIMEOUT_CLOSED,
+	.udp = KS_CT_TIMEOUT_UDP,
+};
+
+static __always_inline __u64 ks_ct_timeout(__u8 state)
+{
+	switch (state) {
+	case KS_CT_SYN_SENT:
+		return ks_ct_timeouts.syn_sent;
+	case KS_CT_CLOSING:
+		return ks_ct_timeouts.closing;
+	case KS_CT_CLOSED:
+		return ks_ct_timeouts.closed;
+	case KS_CT_UDP:
+		return ks_ct_timeouts.udp;
+	default:
+		return ks_ct_timeouts.established;
+	}
+}
+
+/* Another CPU may have stamped the entry a moment after now was read. */
+static __always_inline bool ks_ct_live(const struct ks_conn *c, __u64 now)
+{
+	return (__s64)(now - c->seen_ns) <= (__s64)ks_ct_timeout(c->state);
+}
+
+static __always_inline bool ks_ct_pure_syn(const struct ks_pkt *pkt)
+{
+	return pkt->flow.proto == IPPROTO_TCP &&
+	       (pkt->tcp_flags & (KS_TCP_SYN | KS_TCP_ACK | KS_TCP_RST)) == KS_TCP_SYN;
+}
+
+static __always_inline bool ks_addr_eq(const struct ks_addr *a, const struct ks_addr *b)
+{
+	return !((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) | (a->v6[2] ^ b->v6[2]) |
+		 (a->v6[3] ^ b->v6[3]));
+}
+
+/* The key of the other direction's entry of the flow whose entry c is. */
+static __always_inline void ks_ct_peer_key(const struct ks_flow *key, const struct ks_conn *c,
+					   struct ks_flow *peer)
+{
+	bool fwd = c->dir == KS_DIR_FORWARD;
+
+	*peer = (struct ks_flow){
+		.saddr = fwd ? c->addr : key->daddr,
+		.daddr = fwd ? key->saddr : c->addr,
+		.sport = fwd ? c->port : key->dport,
+		.dport = fwd ? key->sport : c->port,
+		.proto = key->proto,
+		.family = key->family,
+	};
+}
+
+/* Does p, found at the peer key of (key, c), name (key, c) back? */
+static __always_inline bool ks_ct_is_peer(const struct ks_flow *key, const struct ks_conn *c,
+					  const struct ks_conn *p)
+{
+	bool fwd = c->dir == KS_DIR_FORWARD;
+	const struct ks_addr *a = fwd ? &key->daddr : &key->saddr;
+
+	return p->dir != c->dir && p->port == (fwd ? key->dport : key->sport) &&
+	       ks_addr_eq(&p->addr, a);
+}
+
+/* What ks_conns says of a packet. */
+enum ks_ct_use {
+	KS_CT_MISS, /* no live entry that this packet belongs to */
+	KS_CT_HIT,  /* rewrite the packet as the entry says */
+};
+
+static __always_inline enum ks_ct_use ks_ct_check(const struct ks_pkt *pkt,
+						  const struct ks_conn *c, __u64 now)
+{
+	if (!c || !ks_ct_live(c, now))
+		return KS_CT_MISS;
+	if (pkt->flow.proto != IPPROTO_TCP)
+		return KS_CT_HIT;
+	if (ks_ct_pure_syn(pkt)) {
+		/* an endpoint does not open connections to a client's port */
+		if (c->dir != KS_DIR_FORWARD)
+			return KS_CT_MISS;
+		if (c->state == KS_CT_ESTABLISHED)
+			return KS_CT_HIT;
+		if (c->state == KS_CT_SYN_SENT && c->isn == pkt->tcp_seq)
+			return KS_CT_HIT;
+		return KS_CT_MISS;
+	}
+	if (c->dir == KS_DIR_REPLY && (c->state == KS_CT_CLOSING || c->state == KS_CT_CLOSED) &&
+	    (pkt->tcp_flags & (KS_TCP_SYN | KS_TCP_ACK)) == (KS_TCP_SYN | KS_TCP_ACK))
+		return KS_CT_MISS;
+	return KS_CT_HIT;
+}
+
+static __always_inline __u8 ks_ct_next_state(const struct ks_pkt *pkt, const struct ks_conn *c)
+{
+	__u8 f = pkt->tcp_flags, state = c->state;
+
+	if (pkt->flow.proto != IPPROTO_TCP)
+		return KS_CT_UDP;
+	if ((f & KS_TCP_RST) || state == KS_CT_CLOSED)
+		return KS_CT_CLOSED;
+	if ((f & KS_TCP_FIN) || state == KS_CT_CLOSING)
+		return KS_CT_CLOSING;
+	if (state == KS_CT_SYN_SENT &&
+	    (c->dir == KS_DIR_REPLY ? (f & (KS_TCP_SYN | KS_TCP_ACK)) == (KS_TCP_SYN | KS_TCP_ACK)
+				     : (f & (KS_TCP_SYN | KS_TCP_ACK)) == KS_TCP_ACK))
+		return KS_CT_ESTABLISHED;
+	return state;
+}
+
+/* The entry of the other direction, as it is made from (key, c). */
+static __always_inline void ks_ct_peer_val(const struct ks_flow *key, const struct ks_conn *c,
+					   struct ks_conn *p)
+{
+	bool fwd = c->dir == KS_DIR_FORWARD;
+
+	*p = (struct ks_conn){
+		.addr = fwd ? key->daddr : key->saddr,
+		.port = fwd ? key->dport : key->sport,
+		.dir = fwd ? KS_DIR_REPLY : KS_DIR_FORWARD,
+		.backend = c->backend,
+		.svc = c->svc,
+		.seen_ns = c->seen_ns,
+		.state = c->state,
+	};
+}
+
+/* Gives the other direction's entry c's state and time; makes it again if
+ * it is missing. Another live flow's entry at that key is left alone. */
+static __always_inline void ks_ct_sync_peer(const struct ks_flow *key, const struct ks_conn *c)
+{
+	struct ks_flow pk;
+	struct ks_conn *p, v;
+
+	ks_ct_peer_key(key, c, &pk);
+	p = bpf_map_lookup_elem(&ks_conns, &pk);
+	if (p) {
+		if (ks_ct_is_peer(key, c, p)) {
+			p->state = c->state;
+			p->seen_ns = c->seen_ns;
+		}
+		return;
+	}
+	ks_ct_peer_val(key, c, &v);
+	bpf_map_update_elem(&ks_conns, &pk, &v, BPF_NOEXIST);
+}
+
+/* A packet of the flow of entry c: its state moves, its time is stamped
+ * (coarsely), and the other direction follows. */
+static __always_inline void ks_ct_update(const struct ks_pkt *pkt, struct ks_conn *c, __u64 now)
+{
+	__u8 state = ks_ct_next_state(pkt, c);
+
+	if (state == c->state && now - c->seen_ns < KS_CT_TOUCH_NS)
+		return;
+	c->state = state;
+	c->seen_ns = now;
+	ks_ct_sync_peer(&pkt->flow, c);
+}
+
+/*
+ * Remembers a new flow (forward key pkt->flow) steered to ep, replacing
+ * stale, the expired or ended entry found at its key, if any. Returns 0, or
+ * the verdict that refuses the flow: the table is full, or the reply tuple
+ * is a live flow's of another frontend (one client port to two frontends
+ * that share an endpoint, whose replies could not be told apart). The
+ * reply entry goes in first, so no failure leaves a forward entry without
+ * its reply.
+ */
+static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct ks_conn *stale,
+					const struct ks_endpoint *ep, __u32 svc, __u32 backend,
+					__u64 now)
+{
+	const struct ks_flow *flow = &pkt->flow;
+	struct ks_conn fwd = {
+		.addr = ep->addr,
+		.port = ep->port,
+		.dir = KS_DIR_FORWARD,
+		.backend = backend,
+		.svc = svc,
+		.seen_ns = now,
+		.state = flow->proto != IPPROTO_TCP ? KS_CT_UDP
+			 : ks_ct_pure_syn(pkt)	    ? KS_CT_SYN_SENT
+						    : KS_CT_ESTABLISHED,
+	};
+	struct ks_flow rkey, old_rkey;
+	struct ks_conn rev, *old;
+	long err;
+
+	if (ks_ct_pure_syn(pkt))
+		fwd.isn = pkt->tcp_seq;
+	ks_ct_peer_key(flow, &fwd, &rkey);
+	ks_ct_peer_val(flow, &fwd, &rev);
+
+	/* a re-steered flow's old reply translation goes with it */
+	if (stale && stale->dir == KS_DIR_FORWARD &&
+	    (stale->port != ep->port || !ks_addr_eq(&stale->addr, &ep->addr))) {
+		ks_ct_peer_key(flow, stale, &old_rkey);
+		old = bpf_map_lookup_elem(&ks_conns, &old_rkey);
+		if (old && ks_ct_is_peer(flow, stale, old))
+			bpf_map_delete_elem(&ks_conns, &old_rkey);
+	}
+
+	err = bpf_map_update_elem(&ks_conns, &rkey, &rev, BPF_NOEXIST);
+	if (err == -KS_EEXIST) {
+		old = bpf_map_lookup_elem(&ks_conns, &rkey);
+		/* this flow's own, or a flow that is over, may be replaced */
+		if (old && ks_ct_live(old, now) && old->state != KS_CT_CLOSED &&
+		    old->state != KS_CT_CLOSING && !ks_ct_is_peer(flow, &fwd, old))
+			return KS_V_DROP_CT_CLASH;
+		err = bpf_map_update_elem(&ks_conns, &rkey, &rev, BPF_ANY);
+	}
+	if (err)
+		return KS_V_DROP_CT_FULL;
+	if (bpf_map_update_elem(&ks_conns, flow, &fwd, BPF_ANY)) {
+		bpf_map_delete_elem(&ks_conns, &rkey);
+		return KS_V_DROP_CT_FULL;
+	}
+	return 0;
+}
+
+#endif /* KS_BPF_CONNTRACK_H */
