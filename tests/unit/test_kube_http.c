@@ -4,7 +4,8 @@
  * libmicrohttpd server on 127.0.0.1 in the test itself: the headers and body
  * sent, Status messages, a token file re-read and the request retried once
  * on a 401, time-outs, refused connections, and streaming (data handed over
- * as it comes, a callback's error, a prompt stop, errors not streamed).
+ * as it comes, a callback's error, a prompt stop, errors not streamed); and
+ * the watcher listing and watching it, with events split across chunks.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <microhttpd.h>
 #include <cmocka.h>
@@ -36,6 +38,21 @@ static struct {
 	const char *valid_token; /* what /auth accepts */
 	const char *rotate_file; /* /auth writes valid_token here on a 401 */
 } seen = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* The watcher's view of the server: Services list one object, then watch
+ * two events split mid-line; the other kinds are empty and quiet. */
+static const char SVC_LIST[] = "{\"kind\":\"ServiceList\",\"metadata\":{\"resourceVersion\":\"5\"},"
+			       "\"items\":[{\"metadata\":{\"namespace\":\"shop\",\"name\":\"a\","
+			       "\"resourceVersion\":\"5\"}}]}";
+static const char EMPTY_LIST[] = "{\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[]}";
+static const char WATCH0[] =
+	"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":"
+	"\"shop\",\"name\":\"b\",\"resourceVersion\":\"6\"}}}\n{\"type\":\"MODI";
+static const char WATCH1[] = "FIED\",\"object\":{\"metadata\":{\"namespace\":\"shop\",\"name\":"
+			     "\"a\",\"resourceVersion\":\"7\"}}}\n";
+static struct {
+	char limit[16], rv[16], bookmarks[16], timeout[16];
+} svc_watch;
 
 static struct MHD_Daemon *daemon_;
 static char server[64];
@@ -82,6 +99,53 @@ static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
 	usleep(50000);
 	buf[0] = '\n';
 	return 1;
+}
+
+static ssize_t watch_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)max;
+	if (cls && pos == 0) {
+		memcpy(buf, WATCH0, strlen(WATCH0));
+		return strlen(WATCH0);
+	}
+	usleep(50000);
+	if (cls && pos == strlen(WATCH0)) {
+		memcpy(buf, WATCH1, strlen(WATCH1));
+		return strlen(WATCH1);
+	}
+	buf[0] = '\n';
+	return 1;
+}
+
+static void copy_arg(struct MHD_Connection *c, const char *name, char *out, size_t len)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+
+	snprintf(out, len, "%s", v ? v : "");
+}
+
+static enum MHD_Result watcher_route(struct MHD_Connection *c, const char *url)
+{
+	bool svc = !strcmp(url, "/api/v1/services");
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "watch")) {
+		if (svc)
+			copy_arg(c, "limit", svc_watch.limit, sizeof(svc_watch.limit));
+		return reply(c, 200, svc ? SVC_LIST : EMPTY_LIST);
+	}
+	if (svc) {
+		copy_arg(c, "resourceVersion", svc_watch.rv, sizeof(svc_watch.rv));
+		copy_arg(c, "allowWatchBookmarks", svc_watch.bookmarks,
+			 sizeof(svc_watch.bookmarks));
+		copy_arg(c, "timeoutSeconds", svc_watch.timeout, sizeof(svc_watch.timeout));
+	}
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, watch_cb,
+					      svc ? (void *)1 : NULL, NULL);
+	ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -155,6 +219,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		MHD_destroy_response(r);
 		return ret;
 	}
+	if (!strncmp(url, "/api", 4))
+		return watcher_route(c, url);
 	return reply(c, 404, "{\"kind\":\"Status\",\"message\":\"no such path\"}");
 }
 
@@ -437,6 +503,59 @@ static void test_stream(void **state)
 	assert_memory_equal(s.data, STREAM, strlen(STREAM));
 }
 
+static void test_watcher(void **state)
+{
+	struct ks_kube_store s;
+	struct ks_kube_watcher *w;
+	struct ks_kube_change *c;
+	struct json_object *a = NULL, *m, *rv;
+	uint64_t t0, v = 0;
+	size_t n, i, svc_changes = 0;
+	bool done = false;
+	int efd = eventfd(0, EFD_NONBLOCK), timeout;
+
+	(void)state;
+	assert_true(efd >= 0);
+	assert_int_equal(ks_kube_store_init(&s, NULL), 0);
+	assert_int_equal(ks_kube_watcher_start(&w, &conf, &s, efd), 0);
+	for (t0 = now_ms(); !done && now_ms() - t0 < 5000; usleep(20000)) {
+		pthread_mutex_lock(&s.lock);
+		a = ks_kube_store_get(&s, KS_KUBE_SERVICE, "shop", "a");
+		done = a && ks_kube_store_get(&s, KS_KUBE_SERVICE, "shop", "b") &&
+		       json_object_object_get_ex(a, "metadata", &m) &&
+		       json_object_object_get_ex(m, "resourceVersion", &rv) &&
+		       !strcmp(json_object_get_string(rv), "7") && s.synced[KS_KUBE_TRAFFICSHIFT] &&
+		       s.synced[KS_KUBE_ENDPOINTSLICE];
+		pthread_mutex_unlock(&s.lock);
+	}
+	assert_true(done);
+	assert_true(s.synced[KS_KUBE_SERVICE]);
+	assert_false(s.synced[KS_KUBE_LEASE]); /* no lease namespace: not watched */
+	assert_int_equal(read(efd, &v, sizeof(v)), sizeof(v));
+	assert_true(v >= 1);
+
+	pthread_mutex_lock(&s.lock);
+	ks_kube_store_drain(&s, &c, &n);
+	pthread_mutex_unlock(&s.lock);
+	for (i = 0; i < n; i++)
+		svc_changes += c[i].kind == KS_KUBE_SERVICE;
+	assert_int_equal(svc_changes, 3); /* a listed, b added, a modified */
+	ks_kube_changes_free(c, n);
+
+	assert_string_equal(svc_watch.limit, "500");
+	assert_string_equal(svc_watch.rv, "5");
+	assert_string_equal(svc_watch.bookmarks, "true");
+	timeout = atoi(svc_watch.timeout);
+	assert_true(timeout >= 240 && timeout <= 360);
+
+	/* every thread is inside a quiet watch; stopping must not wait for it */
+	t0 = now_ms();
+	ks_kube_watcher_stop(w);
+	assert_true(now_ms() - t0 < 2000);
+	ks_kube_store_destroy(&s);
+	close(efd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -445,6 +564,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_token_file_retry_on_401, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_and_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watcher, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
