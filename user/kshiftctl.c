@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * kshiftctl: changes and shows TrafficShifts through kshiftd's control
- * socket. Every change returns once the dataplane has applied it.
+ * socket (every change returns once the dataplane has applied it), or with
+ * --kubernetes through the API server's TrafficShift custom resources
+ * (lib/kube_ctl.c). Run as kubectl-kshift, a kubectl plugin, it acts on the
+ * cluster unless told --socket.
  * Exit status: 0 done, 1 refused or failed (message on stderr), 2 usage.
  */
 #include <errno.h>
@@ -15,6 +18,7 @@
 #include <unistd.h>
 #include <json-c/json.h>
 #include "lib/ctl.h"
+#include "lib/kube_ctl.h"
 #include "lib/shift.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
@@ -24,13 +28,16 @@ struct ctl {
 	const char *ns;	    /* -n; NULL: every namespace for get, "default" otherwise */
 	const char *file;   /* apply -f */
 	const char *output; /* get -o */
+	int timeout_ms;	    /* --timeout */
 	int argc;	    /* positionals after the command */
 	char **argv;
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: kshiftctl [--socket PATH] [-n NAMESPACE] COMMAND\n"
+	fprintf(f, "usage: kshiftctl [--socket PATH | --kubernetes [--kubeconfig FILE] [--context "
+		   "C]]\n"
+		   "                 [-n NAMESPACE] [--timeout D] COMMAND\n"
 		   "  apply -f FILE                create or replace the shifts in a manifest (- "
 		   "for stdin)\n"
 		   "  get [NAME] [-o wide|json|yaml]  shifts, weights, endpoints, observed split\n"
@@ -39,8 +46,17 @@ static void usage(FILE *f)
 		   "  promote NAME [BACKEND]       all weight to the canary (the last backend "
 		   "unless named)\n"
 		   "  rollback NAME                all weight back to the first backend\n"
-		   "  delete NAME\n"
-		   "  verdicts                     the dataplane's per-reason packet counters\n");
+		   "  mirror NAME BACKEND [--percent P] | mirror NAME --off   (--kubernetes)\n"
+		   "  delete NAME... | delete -f FILE\n"
+		   "  verdicts                     the dataplane's per-reason packet counters\n"
+		   "options:\n"
+		   "  --timeout D                  give up after D (500ms, 10s, 2m; default 30s,\n"
+		   "                               60s with --wait)\n"
+		   "  --wait                       --kubernetes: after a change, wait until every\n"
+		   "                               node has programmed it\n"
+		   "  -A, --all-namespaces         get: every namespace\n"
+		   "KSHIFT_SOCKET stands for --socket. As kubectl-kshift (kubectl kshift ...),\n"
+		   "--kubernetes is the default.\n");
 }
 
 static void vsay(const char *fmt, va_list ap)
@@ -86,8 +102,10 @@ static int call(const struct ctl *c, struct json_object *req, struct json_object
 	struct json_object *resp, *ok, *err;
 	int ret;
 
-	ret = ks_ctl_call(c->socket, req, &resp);
+	ret = ks_ctl_call(c->socket, req, &resp, c->timeout_ms);
 	json_object_put(req);
+	if (ret == -ETIMEDOUT)
+		return fail("%s: no answer within %d ms (--timeout)", c->socket, c->timeout_ms);
 	if (ret)
 		return fail("%s: %s (is kshiftd running?)", c->socket, strerror(-ret));
 	if (!json_object_object_get_ex(resp, "ok", &ok) || !json_object_get_boolean(ok)) {
@@ -168,54 +186,6 @@ static int cmd_apply(struct ctl *c)
 	return EXIT_OK;
 }
 
-/* Prints a JSON value as YAML (block style), indent spaces deep. */
-static void print_yaml(struct json_object *v, int indent, bool in_list)
-{
-	size_t i, n;
-	bool first = true;
-
-	switch (json_object_get_type(v)) {
-	case json_type_object:
-		if (!json_object_object_length(v)) {
-			printf(" {}\n");
-			break;
-		}
-		if (!in_list)
-			printf("\n");
-		json_object_object_foreach(v, key, val) {
-			printf("%*s%s:", (in_list && first) ? 0 : indent, "", key);
-			first = false;
-			print_yaml(val, indent + 2, false);
-		}
-		break;
-	case json_type_array:
-		n = json_object_array_length(v);
-		if (!n) {
-			printf(" []\n");
-			break;
-		}
-		printf("\n");
-		for (i = 0; i < n; i++) {
-			struct json_object *item = json_object_array_get_idx(v, i);
-
-			printf("%*s- ", indent, "");
-			if (json_object_is_type(item, json_type_object))
-				print_yaml(item, indent + 2, true);
-			else {
-				print_yaml(item, 0, true);
-			}
-		}
-		break;
-	case json_type_string:
-		printf("%s%s\n", in_list ? "" : " ",
-		       json_object_to_json_string_ext(v, JSON_C_TO_STRING_NOSLASHESCAPE));
-		break;
-	default:
-		printf("%s%s\n", in_list ? "" : " ", json_object_to_json_string(v));
-		break;
-	}
-}
-
 static struct json_object *path_get(struct json_object *o, const char *a, const char *b)
 {
 	struct json_object *x = NULL, *y = NULL;
@@ -291,7 +261,7 @@ static int cmd_get(struct ctl *c)
 		       json_object_to_json_string_ext(
 			       shown, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 	else if (!strcmp(out, "yaml"))
-		print_yaml(shown, 0, true);
+		ks_print_yaml(stdout, shown);
 	else
 		print_table(items, !strcmp(out, "wide"));
 	json_object_put(resp);
@@ -342,7 +312,7 @@ static int cmd_set(struct ctl *c)
 	return call(c, req, NULL);
 }
 
-/* switch NAME BACKEND, promote NAME [BACKEND], rollback NAME, delete NAME */
+/* switch NAME BACKEND, promote NAME [BACKEND], rollback NAME */
 static int cmd_named(struct ctl *c, const char *cmd, int min_args, int max_args)
 {
 	struct json_object *req;
@@ -356,6 +326,54 @@ static int cmd_named(struct ctl *c, const char *cmd, int min_args, int max_args)
 	if (c->argc > 1)
 		json_object_object_add(req, "backend", json_object_new_string(c->argv[1]));
 	return call(c, req, NULL);
+}
+
+/* delete NAME... | delete -f FILE: every one is tried, one missing or
+ * refused does not keep the rest */
+static int cmd_delete(struct ctl *c)
+{
+	struct json_object **docs;
+	char err[KS_ERR_LEN];
+	size_t nr = 0, i;
+	int ret = EXIT_OK;
+	char *text;
+
+	if (c->file && c->argc)
+		return usage_error("delete: NAME... or -f FILE, not both");
+	if (!c->file && !c->argc)
+		return usage_error("delete: NAME... or -f FILE expected");
+	if (!c->file) {
+		for (i = 0; i < (size_t)c->argc; i++)
+			ret |= call(c, request("delete", c, c->argv[i]), NULL);
+		return ret ? EXIT_FAILED : EXIT_OK;
+	}
+	text = read_input(c->file);
+	if (!text)
+		return fail("%s: %s", c->file, strerror(errno));
+	if (ks_yaml_to_json(text, strlen(text), &docs, &nr, err, sizeof(err))) {
+		free(text);
+		return fail("%s: %s", c->file, err);
+	}
+	free(text);
+	for (i = 0; i < nr; i++) {
+		struct json_object *meta = path_get(docs[i], "metadata", NULL);
+		struct json_object *name = path_get(meta, "name", NULL);
+		struct json_object *ns = path_get(meta, "namespace", NULL), *req;
+
+		if (!json_object_is_type(name, json_type_string)) {
+			ret |= fail("%s: document %zu: metadata.name: required", c->file, i + 1);
+			continue;
+		}
+		req = request("delete", c, json_object_get_string(name));
+		if (json_object_is_type(ns, json_type_string))
+			json_object_object_add(req, "namespace",
+					       json_object_new_string(json_object_get_string(ns)));
+		ret |= call(c, req, NULL);
+	}
+	for (i = 0; i < nr; i++)
+		json_object_put(docs[i]);
+	free(docs);
+	return ret ? EXIT_FAILED : EXIT_OK;
 }
 
 static int cmd_verdicts(struct ctl *c)
@@ -372,6 +390,14 @@ static int cmd_verdicts(struct ctl *c)
 	return EXIT_OK;
 }
 
+/* Run as a kubectl plugin (kubectl kshift ...), through its link. */
+static bool is_plugin(const char *argv0)
+{
+	const char *base = strrchr(argv0, '/');
+
+	return !strcmp(base ? base + 1 : argv0, "kubectl-kshift");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -381,30 +407,67 @@ int main(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "kubernetes", no_argument, NULL, 'k' },
 		{ "kubeconfig", required_argument, NULL, 'K' },
+		{ "context", required_argument, NULL, 'C' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "wait", no_argument, NULL, 'W' },
+		{ "all-namespaces", no_argument, NULL, 'A' },
+		{ "percent", required_argument, NULL, 'P' },
+		{ "off", no_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct ctl c = { .socket = KS_DEFAULT_SOCKET };
+	struct ctl c = { .socket = getenv("KSHIFT_SOCKET") ?: KS_DEFAULT_SOCKET };
+	struct ks_kctl_opts k = { .usage = usage };
+	bool kube = false, socket = false;
 	const char *cmd;
+	long ms;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "n:f:o:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:f:o:Ah", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'S':
 			c.socket = optarg;
+			socket = true;
 			break;
 		case 'n':
-			c.ns = optarg;
+			c.ns = k.ns = optarg;
 			break;
 		case 'f':
-			c.file = optarg;
+			c.file = k.file = optarg;
 			break;
 		case 'o':
-			c.output = optarg;
+			c.output = k.output = optarg;
 			break;
 		case 'k':
+			kube = true;
+			break;
 		case 'K':
-			return fail("--kubernetes: not available in this version");
+			k.kubeconfig = optarg;
+			kube = true;
+			break;
+		case 'C':
+			k.context = optarg;
+			kube = true;
+			break;
+		case 'T':
+			if (ks_duration_parse(optarg, &ms) || ms > INT_MAX)
+				return usage_error("--timeout %s: expected a duration like 500ms, "
+						   "10s or 2m",
+						   optarg);
+			k.timeout_ms = c.timeout_ms = ms;
+			break;
+		case 'W':
+			k.wait = true;
+			break;
+		case 'A':
+			k.all_namespaces = true;
+			break;
+		case 'P':
+			k.percent = optarg;
+			break;
+		case 'O':
+			k.off = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
@@ -413,12 +476,29 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	if (kube && socket)
+		return usage_error("--socket and --kubernetes do not go together");
 	if (optind >= argc)
 		return usage_error("a command is required");
 	cmd = argv[optind];
 	c.argc = argc - optind - 1;
 	c.argv = argv + optind + 1;
 
+	/* a kubectl plugin acts on the cluster, unless told a socket */
+	if (kube || (is_plugin(argv[0]) && !socket))
+		return ks_kctl_run(&k, cmd, c.argc, c.argv);
+
+	if (!c.timeout_ms)
+		c.timeout_ms = KS_CTL_DEFAULT_TIMEOUT_MS;
+	if (k.all_namespaces) {
+		if (c.ns)
+			return usage_error("-n and -A do not go together");
+		if (strcmp(cmd, "get"))
+			return usage_error("%s: -A is only for get", cmd);
+	}
+	if (k.percent || k.off)
+		return usage_error("--percent and --off are for mirror, with --kubernetes");
+	/* --wait is what local mode always does: a change returns applied */
 	if (!strcmp(cmd, "apply"))
 		return cmd_apply(&c);
 	if (!strcmp(cmd, "get"))
@@ -429,11 +509,13 @@ int main(int argc, char **argv)
 		return cmd_named(&c, cmd, 2, 2);
 	if (!strcmp(cmd, "promote"))
 		return cmd_named(&c, cmd, 1, 2);
-	if (!strcmp(cmd, "rollback") || !strcmp(cmd, "delete"))
+	if (!strcmp(cmd, "rollback"))
 		return cmd_named(&c, cmd, 1, 1);
+	if (!strcmp(cmd, "delete"))
+		return cmd_delete(&c);
 	if (!strcmp(cmd, "verdicts"))
 		return cmd_verdicts(&c);
-	if (!strcmp(cmd, "mirror") || !strcmp(cmd, "top"))
+	if (!strcmp(cmd, "mirror") || !strcmp(cmd, "top") || !strcmp(cmd, "conns"))
 		return fail("%s: not available in this version", cmd);
 	return usage_error("%s: unknown command", cmd);
 }

@@ -456,6 +456,7 @@ struct kctx {
 	const char *ns;	    /* -n, else the context's namespace */
 	long long deadline; /* CLOCK_MONOTONIC ms: the whole command's */
 	long timeout_ms;    /* what --timeout (or its default) allows */
+	bool quiet;	    /* api() leaves reporting a missing answer to its caller */
 };
 
 static long long now_ms(void)
@@ -552,6 +553,8 @@ static int api(struct kctx *k, const char *method, const char *path, const char 
 	int ret;
 
 	memset(a, 0, sizeof(*a));
+	if (left <= 0 && k->quiet)
+		return EXIT_FAILED;
 	if (left <= 0)
 		return fail("%s: no answer within %ld ms (--timeout)", k->conf.server,
 			    k->timeout_ms);
@@ -561,6 +564,8 @@ static int api(struct kctx *k, const char *method, const char *path, const char 
 			      left, &resp, err, sizeof(err));
 	if (ret) {
 		ks_kube_resp_free(&resp);
+		if (k->quiet)
+			return EXIT_FAILED;
 		if (!*err)
 			snprintf(err, sizeof(err), "%s", strerror(-ret));
 		/* err may name the URL already */
@@ -603,10 +608,17 @@ static int wait_programmed(struct kctx *k, const char *ns, const char *name, int
 	struct answer a;
 	long long start = now_ms(), left;
 	char seen[64];
+	int ret;
 
 	shift_path(path, ns, name);
 	for (;;) {
-		if (api(k, "GET", path, NULL, NULL, &a))
+		/* a poll the deadline cuts short is a wait that timed out */
+		k->quiet = true;
+		ret = api(k, "GET", path, NULL, NULL, &a);
+		k->quiet = false;
+		if (ret && now_ms() >= k->deadline)
+			break;
+		if (ret && api(k, "GET", path, NULL, NULL, &a))
 			return EXIT_FAILED;
 		if (!ok_status(&a)) {
 			answer_free(&a);
