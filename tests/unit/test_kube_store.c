@@ -335,6 +335,7 @@ static void test_malformed_lines(void **state)
 		"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"namespace\":\"shop\"}}}",
 		"{\"type\":\"ADDED\",\"object\":\"a\"}",
 		"{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"\"}}}",
+		"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"}}} trailing",
 		"{\"type\":\"RENAMED\",\"object\":{\"metadata\":{\"namespace\":\"shop\","
 		"\"name\":\"a\",\"resourceVersion\":\"9\"}}}",
 	};
@@ -391,6 +392,24 @@ static void test_drain_empties(void **state)
 	assert_int_equal(nr_changes(), 1);
 }
 
+/* Deeper than json-c's default limit of 32, as managedFields can be. */
+static void test_deep_object(void **state)
+{
+	char line[1024] = "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"d\","
+			  "\"namespace\":\"shop\",\"resourceVersion\":\"1\"},\"spec\":";
+	int i;
+
+	(void)state;
+	for (i = 0; i < 60; i++)
+		strcat(line, "{\"a\":");
+	strcat(line, "1");
+	for (i = 0; i < 60; i++)
+		strcat(line, "}");
+	strcat(line, "}}");
+	assert_int_equal(ks_kube_store_event(&store, KS_KUBE_SERVICE, line, NULL), 0);
+	assert_non_null(ks_kube_store_get(&store, KS_KUBE_SERVICE, "shop", "d"));
+}
+
 static void test_managed_fields_dropped(void **state)
 {
 	struct json_object *o, *m, *v;
@@ -422,6 +441,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drain_empties, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_managed_fields_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deep_object, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

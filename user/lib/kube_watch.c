@@ -390,19 +390,44 @@ __attribute__((format(printf, 3, 4))) static int why(char *buf, size_t len, cons
 	return -EPROTO;
 }
 
+/* One whole JSON document, or NULL with *err saying why. json-c's default
+ * depth of 32 is less than a deep managedFields entry can need. */
+static struct json_object *parse_json(const char *text, const char **err)
+{
+	struct json_tokener *tok = json_tokener_new_ex(256);
+	struct json_object *o;
+	size_t len = strlen(text);
+
+	*err = "out of memory";
+	if (!tok)
+		return NULL;
+	o = json_tokener_parse_ex(tok, text, len);
+	if (!o)
+		*err = json_tokener_get_error(tok) == json_tokener_continue
+			       ? "truncated"
+			       : json_tokener_error_desc(json_tokener_get_error(tok));
+	else if (text[json_tokener_get_parse_end(tok) +
+		      strspn(text + json_tokener_get_parse_end(tok), " \t\r\n")]) {
+		*err = "text after the JSON";
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
 /* ks_kube_store_event, returning the number of changes recorded and
  * saying in reason (may be NULL) why a line was refused. */
 static int store_event(struct ks_kube_store *s, enum ks_kube_kind kind, const char *line,
 		       char **resource_version, char *reason, size_t reason_len)
 {
-	enum json_tokener_error jerr;
-	struct json_object *ev = json_tokener_parse_verbose(line, &jerr), *obj;
-	const char *type, *rv;
+	const char *type, *rv, *jerr;
+	struct json_object *ev = parse_json(line, &jerr), *obj;
 	char key[KEY_LEN];
 	int ret = 0;
 
 	if (!ev)
-		return why(reason, reason_len, "watch event: %s", json_tokener_error_desc(jerr));
+		return why(reason, reason_len, "watch event: %s", jerr);
 	type = str_field(ev, "type");
 	obj = field(ev, "object");
 	if (!type || !json_object_is_type(obj, json_type_object)) {
@@ -643,7 +668,7 @@ static int list_page(struct kind_watch *kw, struct json_object *items, char **co
 	struct ks_kube_resp resp;
 	struct json_object *list = NULL, *arr;
 	char *path = NULL, *esc = *cont ? escape(*cont) : NULL;
-	const char *c, *v;
+	const char *c, *v, *jerr = "empty";
 	size_t i, n;
 	int ret;
 
@@ -667,10 +692,14 @@ static int list_page(struct kind_watch *kw, struct json_object *items, char **co
 		goto out;
 	}
 	ret = -EPROTO;
-	list = pg.body.body ? json_tokener_parse(pg.body.body) : NULL;
+	list = pg.body.body ? parse_json(pg.body.body, &jerr) : NULL;
 	arr = field(list, "items");
-	if (!list || (arr && !json_object_is_type(arr, json_type_array))) {
-		snprintf(err, errlen, "list: the answer is not a list");
+	if (!list) {
+		snprintf(err, errlen, "list: the answer is not JSON: %s", jerr);
+		goto out;
+	}
+	if (arr && !json_object_is_type(arr, json_type_array)) {
+		snprintf(err, errlen, "list: the answer's items are not a list");
 		goto out;
 	}
 	/* "items": null is how some servers say none */
