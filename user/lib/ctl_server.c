@@ -68,7 +68,7 @@ int ks_ctl_server_open(struct ks_ctl_server *srv, const char *path, const char *
 	srv->max_request = KS_CTL_MAX_REQUEST;
 	srv->timeout_ms = KS_CTL_REQUEST_TIMEOUT_MS;
 	srv->max_clients = KS_CTL_MAX_CLIENTS;
-	for (i = 0; i < KS_CTL_MAX_CLIENTS; i++)
+	for (i = 0; i < KS_CTL_SLOTS; i++)
 		srv->clients[i].fd = -1;
 	if (strlen(path) >= sizeof(srv->path))
 		return -ENAMETOOLONG;
@@ -123,7 +123,7 @@ void ks_ctl_server_close(struct ks_ctl_server *srv)
 	struct stat st;
 	int i;
 
-	for (i = 0; i < KS_CTL_MAX_CLIENTS; i++)
+	for (i = 0; i < KS_CTL_SLOTS; i++)
 		client_close(srv, &srv->clients[i]);
 	if (srv->listenfd >= 0) {
 		epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->listenfd, NULL);
@@ -140,8 +140,8 @@ int ks_ctl_server_clients(const struct ks_ctl_server *srv)
 {
 	int i, n = 0;
 
-	for (i = 0; i < KS_CTL_MAX_CLIENTS; i++)
-		n += srv->clients[i].state != KS_CC_FREE;
+	for (i = 0; i < KS_CTL_SLOTS; i++)
+		n += srv->clients[i].state != KS_CC_FREE && !srv->clients[i].turned_away;
 	return n;
 }
 
@@ -298,37 +298,36 @@ static void on_readable(struct ks_ctl_server *srv, struct ks_ctl_client *c)
 		answer(srv, c);
 }
 
+static struct ks_ctl_client *free_slot(struct ks_ctl_server *srv)
+{
+	int i;
+
+	for (i = 0; i < KS_CTL_SLOTS; i++)
+		if (srv->clients[i].state == KS_CC_FREE)
+			return &srv->clients[i];
+	return NULL;
+}
+
 static void on_accept(struct ks_ctl_server *srv)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
-	struct ks_ctl_client *c = NULL;
-	int fd, i, n = 0;
+	struct ks_ctl_client *c;
+	bool full;
+	int fd;
 
 	for (;;) {
 		fd = accept4(srv->listenfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0)
 			return;
-		for (i = 0, c = NULL; i < KS_CTL_MAX_CLIENTS; i++) {
-			if (srv->clients[i].state != KS_CC_FREE)
-				n++;
-			else if (!c)
-				c = &srv->clients[i];
-		}
-		if (!c || ks_ctl_server_clients(srv) >= srv->max_clients) {
-			static const char busy[] = "{\"ok\":false,\"error\":\"kshiftd: too many "
-						   "control connections at once (the limit is "
-						   "%d); try again\"}";
-			char msg[sizeof(busy) + 16];
-			int len = snprintf(msg, sizeof(msg), busy, srv->max_clients);
-
-			/* a few bytes into an empty socket buffer: never blocks */
-			if (send(fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-				pr_debug("control socket: refusing a client: %s\n",
-					 strerror(errno));
+		full = ks_ctl_server_clients(srv) >= srv->max_clients;
+		c = free_slot(srv);
+		if (full) {
 			if (!srv->nr_refused++ || !(srv->nr_refused % 1000))
-				pr_warn("control socket: %d clients open, the limit: refused one "
-					"(%llu so far)\n",
+				pr_warn("control socket: %d clients open, the limit: turning new ones "
+					"away (%llu so far)\n",
 					srv->max_clients, (unsigned long long)srv->nr_refused);
+		}
+		if (!c) {
 			close(fd);
 			continue;
 		}
@@ -342,6 +341,17 @@ static void on_accept(struct ks_ctl_server *srv)
 			close(fd);
 			memset(c, 0, sizeof(*c));
 			c->fd = -1;
+			continue;
+		}
+		if (full) {
+			/* told why, its request read and dropped so that it
+			 * gets to read the answer; a second at most */
+			c->turned_away = true;
+			c->deadline_ms = now_ms() + 1000;
+			refuse(srv, c,
+			       ks_ctl_error("kshiftd: too many control connections at once (the "
+					    "limit is %d); try again",
+					    srv->max_clients));
 		}
 	}
 }
@@ -357,7 +367,7 @@ bool ks_ctl_server_event(struct ks_ctl_server *srv, int fd, uint32_t events)
 		on_accept(srv);
 		return true;
 	}
-	for (i = 0; i < KS_CTL_MAX_CLIENTS; i++) {
+	for (i = 0; i < KS_CTL_SLOTS; i++) {
 		c = &srv->clients[i];
 		if (c->state == KS_CC_FREE || c->fd != fd)
 			continue;
@@ -378,7 +388,7 @@ int ks_ctl_server_timeout(const struct ks_ctl_server *srv)
 	uint64_t now = now_ms(), first = 0;
 	int i;
 
-	for (i = 0; i < KS_CTL_MAX_CLIENTS; i++)
+	for (i = 0; i < KS_CTL_SLOTS; i++)
 		if (srv->clients[i].state != KS_CC_FREE &&
 		    (!first || srv->clients[i].deadline_ms < first))
 			first = srv->clients[i].deadline_ms;
@@ -393,7 +403,7 @@ void ks_ctl_server_expire(struct ks_ctl_server *srv)
 	struct ks_ctl_client *c;
 	int i;
 
-	for (i = 0; i < KS_CTL_MAX_CLIENTS; i++) {
+	for (i = 0; i < KS_CTL_SLOTS; i++) {
 		c = &srv->clients[i];
 		if (c->state == KS_CC_FREE || c->deadline_ms > now)
 			continue;

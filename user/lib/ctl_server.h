@@ -44,8 +44,13 @@ struct ks_ctl_client {
 	char *out;
 	size_t out_len, out_off;
 	bool in_eof;
-	uint32_t events; /* as registered with epoll */
+	bool turned_away; /* over max_clients: told so, not counted */
+	uint32_t events;  /* as registered with epoll */
 };
+
+/* Connections past max_clients held for a moment, to tell them why. */
+#define KS_CTL_REFUSE_SLOTS 16
+#define KS_CTL_SLOTS	    (KS_CTL_MAX_CLIENTS + KS_CTL_REFUSE_SLOTS)
 
 struct ks_ctl_server {
 	int listenfd, epfd;
@@ -56,7 +61,7 @@ struct ks_ctl_server {
 	int max_clients;
 	ks_ctl_handler handler;
 	void *ctx;
-	struct ks_ctl_client clients[KS_CTL_MAX_CLIENTS];
+	struct ks_ctl_client clients[KS_CTL_SLOTS];
 	uint64_t nr_refused; /* connections turned away at max_clients */
 };
 

@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# End to end: the control socket and what survives a restart, in tc mode
+# (nothing here depends on the attach mode).
+#   - a client that connects and sends nothing, and one that trickles a
+#     byte every 0.3 s, delay no other `kshiftctl get` by more than a
+#     moment; the stuck one is cut off at the request deadline with an
+#     answer that says so
+#   - a request over the size limit is refused naming the limit
+#   - past the client limit, one more connection is told so; get works
+#     again once the others are gone
+#   - a batch of KS_BIG (default 50,000) shifts, more than the dataplane
+#     holds, is refused whole naming the limit, and nothing changes
+#   - a batch that moves a frontend from a to b, listed as [c, b, a], is
+#     applied whole
+#   - weights set with `set` and `switch`, and shifts made with `apply`, are
+#     still in force after SIGTERM and a new kshiftd
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+ks_init control
+
+# shift NAME VIP [STABLE CANARY]: one TrafficShift document
+shift_doc() {
+	cat <<EOF2
+apiVersion: kshift.dev/v1alpha1
+kind: TrafficShift
+metadata:
+  name: $1
+spec:
+  frontend:
+    addresses: ["$2"]
+    ports:
+    - {port: 80, protocol: TCP}
+  backends:
+  - name: stable
+    endpoints: ["198.18.2.2:8080"]
+    weight: ${3:-90}
+  - name: canary
+    endpoints: ["198.18.3.2:8080"]
+    weight: ${4:-10}
+EOF2
+}
+
+# ms COMMAND...: runs COMMAND, prints how long it took in ms
+ms() {
+	local t0=${EPOCHREALTIME//[!0-9]/}
+	"$@" >/dev/null 2>&1
+	echo $(((${EPOCHREALTIME//[!0-9]/} - t0) / 1000))
+}
+
+# names: the shifts kshiftd runs, sorted, one line
+names() {
+	ks_ctl get -o json 2>/dev/null | "$KS_PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+items = d if isinstance(d, list) else d.get("items", [])
+print(" ".join(sorted(i["metadata"]["name"] for i in items)))' 2>/dev/null
+}
+
+# py_client MODE: a hostile client of the control socket in the background
+py_client() {
+	"$KS_PY" - "$KS_SOCK" "$1" "$KS_TMP/client-$1.out" <<'PY' &
+import socket, sys, time
+path, mode, out = sys.argv[1:4]
+s = socket.socket(socket.AF_UNIX)
+s.connect(path)
+t0 = time.time()
+if mode == "stuck":
+    s.settimeout(20)
+    try:
+        data = s.recv(4096)
+    except Exception as e:
+        data = repr(e).encode()
+elif mode == "trickle":
+    data = b""
+    try:
+        for b in b'{"cmd":"get"}' * 100:
+            s.send(bytes([b]))
+            time.sleep(0.3)
+    except Exception as e:
+        pass
+    try:
+        s.settimeout(5)
+        data = s.recv(4096)
+    except Exception as e:
+        data = repr(e).encode()
+open(out, "w").write("%.1f %s" % (time.time() - t0, data.decode(errors="replace")))
+PY
+	KS_BG_PIDS+=($!)
+	KS_LAST_PID=$!
+}
+
+mode=tc
+ks_setup "$mode" stable:198.18.2.2 canary:198.18.3.2 && ks_daemon_start ||
+	{ ks_mode_end; ks_done; }
+
+# --- slow clients ---------------------------------------------------------
+shift_doc web 198.18.100.1 >"$KS_TMP/web.yaml"
+ks_ctl apply -f "$KS_TMP/web.yaml" >/dev/null
+py_client stuck
+stuck=$KS_LAST_PID
+py_client trickle
+trickle=$KS_LAST_PID
+sleep 0.5
+worst=0
+for i in 1 2 3 4 5 6; do
+	t=$(ms ks_ctl get web)
+	((t > worst)) && worst=$t
+	sleep 0.3
+done
+check "get answers in well under a second beside a stuck and a trickling client (slowest of 6: $worst ms)" \
+	between 0 "$worst" 500
+wait "$stuck"
+res=$(cat "$KS_TMP/client-stuck.out" 2>/dev/null)
+diag "stuck client: $res"
+check "the stuck client is cut off at the request deadline (5 s), told why" \
+	eval '[[ $res == [456].* && $res == *"timed out"* ]]'
+wait "$trickle"
+res=$(cat "$KS_TMP/client-trickle.out" 2>/dev/null)
+diag "trickling client: ${res:0:200}"
+check "the trickling client is cut off within the deadline (5 s from connecting, not per byte)" \
+	eval '[[ $res == [4567].* ]]'
+
+# --- too large ------------------------------------------------------------
+res=$("$KS_PY" - "$KS_SOCK" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+try:
+    s.sendall(b'{"cmd":"apply","manifest":"' + b"x" * (65 << 20) + b'"}')
+    s.shutdown(socket.SHUT_WR)
+except Exception:
+    pass
+print(s.recv(4096).decode())
+PY
+)
+diag "oversize: $res"
+check "a request over 64 MiB is refused naming the limit" eval '[[ $res == *"64 MiB"* ]]'
+
+# --- too many clients -------------------------------------------------------
+"$KS_PY" - "$KS_SOCK" <<'PY' &
+import socket, sys, time
+held = []
+for i in range(64):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); held.append(s)
+time.sleep(7)
+PY
+KS_BG_PIDS+=($!)
+holder=$!
+sleep 1
+err=$(ks_ctl get 2>&1 >/dev/null)
+diag "65th client: $err"
+check "past 64 clients, a new one is told the limit" eval '[[ $err == *"64"* ]]'
+wait "$holder"
+check "once they are gone, get works again" ks_ctl get web
+
+# --- a batch too large --------------------------------------------------------
+before=$(names)
+big=${KS_BIG:-50000}
+"$KS_PY" - "$KS_TMP/big.yaml" "$big" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2])):
+        f.write("---\n{apiVersion: kshift.dev/v1alpha1, kind: TrafficShift, "
+                "metadata: {name: big%d}, spec: {frontend: {addresses: [198.19.%d.%d], "
+                "ports: [{port: 80, protocol: TCP}]}, backends: [{name: a, "
+                "endpoints: [198.18.2.2:8080], weight: 1}]}}\n" % (i, i // 250, i % 250 + 1))
+PY
+t0=${EPOCHREALTIME//[!0-9]/}
+err=$(ks_ctl --timeout 120s apply -f "$KS_TMP/big.yaml" 2>&1 >/dev/null)
+rc=$?
+took=$(((${EPOCHREALTIME//[!0-9]/} - t0) / 1000))
+diag "$big shifts ($took ms): $err"
+check "$big shifts in one apply: refused (exit 1, got $rc)" [ "$rc" = 1 ]
+check "the refusal names the limit (services, --max-services)" \
+	eval '[[ $err == *services* && $err == *max-services* ]]'
+check "nothing of it was applied" [ "$(names)" = "$before" ]
+
+# --- order inside a batch -------------------------------------------------------
+shift_doc a 198.18.100.10 >"$KS_TMP/a.yaml"
+ks_ctl apply -f "$KS_TMP/a.yaml" >/dev/null
+{
+	shift_doc c 198.18.100.12
+	echo ---
+	shift_doc b 198.18.100.10
+	echo ---
+	shift_doc a 198.18.100.11
+} >"$KS_TMP/move.yaml"
+err=$(ks_ctl apply -f "$KS_TMP/move.yaml" 2>&1)
+rc=$?
+diag "[c, b taking a's frontend, a moving on]: $err"
+check "a batch [c, b taking a's frontend, a moving away] is applied whole (exit 0, got $rc)" \
+	[ "$rc" = 0 ]
+fe=$(ks_ctl get b -o json 2>/dev/null | grep -c 198.18.100.10)
+check "b serves 198.18.100.10 now" between 1 "$fe" 100
+# a conflict inside a batch: nothing applied
+{
+	shift_doc d 198.18.100.20
+	echo ---
+	shift_doc e 198.18.100.12
+} >"$KS_TMP/conflict.yaml"
+before=$(names)
+err=$(ks_ctl apply -f "$KS_TMP/conflict.yaml" 2>&1)
+rc=$?
+check "a batch whose second shift takes c's frontend is refused (exit 1, got $rc)" [ "$rc" = 1 ]
+check "and its first shift was not applied either" [ "$(names)" = "$before" ]
+
+# --- restart ------------------------------------------------------------------
+ks_ctl set web stable=50 canary=50 >/dev/null
+shift_doc blue 198.18.100.30 100 0 >"$KS_TMP/blue.yaml"
+ks_ctl apply -f "$KS_TMP/blue.yaml" >/dev/null
+ks_ctl switch blue canary >/dev/null
+# a config file's shift: set persists as an override
+shift_doc filed 198.18.100.40 >"$KS_CONF/filed.yaml"
+ks_wait_weights filed "stable=90 canary=10" 10
+ks_ctl set filed stable=30 canary=70 >/dev/null
+before=$(names)
+ks_daemon_stop
+rc=$?
+check "kshiftd exits 0 on SIGTERM (got $rc)" [ "$rc" = 0 ]
+ks_daemon_start || { ks_mode_end; ks_done; }
+check "after a restart the same shifts run ($before)" [ "$(names)" = "$before" ]
+check "after a restart web keeps the weights set with kshiftctl set (50/50)" \
+	ks_weights_are web "stable=50 canary=50"
+check "after a restart blue keeps the switch to canary (0/100)" \
+	ks_weights_are blue "stable=0 canary=100"
+check "after a restart the file shift keeps the weights set on it (30/70)" \
+	ks_weights_are filed "stable=30 canary=70"
+shift_doc filed 198.18.100.40 80 20 >"$KS_CONF/filed.yaml"
+check "editing the file's shift gives its weights back to the file (80/20)" \
+	ks_wait_weights filed "stable=80 canary=20" 10
+ks_ctl delete blue >/dev/null
+ks_daemon_stop
+ks_daemon_start || { ks_mode_end; ks_done; }
+check "a delete persists too (blue is gone after a restart)" \
+	eval '! ks_ctl get blue >/dev/null 2>&1'
+err=$(ks_ctl apply -f <(shift_doc filed 198.18.100.41) 2>&1)
+check "apply of a name a config file owns is refused naming the file" \
+	eval '[[ $err == *filed.yaml* ]]'
+
+ks_mode_end
+ks_done
