@@ -2,8 +2,9 @@
 /*
  * kshiftd: loads the kshift dataplane, attaches it to interfaces, keeps its
  * maps in step with TrafficShift manifests (a config directory, reloaded on
- * change, and kshiftctl over the control socket), and on SIGTERM detaches
- * and removes what it pinned.
+ * change, and kshiftctl over the control socket). Stopping it leaves the
+ * dataplane serving, pinned; the next kshiftd adopts it, and only
+ * --uninstall removes it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include "lib/dataplane.h"
 #include "lib/kube_source.h"
 #include "lib/log.h"
+#include "lib/netlink.h"
 #include "lib/metrics.h"
 #include "lib/shifts.h"
 
@@ -55,6 +57,9 @@ struct daemon {
 	struct ks_metrics *metrics; /* --metrics-addr, else NULL */
 	int metricsfd;
 	bool serving;		    /* the loop runs: the config directory is loaded */
+	struct ks_ifpats ifpats;    /* --iface */
+	enum ks_mode mode;	    /* --mode */
+	int nlfd;		    /* link events: interfaces that come and go */
 };
 
 /* What /readyz says: NULL when the dataplane holds the current
@@ -74,7 +79,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: kshiftd [options]\n"
-		"  --iface IF[,IF...]       interfaces to attach to (default: every non-loopback)\n"
+		"  --iface IF[,IF...]       interfaces or glob patterns (veth*,eth0); attaches to\n"
+		"                           matching ones as they appear (default: every non-loopback)\n"
 		"  --mode auto|xdp|xdp-generic|tc\n"
 		"  --xdp-redirect           XDP forwards rewritten packets itself (XDP_REDIRECT);\n"
 		"                           every egress interface must take XDP frames\n"
@@ -87,6 +93,7 @@ static void usage(FILE *f)
 		"    [--node-name NAME]     this node in status Leases (default: the host name)\n"
 		"    [--lease-namespace NS] where the Leases live (default %s)\n"
 		"  --metrics-addr ADDR:PORT Prometheus /metrics, /healthz and /readyz\n"
+		"  --uninstall              detach and unpin everything under --pin-path, then exit\n"
 		"  -v, --verbose            debug logging (twice: libbpf's too)\n",
 		KS_KUBE_LEASE_NS, KS_DEFAULT_SOCKET, KS_DEFAULT_PIN_PATH);
 }
@@ -489,49 +496,54 @@ static struct json_object *on_request(void *ctx, struct json_object *req)
 
 /* ---- set-up and main loop ---- */
 
-/* The interfaces to serve: the --iface list, or every one but loopback. */
-static int list_ifaces(const char *arg, char ***names, int *nr)
-{
-	struct if_nameindex *all, *i;
-	char *list, *name, *save;
-	char **v = NULL, **nv;
-	int n = 0, err = 0;
+/* ---- interfaces that come and go (pods) ---- */
 
-	if (arg) {
-		list = strdup(arg);
-		if (!list)
-			return -ENOMEM;
-		for (name = strtok_r(list, ",", &save); name && !err;
-		     name = strtok_r(NULL, ",", &save)) {
-			nv = realloc(v, (n + 1) * sizeof(*v));
-			if (!nv || !(nv[n] = strdup(name)))
-				err = -ENOMEM;
-			if (nv)
-				v = nv;
-			if (!err)
-				n++;
-		}
-		free(list);
-	} else {
-		all = if_nameindex();
-		if (!all)
-			return -errno;
-		for (i = all; i->if_index && !err; i++) {
-			if (!strcmp(i->if_name, "lo"))
-				continue;
-			nv = realloc(v, (n + 1) * sizeof(*v));
-			if (!nv || !(nv[n] = strdup(i->if_name)))
-				err = -ENOMEM;
-			if (nv)
-				v = nv;
-			if (!err)
-				n++;
-		}
-		if_freenameindex(all);
+/* A link event: attach to a matching interface as it appears, forget one
+ * that vanished, follow a rename. */
+static void on_link(const struct ks_nl_event *ev, void *arg)
+{
+	struct daemon *d = arg;
+	struct ks_dp_link *l = ks_dp_link_find(&d->dp, ev->ifindex);
+
+	if (ev->kind == KS_NL_DELLINK) {
+		ks_dp_forget(&d->dp, ev->ifindex);
+		return;
 	}
-	*names = v;
-	*nr = n;
-	return err;
+	if (!ev->name[0])
+		return;
+	if (l && strcmp(l->ifname, ev->name)) {
+		if (ks_ifpats_match(&d->ifpats, ev->name))
+			ks_dp_rename(&d->dp, ev->ifindex, ev->name);
+		else
+			ks_dp_detach(&d->dp, ev->ifindex);
+	} else if (!l && ks_ifpats_match(&d->ifpats, ev->name)) {
+		ks_dp_attach(&d->dp, ev->name, d->mode, NULL); /* logs what it did */
+	}
+}
+
+/* Events were lost (the socket overflowed): compare with what is there. */
+static void ifaces_rescan(struct daemon *d)
+{
+	char **names, name[IF_NAMESIZE];
+	const char *missing;
+	int i, n;
+
+	for (i = d->dp.nr_links - 1; i >= 0; i--)
+		if (!if_indextoname(d->dp.links[i].ifindex, name))
+			ks_dp_forget(&d->dp, d->dp.links[i].ifindex);
+	if (ks_ifpats_resolve(&d->ifpats, false, &names, &n, &missing))
+		return;
+	for (i = 0; i < n; i++)
+		ks_dp_attach(&d->dp, names[i], d->mode, NULL);
+	ks_ifnames_free(names, n);
+}
+
+static void ifaces_event(struct daemon *d)
+{
+	if (ks_nl_read(d->nlfd, on_link, d) == -ENOBUFS) {
+		pr_warn("netlink: link events lost; rescanning the interfaces\n");
+		ifaces_rescan(d);
+	}
 }
 
 static int add_fd(struct daemon *d, int fd)
@@ -620,6 +632,8 @@ static void run(struct daemon *d)
 				ks_metrics_serve(d->metrics);
 			} else if (d->kube && fd == d->kubefd) {
 				ks_kube_source_process(d->kube);
+			} else if (fd == d->nlfd) {
+				ifaces_event(d);
 			} else if (fd == d->inofd) {
 				while (read(d->inofd, buf, sizeof(buf)) > 0)
 					;
@@ -658,6 +672,7 @@ int main(int argc, char **argv)
 		{ "apiserver", required_argument, NULL, 'A' },
 		{ "lease-namespace", required_argument, NULL, 'L' },
 		{ "metrics-addr", required_argument, NULL, 'M' },
+		{ "uninstall", no_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -665,7 +680,9 @@ int main(int argc, char **argv)
 	const char *ifaces = NULL, *socket_path = KS_DEFAULT_SOCKET;
 	const char *pin_path = KS_DEFAULT_PIN_PATH, *socket_group = NULL;
 	struct daemon d = { .epfd = -1, .sigfd = -1, .inofd = -1, .ctl.listenfd = -1, .kubefd = -1,
-			    .metricsfd = -1 };
+			    .metricsfd = -1, .nlfd = -1 };
+	bool uninstall = false;
+	const char *missing;
 	struct ks_dp_opts dp_opts = {};
 	struct ks_kube_source_opts kube_opts = {};
 	bool kubernetes = false;
@@ -726,6 +743,9 @@ int main(int argc, char **argv)
 		case 'M':
 			metrics_addr = optarg;
 			break;
+		case 'U':
+			uninstall = true;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -750,21 +770,50 @@ int main(int argc, char **argv)
 	ks_log_libbpf();
 	setvbuf(stderr, NULL, _IOLBF, 0);
 
-	err = list_ifaces(ifaces, &ifnames, &nr_ifnames);
-	if (err) {
-		fprintf(stderr, "kshiftd: listing interfaces: %s\n", strerror(-err));
+	/* only --uninstall removes kshift from a node: stopping kshiftd
+	 * leaves the dataplane serving, for the next one to adopt */
+	if (uninstall)
+		return ks_dp_uninstall(pin_path) ? 1 : 0;
+	if (ks_ifpats_parse(ifaces, &d.ifpats)) {
+		fprintf(stderr, "kshiftd: --iface %s: no interface named\n", ifaces);
+		return 2;
+	}
+	/* subscribed before listing: an interface that appears in between
+	 * is not missed */
+	d.nlfd = ks_nl_open();
+	if (d.nlfd < 0) {
+		fprintf(stderr, "kshiftd: netlink link events: %s\n", strerror(-d.nlfd));
 		return 1;
 	}
+	err = ks_ifpats_resolve(&d.ifpats, true, &ifnames, &nr_ifnames, &missing);
+	if (err) {
+		if (missing)
+			fprintf(stderr, "kshiftd: --iface %s: no such interface\n", missing);
+		else
+			fprintf(stderr, "kshiftd: listing interfaces: %s\n", strerror(-err));
+		close(d.nlfd);
+		ks_ifpats_free(&d.ifpats);
+		return 1;
+	}
+	d.mode = mode;
 	dp_opts.pin_path = pin_path;
+	dp_opts.adopt = true;
 	for (i = 0; i < nr_ifnames; i++)
 		if (mode == KS_MODE_XDP && ks_is_veth(ifnames[i]))
 			dp_opts.xdp_veth = true;
+	/* interfaces that appear later are pods' veths */
+	for (i = 0; i < d.ifpats.n; i++)
+		if (mode == KS_MODE_XDP && ks_ifpat_is_glob(d.ifpats.v[i]))
+			dp_opts.xdp_veth = true;
 	err = ks_dp_open(&d.dp, &dp_opts);
 	ks_shifts_init(&d.shifts, &d.dp);
-	for (i = 0; i < nr_ifnames && !err; i++)
-		err = ks_dp_attach(&d.dp, ifnames[i], mode, NULL);
+	/* all or nothing: a refusal leaves every interface as it was */
+	if (!err)
+		err = ks_dp_attach_all(&d.dp, ifnames, nr_ifnames, mode);
 	if (!err)
 		err = setup_loop(&d, socket_path, socket_group);
+	if (!err)
+		err = add_fd(&d, d.nlfd);
 	if (!err && kubernetes) {
 		err = ks_kube_source_start(&d.kube, &kube_opts, &d.shifts, kube_err,
 					   sizeof(kube_err));
@@ -783,6 +832,9 @@ int main(int argc, char **argv)
 	}
 	if (!err) {
 		config_reload(&d);
+		/* the shifts are back on fresh services: what the adopted
+		 * maps served and no shift claimed goes */
+		ks_dp_adopt_done(&d.dp);
 		d.serving = true;
 		pr_info("kshiftd: ready on %s, %d interface(s), pins under %s\n", socket_path,
 			d.dp.nr_links, pin_path);
@@ -799,8 +851,9 @@ int main(int argc, char **argv)
 		free(d.files[i].path);
 	}
 	free(d.files);
-	for (i = 0; i < nr_ifnames; i++)
-		free(ifnames[i]);
-	free(ifnames);
+	ks_ifnames_free(ifnames, nr_ifnames);
+	ks_ifpats_free(&d.ifpats);
+	if (d.nlfd >= 0)
+		close(d.nlfd);
 	return err ? 1 : 0;
 }

@@ -2,7 +2,43 @@
 /*
  * Loading, pinning and attaching the kshift BPF object, and programming its
  * maps: services (splits, rings, endpoints) and frontends.
+ *
+ * Life cycle: a restart never costs a connection.
+ *   - Attachments are bpf_links, tcx ingress for TC (no clsact qdisc is
+ *     created or deleted, so other tools' filters are never touched) and
+ *     XDP links, each pinned as <pin>/links/<ifname>. A pin outlives
+ *     kshiftd, and so does what it attaches: stopping kshiftd (SIGTERM,
+ *     SIGKILL, a crash) detaches nothing and unpins nothing; the dataplane
+ *     keeps serving its last state. Only --uninstall removes it
+ *     (ks_dp_uninstall). The pin is named after the interface for whoever
+ *     looks; the truth is the link's ifindex, read back from the kernel (a
+ *     link whose interface is gone reports 0 and is forgotten).
+ *   - Starting again adopts (opts.adopt): every pinned map whose layout
+ *     (type, key and value size, max_entries, flags) is this build's is
+ *     reused as it is, state and all (bpf_map__reuse_fd), so established
+ *     flows keep their ks_conns entries, which hold the endpoint address
+ *     and not just a service id. A map whose layout changed is created
+ *     anew and gets whatever entries fit (migrate; what cannot be copied is
+ *     logged), and replaces the old pin only once attached. The hash seed
+ *     is read back from the running program's .rodata (through its BTF),
+ *     so new flows hash as before.
+ *   - The new program goes onto each pinned link with bpf_link_update: one
+ *     atomic swap, the hook is never empty (ks_dp_attach_all).
+ *   - Userspace state is rebuilt without a gap: every service a frontend
+ *     leads to is adopted as it is (its ring slices and endpoint ranges
+ *     reserved, so nothing new lands on them) and keeps serving. The
+ *     re-applied shifts get fresh service ids and slots, and each frontend
+ *     flips to its new service with one map update. ks_dp_adopt_done, after
+ *     the first full apply, frees the adopted services and removes the
+ *     frontends no shift claimed.
+ *   - One owner: the pin directory is flocked for the life of the process
+ *     (lock.c), and a second kshiftd on it is refused, named by pid. On an
+ *     interface, an XDP or tcx program that is not ours (not this load's,
+ *     not an adopted link's) makes kshiftd refuse it, and kshiftd never
+ *     detaches a program it did not attach. Attaching at start is all or
+ *     nothing.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,10 +56,12 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <kshift/abi.h> /* before the skeleton, whose rodata uses its types */
 #include "kshift.skel.h"
 #include "dataplane.h"
+#include "lock.h"
 #include "log.h"
 #include "maglev.h"
 
@@ -31,8 +69,10 @@
 /* How long a released ring or endpoint range waits before reuse: far
  * longer than any BPF program runs between reading a split and its ring. */
 #define KS_RANGE_GRACE_NS 1000000000ull
-#define KS_TC_HANDLE	  0x5ccf
-#define KS_TC_PRIO	  1
+/* Linux 6.6 uapi; the 6.1 headers of Debian 12 do not have them yet */
+#define KS_BPF_TCX_INGRESS    46 /* enum bpf_attach_type */
+#define KS_BPF_LINK_TYPE_TCX 11 /* enum bpf_link_type */
+#define KS_LINKS_DIR	     "links"
 
 static const char *const mode_names[] = {
 	[KS_MODE_AUTO] = "auto",
@@ -87,33 +127,30 @@ const char *ks_verdict_name(enum ks_verdict v)
 	bpf_object__for_each_map(map, obj)                                                         \
 		if (!strncmp(bpf_map__name(map), "ks_", 3))
 
-static void unpin_maps(struct ks_dp *dp, const char *dir)
+static void pin_path_of(const struct ks_dp *dp, const char *name, char *buf, size_t len)
 {
-	char path[sizeof(dp->pin_path) + 32];
-	struct bpf_map *map;
+	snprintf(buf, len, "%s/%s", dp->pin_path, name);
+}
 
-	for_each_pinned_map(map, dp->skel->obj) {
-		snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
-		unlink(path);
-	}
+static void link_pin_of(const char *pin_path, const char *ifname, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/" KS_LINKS_DIR "/%s", pin_path, ifname);
 }
 
 /*
- * Pins every ks_ map under pin_path. The directory above it must be on a
- * BPF filesystem; kshiftd mounts one only on /sys/fs/bpf, where one belongs
- * (and which `ip netns exec` leaves as a plain sysfs directory), never over
- * an arbitrary directory. Maps are pinned one by one: libbpf's
- * bpf_object__pin_maps turns every "." of the path into "_".
+ * Makes sure pin_path is a directory on a BPF filesystem. kshiftd mounts
+ * one only on /sys/fs/bpf, where one belongs (and which `ip netns exec`
+ * leaves as a plain sysfs directory), never over an arbitrary directory.
+ * create false: only says whether it is there (-ENOENT if not).
  */
-static int pin_maps(struct ks_dp *dp, const char *pin_path)
+static int pin_dir_ready(const char *pin_path, bool create)
 {
-	char parent[sizeof(dp->pin_path)], path[sizeof(dp->pin_path) + 32];
-	struct bpf_map *map;
+	char parent[256];
 	struct statfs st;
 	char *slash;
 	int err;
 
-	if (strlen(pin_path) >= sizeof(dp->pin_path))
+	if (strlen(pin_path) >= sizeof(parent))
 		return -ENAMETOOLONG;
 	snprintf(parent, sizeof(parent), "%s", pin_path);
 	slash = strrchr(parent, '/');
@@ -122,10 +159,13 @@ static int pin_maps(struct ks_dp *dp, const char *pin_path)
 	*slash = '\0';
 	if (statfs(parent, &st)) {
 		err = -errno;
-		pr_warn("pin path %s: %s: %s\n", pin_path, parent, strerror(-err));
+		if (create)
+			pr_warn("pin path %s: %s: %s\n", pin_path, parent, strerror(-err));
 		return err;
 	}
 	if (st.f_type != BPF_FS_MAGIC) {
+		if (!create)
+			return -ENOENT;
 		if (strcmp(parent, "/sys/fs/bpf")) {
 			pr_warn("pin path %s: %s is not a BPF filesystem (mount -t bpf bpf %s)\n",
 				pin_path, parent, parent);
@@ -137,24 +177,561 @@ static int pin_maps(struct ks_dp *dp, const char *pin_path)
 			return err;
 		}
 	}
+	if (!create)
+		return access(pin_path, F_OK) ? -errno : 0;
 	if (mkdir(pin_path, 0700) && errno != EEXIST) {
 		err = -errno;
 		pr_warn("pin path %s: %s\n", pin_path, strerror(-err));
 		return err;
 	}
-	/* pins left by a kshiftd that died without cleaning up */
-	unpin_maps(dp, pin_path);
-	for_each_pinned_map(map, dp->skel->obj) {
-		snprintf(path, sizeof(path), "%s/%s", pin_path, bpf_map__name(map));
-		err = bpf_map__pin(map, path);
+	return 0;
+}
+
+static int lock_pin_dir(struct ks_dp *dp, const char *what)
+{
+	pid_t holder;
+	int fd = ks_lock_dir(dp->pin_path, &holder);
+
+	if (fd == -EBUSY) {
+		if (holder > 0)
+			pr_warn("%spin path %s is in use by kshiftd pid %d\n", what, dp->pin_path,
+				(int)holder);
+		else
+			pr_warn("%spin path %s is in use by another kshiftd\n", what, dp->pin_path);
+		return fd;
+	}
+	if (fd < 0) {
+		pr_warn("%slocking %s: %s\n", what, dp->pin_path, strerror(-fd));
+		return fd;
+	}
+	dp->lock_fd = fd;
+	dp->locked = true;
+	return 0;
+}
+
+static struct ks_dp_link *link_add(struct ks_dp *dp)
+{
+	struct ks_dp_link *v;
+
+	if (dp->nr_links == dp->cap_links) {
+		v = realloc(dp->links, (dp->cap_links ? 2 * dp->cap_links : 16) * sizeof(*v));
+		if (!v)
+			return NULL;
+		dp->links = v;
+		dp->cap_links = dp->cap_links ? 2 * dp->cap_links : 16;
+	}
+	v = &dp->links[dp->nr_links++];
+	memset(v, 0, sizeof(*v));
+	v->fd = -1;
+	return v;
+}
+
+static void link_remove(struct ks_dp *dp, struct ks_dp_link *l)
+{
+	if (l->fd >= 0)
+		close(l->fd);
+	*l = dp->links[--dp->nr_links];
+}
+
+/* What a link is attached to: 0 and *ifindex (0 when its interface is
+ * gone) and *mode, or -errno. */
+static int link_target(int fd, uint32_t *prog_id, int *ifindex, enum ks_mode *mode)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	*prog_id = info.prog_id;
+	/* tcx's {ifindex, attach_type} sits where xdp's {ifindex} does */
+	*ifindex = info.xdp.ifindex;
+	if (info.type == KS_BPF_LINK_TYPE_TCX) {
+		*mode = KS_MODE_TC;
+	} else if (info.type == BPF_LINK_TYPE_XDP) {
+		DECLARE_LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+		*mode = KS_MODE_XDP;
+		if (*ifindex && !bpf_xdp_query(*ifindex, 0, &q) && q.skb_prog_id == info.prog_id)
+			*mode = KS_MODE_XDP_GENERIC;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The links an earlier kshiftd pinned: adopted, still running its program
+ * until ks_dp_attach_all moves them to ours. Those whose interface is gone
+ * are forgotten. */
+static int links_scan(struct ks_dp *dp)
+{
+	char dir[sizeof(dp->pin_path) + 16], path[sizeof(dir) + 256 + 2];
+	char newpath[sizeof(path)], ifname[IF_NAMESIZE];
+	struct ks_dp_link *l;
+	struct dirent *de;
+	enum ks_mode mode;
+	uint32_t prog_id;
+	int fd, ifindex, err;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/" KS_LINKS_DIR, dp->pin_path);
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fd = bpf_obj_get(path);
+		if (fd < 0) {
+			pr_warn("adopting %s: %s; leaving it\n", path, strerror(errno));
+			continue;
+		}
+		err = link_target(fd, &prog_id, &ifindex, &mode);
 		if (err) {
-			pr_warn("pinning %s: %s\n", path, strerror(-err));
-			unpin_maps(dp, pin_path);
-			return err;
+			pr_warn("adopting %s: not a kshift link (%s); leaving it\n", path,
+				strerror(-err));
+			close(fd);
+			continue;
+		}
+		if (!ifindex || !if_indextoname(ifindex, ifname)) {
+			pr_info("forgot %s: interface gone\n", de->d_name);
+			unlink(path);
+			close(fd);
+			continue;
+		}
+		l = link_add(dp);
+		if (!l) {
+			close(fd);
+			closedir(d);
+			return -ENOMEM;
+		}
+		*l = (struct ks_dp_link){ .ifindex = ifindex, .mode = mode, .fd = fd,
+					  .prog_id = prog_id, .adopted = true };
+		snprintf(l->ifname, sizeof(l->ifname), "%s", ifname);
+		/* renamed while no kshiftd ran: the pin follows the name */
+		if (strcmp(ifname, de->d_name)) {
+			link_pin_of(dp->pin_path, ifname, newpath, sizeof(newpath));
+			rename(path, newpath);
+		}
+		pr_info("adopted the link on %s (%s, program %u)\n", ifname, ks_mode_name(mode),
+			prog_id);
+	}
+	closedir(d);
+	return 0;
+}
+
+/* The hash seed of a running program, read from its .rodata through BTF:
+ * new flows keep hashing as before the restart. */
+static int seed_from_rodata(int mfd, const struct bpf_map_info *mi, uint64_t *seed)
+{
+	struct btf *btf = btf__load_from_kernel_by_id(mi->btf_id);
+	const struct btf_var_secinfo *vs;
+	const struct btf_type *sec, *var;
+	__u32 key = 0;
+	int i, err = -ENOENT;
+	char *val;
+
+	if (!btf)
+		return -errno;
+	sec = btf__type_by_id(btf, mi->btf_value_type_id);
+	if (!sec || !btf_is_datasec(sec))
+		goto out;
+	vs = btf_var_secinfos(sec);
+	for (i = 0; i < btf_vlen(sec); i++, vs++) {
+		var = btf__type_by_id(btf, vs->type);
+		if (!var || strcmp(btf__name_by_offset(btf, var->name_off), "ks_hash_seed") ||
+		    vs->size != sizeof(*seed) || vs->offset + vs->size > mi->value_size)
+			continue;
+		val = malloc(mi->value_size);
+		if (val && !bpf_map_lookup_elem(mfd, &key, val)) {
+			memcpy(seed, val + vs->offset, sizeof(*seed));
+			err = 0;
+		}
+		free(val);
+		break;
+	}
+out:
+	btf__free(btf);
+	return err;
+}
+
+static int adopted_seed(uint32_t prog_id, uint64_t *seed)
+{
+	struct bpf_prog_info pi = {};
+	__u32 map_ids[32], len = sizeof(pi), i;
+	int pfd = bpf_prog_get_fd_by_id(prog_id), err = -ENOENT;
+
+	if (pfd < 0)
+		return -errno;
+	pi.nr_map_ids = sizeof(map_ids) / sizeof(map_ids[0]);
+	pi.map_ids = (__u64)(unsigned long)map_ids;
+	if (bpf_obj_get_info_by_fd(pfd, &pi, &len))
+		goto out;
+	for (i = 0; i < pi.nr_map_ids && i < sizeof(map_ids) / sizeof(map_ids[0]) && err; i++) {
+		struct bpf_map_info mi = {};
+		__u32 mlen = sizeof(mi);
+		int mfd = bpf_map_get_fd_by_id(map_ids[i]);
+
+		if (mfd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(mfd, &mi, &mlen) && strstr(mi.name, ".rodata") &&
+		    mi.btf_id && mi.btf_value_type_id)
+			err = seed_from_rodata(mfd, &mi, seed);
+		close(mfd);
+	}
+out:
+	close(pfd);
+	return err;
+}
+
+static bool same_layout(const struct bpf_map *map, const struct bpf_map_info *info)
+{
+	return info->type == bpf_map__type(map) && info->key_size == bpf_map__key_size(map) &&
+	       info->value_size == bpf_map__value_size(map) &&
+	       info->max_entries == bpf_map__max_entries(map) &&
+	       info->map_flags == bpf_map__map_flags(map);
+}
+
+/*
+ * Before load: the pin directory, its lock, and (adopting) the pins of an
+ * earlier kshiftd: its links, its hash seed, and every map whose layout is
+ * this build's, reused as it is. A map whose layout differs is created
+ * anew and gets what can be copied after load (migrate).
+ */
+static int pins_prepare(struct ks_dp *dp, const struct ks_dp_opts *opts)
+{
+	char path[sizeof(dp->pin_path) + 32];
+	struct bpf_map *map;
+	struct ks_dp_link *l;
+	uint64_t seed = 0;
+	int fd, err, i;
+
+	err = pin_dir_ready(opts->pin_path, true);
+	if (err)
+		return err;
+	snprintf(dp->pin_path, sizeof(dp->pin_path), "%s", opts->pin_path);
+	err = lock_pin_dir(dp, "");
+	if (err)
+		return err;
+	pin_path_of(dp, KS_LINKS_DIR, path, sizeof(path));
+	if (mkdir(path, 0700) && errno != EEXIST) {
+		err = -errno;
+		pr_warn("pin path %s: %s\n", path, strerror(-err));
+		return err;
+	}
+	if (!opts->adopt)
+		return 0;
+	err = links_scan(dp);
+	if (err)
+		return err;
+	for (i = 0; i < dp->nr_links && !opts->hash_seed; i++) {
+		l = &dp->links[i];
+		if (!adopted_seed(l->prog_id, &seed)) {
+			dp->skel->rodata->ks_hash_seed = seed;
+			pr_info("kept the hash seed of the running program\n");
+			break;
 		}
 	}
-	snprintf(dp->pin_path, sizeof(dp->pin_path), "%s", pin_path);
+	for_each_pinned_map(map, dp->skel->obj) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+
+		pin_path_of(dp, bpf_map__name(map), path, sizeof(path));
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			err = -errno;
+			close(fd);
+			pr_warn("adopting %s: %s\n", path, strerror(-err));
+			return err;
+		}
+		dp->adopted = true;
+		if (same_layout(map, &info)) {
+			err = bpf_map__reuse_fd(map, fd);
+			close(fd);
+			if (err) {
+				pr_warn("adopting %s: %s\n", path, strerror(-err));
+				return err;
+			}
+			continue;
+		}
+		if (dp->nr_repin == (int)(sizeof(dp->repin) / sizeof(dp->repin[0]))) {
+			close(fd);
+			return -E2BIG;
+		}
+		dp->repin[dp->nr_repin++] = (struct ks_dp_repin){ .map = map, .old_fd = fd };
+	}
 	return 0;
+}
+
+static bool is_percpu(__u32 type)
+{
+	return type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH ||
+	       type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
+
+static bool is_array(__u32 type)
+{
+	return type == BPF_MAP_TYPE_ARRAY || type == BPF_MAP_TYPE_PERCPU_ARRAY;
+}
+
+static bool all_zero(const char *p, size_t n)
+{
+	return !n || (!p[0] && !memcmp(p, p + 1, n - 1));
+}
+
+/* Copies what fits from a pinned map whose layout changed into the new
+ * one: entries whose key and value sizes match; says what it dropped. */
+static void migrate(struct ks_dp *dp, struct bpf_map *map, int old_fd)
+{
+	struct bpf_map_info old = {};
+	__u32 len = sizeof(old), max = bpf_map__max_entries(map), k, n;
+	__u32 type = bpf_map__type(map), vsize = bpf_map__value_size(map);
+	unsigned long copied = 0, dropped = 0;
+	int new_fd = bpf_map__fd(map);
+	const char *name = bpf_map__name(map);
+	char *key = NULL, *next = NULL, *val = NULL;
+	size_t vlen;
+
+	if (bpf_obj_get_info_by_fd(old_fd, &old, &len))
+		return;
+	pr_info("%s: layout changed (type %u->%u, key %u->%u, value %u->%u bytes, %u->%u "
+		"entries): migrating\n",
+		name, old.type, type, old.key_size, bpf_map__key_size(map), old.value_size, vsize,
+		old.max_entries, max);
+	if (old.key_size != bpf_map__key_size(map) || old.value_size != vsize ||
+	    is_percpu(old.type) != is_percpu(type) || is_array(old.type) != is_array(type)) {
+		pr_warn("%s: entries cannot be copied to the new layout: all dropped\n", name);
+		return;
+	}
+	vlen = is_percpu(type) ? (size_t)((vsize + 7) & ~7u) * dp->nr_cpus : vsize;
+	key = calloc(1, old.key_size);
+	next = calloc(1, old.key_size);
+	val = malloc(vlen);
+	if (!key || !next || !val)
+		goto out;
+	if (is_array(type)) {
+		n = old.max_entries < max ? old.max_entries : max;
+		for (k = 0; k < old.max_entries; k++) {
+			if (bpf_map_lookup_elem(old_fd, &k, val) || all_zero(val, vlen))
+				continue;
+			if (k < n && !bpf_map_update_elem(new_fd, &k, val, BPF_ANY))
+				copied++;
+			else
+				dropped++;
+		}
+	} else {
+		void *prev = NULL;
+
+		while (!bpf_map_get_next_key(old_fd, prev, next)) {
+			memcpy(key, next, old.key_size);
+			prev = key;
+			if (bpf_map_lookup_elem(old_fd, key, val))
+				continue;
+			if (!bpf_map_update_elem(new_fd, key, val, BPF_ANY))
+				copied++;
+			else
+				dropped++;
+		}
+	}
+	pr_info("%s: %lu entries copied, %lu dropped\n", name, copied, dropped);
+out:
+	free(key);
+	free(next);
+	free(val);
+}
+
+/* Marks [off, off + len) of every adopted slot as taken in r, which is
+ * fresh: everything up to the last taken slot is allocated at once, and
+ * the gaps between are given back. */
+static int reserve(struct ks_ranges *r, struct ks_range *taken, size_t n)
+{
+	uint32_t end = 0, cur = 0, off;
+	size_t i;
+	int err;
+
+	for (i = 0; i < n; i++)
+		if (taken[i].off + taken[i].len > end)
+			end = taken[i].off + taken[i].len;
+	if (!end)
+		return 0;
+	err = ks_ranges_alloc(r, end, &off);
+	if (err)
+		return err;
+	for (i = 0; i < n; i++) {
+		if (taken[i].off > cur)
+			ks_ranges_release(r, cur, taken[i].off - cur);
+		if (taken[i].off + taken[i].len > cur)
+			cur = taken[i].off + taken[i].len;
+	}
+	return 0;
+}
+
+static int by_off(const void *a, const void *b)
+{
+	const struct ks_range *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Adopts the service svc that a frontend leads to: its live split's ring
+ * slices and endpoint ranges become its slots, so nothing new lands on
+ * them until ks_dp_adopt_done frees them. */
+static void adopt_svc(struct ks_dp *dp, uint32_t svc)
+{
+	struct ks_dp_svc *s = &dp->svcs[svc];
+	struct ks_split split;
+	uint32_t gen = 0, key, i, j, nr;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.ks_svc_gen), &svc, &gen))
+		return;
+	key = svc * KS_GENERATIONS + (gen & 1);
+	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.ks_splits), &key, &split))
+		return;
+	memset(s, 0, sizeof(*s));
+	s->used = s->adopted = true;
+	s->gen = gen & 1;
+	s->nr_backends = KS_MAX_BACKENDS;
+	for (i = 0; i < KS_MAX_BACKENDS; i++) {
+		struct ks_ring_slice sl = split.ring[i];
+
+		if (!sl.size || sl.off + sl.size > dp->ring_slots.size || sl.off + sl.size < sl.off)
+			continue;
+		/* the ring holds indexes into the backend's endpoints, every
+		 * one of them at least once */
+		for (j = 0, nr = 0; j < sl.size; j++)
+			if (dp->ring[sl.off + j] + 1u > nr)
+				nr = dp->ring[sl.off + j] + 1u;
+		if (sl.ep_base + nr > dp->ep_slots.size)
+			continue;
+		s->slots[i].slice = sl;
+		s->slots[i].nr_eps = nr;
+	}
+	if (svc + 1 > dp->next_svc)
+		dp->next_svc = svc + 1;
+}
+
+static int adopt_services(struct ks_dp *dp)
+{
+	int fe_fd = bpf_map__fd(dp->skel->maps.ks_frontends);
+	uint32_t nr_svcs = bpf_map__max_entries(dp->skel->maps.ks_svc_gen), svc, i, nsvc = 0;
+	struct ks_frontend_key key, *prev = NULL;
+	struct ks_range *ring = NULL, *eps = NULL;
+	size_t nr = 0, cap = 0;
+	struct ks_frontend fe;
+	int err = 0, keys = 0;
+
+	if (nr_svcs > KS_MAX_SERVICES)
+		nr_svcs = KS_MAX_SERVICES;
+	while (!bpf_map_get_next_key(fe_fd, prev, &key)) {
+		prev = &key;
+		keys++;
+		if (bpf_map_lookup_elem(fe_fd, &key, &fe) || fe.svc >= nr_svcs ||
+		    dp->svcs[fe.svc].used)
+			continue;
+		adopt_svc(dp, fe.svc);
+		nsvc += dp->svcs[fe.svc].adopted;
+	}
+	/* two adopted slots never overlap (unless the maps were corrupt):
+	 * sorted, a slot that overlaps the one before is dropped */
+	for (svc = 0; svc < nr_svcs; svc++) {
+		for (i = 0; dp->svcs[svc].adopted && i < KS_MAX_BACKENDS; i++) {
+			struct ks_dp_slot *sl = &dp->svcs[svc].slots[i];
+
+			if (!sl->slice.size)
+				continue;
+			if (nr == cap) {
+				struct ks_range *a, *b;
+
+				cap = cap ? 2 * cap : 64;
+				a = realloc(ring, cap * sizeof(*a));
+				if (a)
+					ring = a;
+				b = realloc(eps, cap * sizeof(*b));
+				if (b)
+					eps = b;
+				if (!a || !b) {
+					err = -ENOMEM;
+					goto out;
+				}
+			}
+			ring[nr] = (struct ks_range){ .off = sl->slice.off, .len = sl->slice.size };
+			eps[nr] = (struct ks_range){ .off = sl->slice.ep_base, .len = sl->nr_eps };
+			nr++;
+		}
+	}
+	qsort(ring, nr, sizeof(*ring), by_off);
+	qsort(eps, nr, sizeof(*eps), by_off);
+	for (i = 1; i < nr; i++)
+		if (ring[i].off < ring[i - 1].off + ring[i - 1].len ||
+		    eps[i].off < eps[i - 1].off + eps[i - 1].len)
+			pr_warn("adopted services overlap in the ring or endpoints: the maps may "
+				"be corrupt\n");
+	err = reserve(&dp->ring_slots, ring, nr);
+	if (!err)
+		err = reserve(&dp->ep_slots, eps, nr);
+	if (!err && keys)
+		pr_info("adopted %u service(s) behind %d frontend key(s), serving as they were\n",
+			nsvc, keys);
+out:
+	free(ring);
+	free(eps);
+	return err;
+}
+
+/* After load, adopting: migrates the maps whose layout changed (pinned
+ * on commit) and takes stock of the services the maps serve. */
+static int pins_finish(struct ks_dp *dp, const struct ks_dp_opts *opts)
+{
+	int i, err;
+
+	for (i = 0; i < dp->nr_repin; i++) {
+		migrate(dp, dp->repin[i].map, dp->repin[i].old_fd);
+		close(dp->repin[i].old_fd);
+		dp->repin[i].old_fd = -1;
+	}
+	if (opts->adopt) {
+		err = adopt_services(dp);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Once attached: maps that had no pin get one, and those re-created for a
+ * new layout replace their old pins (until then the old program, still on
+ * its links, used the old maps). A start that fails leaves no new pin. */
+static void pins_commit(struct ks_dp *dp)
+{
+	char path[sizeof(dp->pin_path) + 32];
+	struct bpf_map *map;
+	int i;
+
+	if (!dp->pin_path[0])
+		return;
+	for_each_pinned_map(map, dp->skel->obj) {
+		pin_path_of(dp, bpf_map__name(map), path, sizeof(path));
+		if (access(path, F_OK) && bpf_obj_pin(bpf_map__fd(map), path))
+			pr_warn("pinning %s: %s\n", path, strerror(errno));
+	}
+	for (i = 0; i < dp->nr_repin; i++) {
+		struct bpf_map *map = dp->repin[i].map;
+
+		pin_path_of(dp, bpf_map__name(map), path, sizeof(path));
+		unlink(path);
+		if (bpf_obj_pin(bpf_map__fd(map), path))
+			pr_warn("pinning %s: %s\n", path, strerror(errno));
+	}
+	dp->nr_repin = 0;
+}
+
+static uint32_t prog_id_of(int fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
 }
 
 static void *map_mmap(struct bpf_map *map)
@@ -232,9 +809,15 @@ int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts)
 	dp->skel->rodata->ks_hash_seed = seed;
 	dp->skel->rodata->ks_xdp_veth = opts->xdp_veth;
 	dp->skel->rodata->ks_xdp_redirect = opts->xdp_redirect;
+	dp->lock_fd = -1;
 	err = size_maps(dp, opts);
 	if (err)
 		goto fail;
+	if (opts->pin_path) {
+		err = pins_prepare(dp, opts);
+		if (err)
+			goto fail;
+	}
 	err = kshift_bpf__load(dp->skel);
 	if (err) {
 		pr_warn("loading the BPF object: %s\n", strerror(-err));
@@ -247,8 +830,10 @@ int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts)
 		pr_warn("mapping the ring and endpoint maps: %s\n", strerror(-err));
 		goto fail;
 	}
+	dp->prog_ids[0] = prog_id_of(bpf_program__fd(dp->skel->progs.ks_xdp));
+	dp->prog_ids[1] = prog_id_of(bpf_program__fd(dp->skel->progs.ks_tc));
 	if (opts->pin_path) {
-		err = pin_maps(dp, opts->pin_path);
+		err = pins_finish(dp, opts);
 		if (err)
 			goto fail;
 	}
@@ -258,39 +843,20 @@ fail:
 	return err;
 }
 
-static void detach(struct ks_dp_link *l, struct ks_dp *dp)
-{
-	if (l->mode == KS_MODE_TC) {
-		DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = l->ifindex,
-				    .attach_point = BPF_TC_INGRESS);
-		DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = KS_TC_HANDLE,
-				    .priority = KS_TC_PRIO);
-
-		bpf_tc_detach(&hook, &opts);
-		if (l->created_hook) {
-			hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
-			bpf_tc_hook_destroy(&hook);
-		}
-	} else {
-		__u32 flags = l->mode == KS_MODE_XDP ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
-		DECLARE_LIBBPF_OPTS(bpf_xdp_attach_opts, opts,
-				    .old_prog_fd = bpf_program__fd(dp->skel->progs.ks_xdp));
-
-		bpf_xdp_detach(l->ifindex, flags | XDP_FLAGS_REPLACE, &opts);
-	}
-	pr_info("detached from %s\n", l->ifname);
-}
-
 void ks_dp_close(struct ks_dp *dp)
 {
 	uint32_t i, b;
+	int l;
 
-	while (dp->nr_links > 0)
-		detach(&dp->links[--dp->nr_links], dp);
-	if (dp->pin_path[0] && dp->skel) {
-		unpin_maps(dp, dp->pin_path);
-		rmdir(dp->pin_path);
-	}
+	/* the links and maps stay pinned, serving: closing our fds detaches
+	 * nothing (only links never pinned, without a pin path, go) */
+	for (l = 0; l < dp->nr_links; l++)
+		if (dp->links[l].fd >= 0)
+			close(dp->links[l].fd);
+	free(dp->links);
+	for (l = 0; l < dp->nr_repin; l++)
+		if (dp->repin[l].old_fd >= 0)
+			close(dp->repin[l].old_fd);
 	if (dp->ring)
 		munmap(dp->ring, (size_t)KS_RING_SLOTS * sizeof(*dp->ring));
 	if (dp->endpoints)
@@ -303,6 +869,16 @@ void ks_dp_close(struct ks_dp *dp)
 	free(dp->svcs);
 	ks_ranges_destroy(&dp->ring_slots);
 	ks_ranges_destroy(&dp->ep_slots);
+	if (dp->locked) {
+		char links[sizeof(dp->pin_path) + 16];
+
+		/* empty after a first start that failed: gone again; else
+		 * they hold the pins and stay */
+		snprintf(links, sizeof(links), "%s/" KS_LINKS_DIR, dp->pin_path);
+		rmdir(links);
+		rmdir(dp->pin_path);
+		ks_unlock(dp->lock_fd);
+	}
 	memset(dp, 0, sizeof(*dp));
 }
 
@@ -322,75 +898,526 @@ bool ks_is_veth(const char *ifname)
 	return veth;
 }
 
-static int attach_tc(struct ks_dp *dp, struct ks_dp_link *l)
+static enum ks_mode want_mode(const char *ifname, enum ks_mode mode)
 {
-	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = l->ifindex,
-			    .attach_point = BPF_TC_INGRESS);
-	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = KS_TC_HANDLE, .priority = KS_TC_PRIO,
-			    .prog_fd = bpf_program__fd(dp->skel->progs.ks_tc),
-			    .flags = BPF_TC_F_REPLACE);
-	int err = bpf_tc_hook_create(&hook);
-
-	if (err && err != -EEXIST)
-		return err;
-	l->created_hook = !err;
-	err = bpf_tc_attach(&hook, &opts);
-	if (err && l->created_hook) {
-		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
-		bpf_tc_hook_destroy(&hook);
-	}
-	return err;
+	if (mode == KS_MODE_AUTO)
+		return ks_is_veth(ifname) ? KS_MODE_TC : KS_MODE_XDP;
+	return mode;
 }
 
-static int attach_xdp(struct ks_dp *dp, struct ks_dp_link *l, __u32 mode_flag)
+/* Whether a link attached in mode `have` serves a request for `want`: XDP
+ * takes generic XDP, where the driver refused native. */
+static bool serves(enum ks_mode have, enum ks_mode want)
 {
-	return bpf_xdp_attach(l->ifindex, bpf_program__fd(dp->skel->progs.ks_xdp),
-			      mode_flag | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
+	if (want == KS_MODE_TC || want == KS_MODE_XDP_GENERIC)
+		return have == want;
+	return have == KS_MODE_XDP || have == KS_MODE_XDP_GENERIC;
+}
+
+static int prog_fd(struct ks_dp *dp, enum ks_mode mode)
+{
+	return bpf_program__fd(mode == KS_MODE_TC ? dp->skel->progs.ks_tc : dp->skel->progs.ks_xdp);
+}
+
+struct ks_dp_link *ks_dp_link_find(struct ks_dp *dp, int ifindex)
+{
+	int i;
+
+	for (i = 0; i < dp->nr_links; i++)
+		if (dp->links[i].ifindex == ifindex)
+			return &dp->links[i];
+	return NULL;
+}
+
+static bool ours(struct ks_dp *dp, uint32_t prog_id)
+{
+	int i;
+
+	if (prog_id == dp->prog_ids[0] || prog_id == dp->prog_ids[1])
+		return true;
+	for (i = 0; i < dp->nr_links; i++)
+		if (dp->links[i].prog_id == prog_id)
+			return true;
+	return false;
+}
+
+static void refuse_foreign(const char *ifname, const char *hook, uint32_t id)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_prog_get_fd_by_id(id);
+
+	if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.name[0] = '\0';
+	if (fd >= 0)
+		close(fd);
+	pr_warn("%s: %s program %u (%s) is attached and is not ours: not attaching there\n",
+		ifname, hook, id, info.name[0] ? info.name : "unnamed");
+}
+
+/* One owner per interface: -EBUSY (logged, naming the program) when an
+ * XDP or tcx program that is not ours is attached. A plain TC (clsact)
+ * filter is another tool's and runs beside us. */
+static int check_owner(struct ks_dp *dp, int ifindex, const char *ifname)
+{
+	DECLARE_LIBBPF_OPTS(bpf_xdp_query_opts, xq);
+	__u32 ids[64], i, xdp[3];
+
+	if (!bpf_xdp_query(ifindex, 0, &xq)) {
+		xdp[0] = xq.drv_prog_id;
+		xdp[1] = xq.skb_prog_id;
+		xdp[2] = xq.hw_prog_id;
+		for (i = 0; i < 3; i++) {
+			if (xdp[i] && !ours(dp, xdp[i])) {
+				refuse_foreign(ifname, "XDP", xdp[i]);
+				return -EBUSY;
+			}
+		}
+	}
+	DECLARE_LIBBPF_OPTS(bpf_prog_query_opts, tq, .prog_ids = ids,
+			    .prog_cnt = sizeof(ids) / sizeof(ids[0]));
+	if (!bpf_prog_query_opts(ifindex, KS_BPF_TCX_INGRESS, &tq)) {
+		for (i = 0; i < tq.prog_cnt && i < sizeof(ids) / sizeof(ids[0]); i++) {
+			if (!ours(dp, ids[i])) {
+				refuse_foreign(ifname, "tcx ingress", ids[i]);
+				return -EBUSY;
+			}
+		}
+	}
+	return 0;
+}
+
+/* A new link on l->ifindex in *mode (XDP falls back to generic where the
+ * driver refuses native): its fd, or -errno. */
+static int link_create(struct ks_dp *dp, const char *ifname, int ifindex, enum ks_mode *mode)
+{
+	DECLARE_LIBBPF_OPTS(bpf_link_create_opts, o);
+	int fd;
+
+	if (*mode == KS_MODE_TC) {
+		/* tcx through the raw link_create: libbpf 1.1 has no
+		 * bpf_program__attach_tcx, and needs none */
+		fd = bpf_link_create(prog_fd(dp, KS_MODE_TC), ifindex, KS_BPF_TCX_INGRESS, NULL);
+		if (fd == -EINVAL)
+			pr_warn("%s: tcx refused (EINVAL): TC mode needs Linux 6.6 or later\n",
+				ifname);
+		return fd;
+	}
+	o.flags = *mode == KS_MODE_XDP ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+	fd = bpf_link_create(prog_fd(dp, KS_MODE_XDP), ifindex, BPF_XDP, &o);
+	if (*mode == KS_MODE_XDP && (fd == -EOPNOTSUPP || fd == -EINVAL)) {
+		pr_info("%s: native XDP refused (%s), using generic XDP\n", ifname, strerror(-fd));
+		*mode = KS_MODE_XDP_GENERIC;
+		o.flags = XDP_FLAGS_SKB_MODE;
+		fd = bpf_link_create(prog_fd(dp, KS_MODE_XDP), ifindex, BPF_XDP, &o);
+	}
+	return fd;
+}
+
+static int link_pin(struct ks_dp *dp, struct ks_dp_link *l)
+{
+	char path[sizeof(dp->pin_path) + 16 + IF_NAMESIZE];
+
+	if (!dp->pin_path[0])
+		return 0;
+	link_pin_of(dp->pin_path, l->ifname, path, sizeof(path));
+	/* a pin by that name is a link of an interface gone and, its name
+	 * reused, back: that link is defunct */
+	unlink(path);
+	if (bpf_obj_pin(l->fd, path)) {
+		int err = -errno;
+
+		pr_warn("pinning %s: %s\n", path, strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+static void link_unpin(struct ks_dp *dp, struct ks_dp_link *l)
+{
+	char path[sizeof(dp->pin_path) + 16 + IF_NAMESIZE];
+
+	if (!dp->pin_path[0])
+		return;
+	link_pin_of(dp->pin_path, l->ifname, path, sizeof(path));
+	unlink(path);
 }
 
 int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum ks_mode *used)
 {
 	struct ks_dp_link *l;
-	int err;
+	int ifindex = if_nametoindex(ifname), fd, err;
 
-	if (dp->nr_links >= (int)(sizeof(dp->links) / sizeof(dp->links[0])))
-		return -E2BIG;
-	l = &dp->links[dp->nr_links];
-	memset(l, 0, sizeof(*l));
-	snprintf(l->ifname, sizeof(l->ifname), "%s", ifname);
-	l->ifindex = if_nametoindex(ifname);
-	if (!l->ifindex)
+	if (!ifindex)
 		return -ENODEV;
-
-	if (mode == KS_MODE_AUTO)
-		mode = ks_is_veth(ifname) ? KS_MODE_TC : KS_MODE_XDP;
-	switch (mode) {
-	case KS_MODE_XDP:
-		err = attach_xdp(dp, l, XDP_FLAGS_DRV_MODE);
-		if (err == -EOPNOTSUPP || err == -EINVAL) {
-			pr_info("%s: native XDP refused (%s), using generic XDP\n", ifname,
-				strerror(-err));
-			mode = KS_MODE_XDP_GENERIC;
-			err = attach_xdp(dp, l, XDP_FLAGS_SKB_MODE);
-		}
-		break;
-	case KS_MODE_XDP_GENERIC:
-		err = attach_xdp(dp, l, XDP_FLAGS_SKB_MODE);
-		break;
-	default:
-		mode = KS_MODE_TC;
-		err = attach_tc(dp, l);
-		break;
+	l = ks_dp_link_find(dp, ifindex);
+	if (l && !l->adopted) {
+		if (used)
+			*used = l->mode;
+		return 0;
 	}
+	mode = want_mode(ifname, mode);
+	err = check_owner(dp, ifindex, ifname);
+	if (err)
+		return err;
+	if (l && serves(l->mode, mode)) {
+		/* adopted: moved to our program atomically, never empty */
+		if (bpf_link_update(l->fd, prog_fd(dp, l->mode), NULL)) {
+			err = -errno;
+			pr_warn("%s: updating its link to the new program: %s\n", ifname,
+				strerror(-err));
+			return err;
+		}
+		l->adopted = false;
+		l->prog_id = dp->prog_ids[l->mode == KS_MODE_TC];
+		if (used)
+			*used = l->mode;
+		pr_info("attached to %s (%s): took over the running link\n", ifname,
+			ks_mode_name(l->mode));
+		return 0;
+	}
+	fd = link_create(dp, ifname, ifindex, &mode);
+	if (fd < 0) {
+		pr_warn("attaching to %s (%s): %s\n", ifname, ks_mode_name(mode), strerror(-fd));
+		return fd;
+	}
+	if (l) {
+		/* adopted in another mode: ours replaces it; both ran for a
+		 * moment, which is harmless (the second sees rewritten packets
+		 * that match no frontend) */
+		bpf_link_detach(l->fd);
+		link_unpin(dp, l);
+		pr_info("detached the adopted %s link from %s\n", ks_mode_name(l->mode), ifname);
+		link_remove(dp, l);
+	}
+	l = link_add(dp);
+	if (!l) {
+		close(fd);
+		return -ENOMEM;
+	}
+	*l = (struct ks_dp_link){ .ifindex = ifindex, .mode = mode, .fd = fd,
+				  .prog_id = dp->prog_ids[mode == KS_MODE_TC] };
+	snprintf(l->ifname, sizeof(l->ifname), "%s", ifname);
+	err = link_pin(dp, l);
 	if (err) {
-		pr_warn("attaching to %s (%s): %s\n", ifname, ks_mode_name(mode), strerror(-err));
+		link_remove(dp, l);
 		return err;
 	}
-	l->mode = mode;
-	dp->nr_links++;
 	if (used)
 		*used = mode;
 	pr_info("attached to %s (%s)\n", ifname, ks_mode_name(mode));
+	return 0;
+}
+
+int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, int n, enum ks_mode mode)
+{
+	int before = dp->nr_links, i, j, ifindex, err = 0;
+	bool *fresh = NULL, *keep = NULL;
+	struct ks_dp_link *l;
+
+	/* checked first, everywhere: a refusal leaves everything as it was */
+	for (i = 0; i < n; i++) {
+		ifindex = if_nametoindex(ifnames[i]);
+		if (!ifindex) {
+			pr_warn("%s: no such interface\n", ifnames[i]);
+			return -ENODEV;
+		}
+		err = check_owner(dp, ifindex, ifnames[i]);
+		if (err)
+			return err;
+	}
+	/* links made here, until all are made: rolled back on failure */
+	fresh = calloc(n + 1, sizeof(*fresh));
+	if (!fresh)
+		return -ENOMEM;
+	for (i = 0; i < n && !err; i++) {
+		enum ks_mode m = want_mode(ifnames[i], mode);
+		int fd;
+
+		ifindex = if_nametoindex(ifnames[i]);
+		l = ks_dp_link_find(dp, ifindex);
+		if (l && (!l->adopted || serves(l->mode, m)))
+			continue;
+		fd = link_create(dp, ifnames[i], ifindex, &m);
+		if (fd < 0) {
+			pr_warn("attaching to %s (%s): %s\n", ifnames[i], ks_mode_name(m),
+				strerror(-fd));
+			err = fd;
+			break;
+		}
+		l = link_add(dp);
+		if (!l) {
+			close(fd);
+			err = -ENOMEM;
+			break;
+		}
+		*l = (struct ks_dp_link){ .ifindex = ifindex, .mode = m, .fd = fd,
+					  .prog_id = dp->prog_ids[m == KS_MODE_TC] };
+		snprintf(l->ifname, sizeof(l->ifname), "%s", ifnames[i]);
+		fresh[i] = true;
+	}
+	if (err) {
+		/* never pinned: closing the fd detaches */
+		while (dp->nr_links > before)
+			link_remove(dp, &dp->links[dp->nr_links - 1]);
+		pr_warn("attached to nothing: rolled back\n");
+		goto out;
+	}
+	/* all made: from here on nothing fails the start */
+	keep = calloc(dp->nr_links + 1, sizeof(*keep));
+	if (!keep) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (j = 0; j < dp->nr_links; j++) {
+		l = &dp->links[j];
+		for (i = 0; i < n; i++)
+			if (l->ifindex == (int)if_nametoindex(ifnames[i]))
+				break;
+		if (j >= before) {
+			keep[j] = true;
+			if (link_pin(dp, l))
+				pr_warn("%s: not pinned: the attachment ends with kshiftd\n",
+					l->ifname);
+			pr_info("attached to %s (%s)\n", l->ifname, ks_mode_name(l->mode));
+			continue;
+		}
+		if (!l->adopted) {
+			keep[j] = i < n;
+			continue;
+		}
+		if (i < n && serves(l->mode, want_mode(l->ifname, mode))) {
+			keep[j] = !bpf_link_update(l->fd, prog_fd(dp, l->mode), NULL);
+			if (!keep[j]) {
+				pr_warn("%s: updating its link to the new program: %s\n",
+					l->ifname, strerror(errno));
+				continue;
+			}
+			l->adopted = false;
+			l->prog_id = dp->prog_ids[l->mode == KS_MODE_TC];
+			pr_info("attached to %s (%s): took over the running link\n", l->ifname,
+				ks_mode_name(l->mode));
+		}
+	}
+	/* adopted links not kept: replaced by a link in another mode, or on
+	 * an interface no longer served. Ours, so ours to detach */
+	for (j = dp->nr_links - 1; j >= 0; j--) {
+		char name[IF_NAMESIZE];
+		bool replaced = false;
+
+		l = &dp->links[j];
+		if (keep[j])
+			continue;
+		snprintf(name, sizeof(name), "%s", l->ifname);
+		/* its replacement took its pin already (link_pin) */
+		for (i = 0; i < dp->nr_links; i++)
+			replaced |= i != j && dp->links[i].ifindex == l->ifindex;
+		bpf_link_detach(l->fd);
+		if (!replaced)
+			link_unpin(dp, l);
+		pr_info("detached from %s (%s): %s\n", name, ks_mode_name(l->mode),
+			replaced ? "replaced" : "not in --iface");
+		link_remove(dp, l);
+		/* link_remove moved the last link into slot j */
+		keep[j] = keep[dp->nr_links];
+	}
+	pins_commit(dp);
+out:
+	free(fresh);
+	free(keep);
+	return err;
+}
+
+void ks_dp_forget(struct ks_dp *dp, int ifindex)
+{
+	struct ks_dp_link *l = ks_dp_link_find(dp, ifindex);
+
+	if (!l)
+		return;
+	pr_info("forgot %s: interface gone\n", l->ifname);
+	link_unpin(dp, l);
+	link_remove(dp, l);
+}
+
+void ks_dp_detach(struct ks_dp *dp, int ifindex)
+{
+	struct ks_dp_link *l = ks_dp_link_find(dp, ifindex);
+
+	if (!l)
+		return;
+	bpf_link_detach(l->fd);
+	link_unpin(dp, l);
+	pr_info("detached from %s (%s)\n", l->ifname, ks_mode_name(l->mode));
+	link_remove(dp, l);
+}
+
+void ks_dp_rename(struct ks_dp *dp, int ifindex, const char *ifname)
+{
+	char from[sizeof(dp->pin_path) + 16 + IF_NAMESIZE], to[sizeof(from)];
+	struct ks_dp_link *l = ks_dp_link_find(dp, ifindex);
+
+	if (!l || !strcmp(l->ifname, ifname))
+		return;
+	if (dp->pin_path[0]) {
+		link_pin_of(dp->pin_path, l->ifname, from, sizeof(from));
+		link_pin_of(dp->pin_path, ifname, to, sizeof(to));
+		if (rename(from, to))
+			pr_warn("renaming pin %s to %s: %s\n", from, to, strerror(errno));
+	}
+	pr_info("%s is now %s\n", l->ifname, ifname);
+	snprintf(l->ifname, sizeof(l->ifname), "%s", ifname);
+}
+
+void ks_dp_adopt_done(struct ks_dp *dp)
+{
+	int fe_fd = bpf_map__fd(dp->skel->maps.ks_frontends);
+	uint32_t nr_svcs = bpf_map__max_entries(dp->skel->maps.ks_svc_gen), svc, freed = 0;
+	struct ks_frontend_key key, *prev = NULL, *gone = NULL, *kept = NULL, *v;
+	size_t nr_gone = 0, nr_kept = 0, cap_gone = 0, cap_kept = 0, i, k;
+	struct ks_frontend fe;
+
+	if (!dp->adopted)
+		return;
+	dp->adopted = false;
+	if (nr_svcs > KS_MAX_SERVICES)
+		nr_svcs = KS_MAX_SERVICES;
+	/* frontends still on an adopted service: no shift claimed them */
+	while (!bpf_map_get_next_key(fe_fd, prev, &key)) {
+		bool drop;
+
+		prev = &key;
+		if (bpf_map_lookup_elem(fe_fd, &key, &fe))
+			continue;
+		if (!key.port && !key.proto)
+			continue; /* address-only: decided below */
+		drop = fe.svc < nr_svcs && dp->svcs[fe.svc].adopted;
+		if (drop ? nr_gone == cap_gone : nr_kept == cap_kept) {
+			size_t *cap = drop ? &cap_gone : &cap_kept;
+
+			v = realloc(drop ? gone : kept, (*cap ? 2 * *cap : 64) * sizeof(*v));
+			if (!v)
+				goto out;
+			*cap = *cap ? 2 * *cap : 64;
+			*(drop ? &gone : &kept) = v;
+		}
+		if (drop)
+			gone[nr_gone++] = key;
+		else
+			kept[nr_kept++] = key;
+	}
+	/* address-only keys (the fragment policy) of addresses left with no
+	 * frontend */
+	prev = NULL;
+	while (!bpf_map_get_next_key(fe_fd, prev, &key)) {
+		bool used = false;
+
+		prev = &key;
+		if (key.port || key.proto)
+			continue;
+		for (k = 0; k < nr_kept && !used; k++)
+			used = kept[k].family == key.family &&
+			       !memcmp(&kept[k].addr, &key.addr, sizeof(key.addr));
+		if (used)
+			continue;
+		if (nr_gone == cap_gone) {
+			v = realloc(gone, (cap_gone ? 2 * cap_gone : 64) * sizeof(*v));
+			if (!v)
+				goto out;
+			gone = v;
+			cap_gone = cap_gone ? 2 * cap_gone : 64;
+		}
+		gone[nr_gone++] = key;
+	}
+	for (i = 0; i < nr_gone; i++)
+		bpf_map_delete_elem(fe_fd, &gone[i]);
+	for (svc = 0; svc < nr_svcs; svc++) {
+		if (!dp->svcs[svc].adopted)
+			continue;
+		ks_dp_svc_delete(dp, svc);
+		freed++;
+	}
+	if (freed || nr_gone)
+		pr_info("adoption done: freed %u adopted service(s); removed %zu frontend key(s) "
+			"no shift claims\n",
+			freed, nr_gone);
+out:
+	free(gone);
+	free(kept);
+}
+
+int ks_dp_uninstall(const char *pin_path)
+{
+	char dir[256 + 16], path[sizeof(dir) + 256], what[1024] = "", ifname[IF_NAMESIZE];
+	struct ks_dp dp = {};
+	int err, fd, ifindex, links = 0, maps = 0;
+	struct dirent *de;
+	enum ks_mode mode;
+	uint32_t prog_id;
+	size_t w = 0;
+	DIR *d;
+
+	err = pin_dir_ready(pin_path, false);
+	if (err == -ENOENT) {
+		printf("kshiftd: nothing installed under %s\n", pin_path);
+		return 0;
+	}
+	if (err) {
+		pr_warn("kshiftd: --uninstall: pin path %s: %s\n", pin_path, strerror(-err));
+		return err;
+	}
+	snprintf(dp.pin_path, sizeof(dp.pin_path), "%s", pin_path);
+	err = lock_pin_dir(&dp, "kshiftd: --uninstall: ");
+	if (err)
+		return err;
+
+	/* links first: their programs go with them */
+	snprintf(dir, sizeof(dir), "%s/" KS_LINKS_DIR, pin_path);
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fd = bpf_obj_get(path);
+		if (fd >= 0 && !link_target(fd, &prog_id, &ifindex, &mode)) {
+			if (ifindex && if_indextoname(ifindex, ifname))
+				w += snprintf(what + w, w < sizeof(what) ? sizeof(what) - w : 0,
+					      "%s%s (%s)", links ? ", " : "", ifname,
+					      ks_mode_name(mode));
+			else
+				w += snprintf(what + w, w < sizeof(what) ? sizeof(what) - w : 0,
+					      "%s%s (interface gone)", links ? ", " : "",
+					      de->d_name);
+			bpf_link_detach(fd);
+			links++;
+		}
+		if (fd >= 0)
+			close(fd);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+	d = opendir(pin_path);
+	while (d && (de = readdir(d))) {
+		if (strncmp(de->d_name, "ks_", 3))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_path, de->d_name);
+		if (!unlink(path))
+			maps++;
+	}
+	if (d)
+		closedir(d);
+	ks_unlock(dp.lock_fd);
+	if (rmdir(pin_path) && errno != ENOENT)
+		pr_warn("kshiftd: --uninstall: %s: %s (left in place)\n", pin_path,
+			strerror(errno));
+	if (!links && !maps) {
+		printf("kshiftd: nothing installed under %s\n", pin_path);
+		return 0;
+	}
+	printf("kshiftd: uninstalled: detached from %d interface(s)%s%s; removed %d map pin(s) "
+	       "under %s\n",
+	       links, links ? ": " : "", what, maps, pin_path);
 	return 0;
 }
 

@@ -18,7 +18,7 @@ enum ks_mode {
 	KS_MODE_AUTO,	     /* TC on veth (see bpf/lib/nat.h), native XDP elsewhere, else TC */
 	KS_MODE_XDP,	     /* native XDP, generic XDP where the driver refuses native */
 	KS_MODE_XDP_GENERIC, /* generic (skb) XDP */
-	KS_MODE_TC,	     /* TC clsact ingress */
+	KS_MODE_TC,	     /* TC ingress, through tcx (Linux 6.6+): no qdisc, others' filters untouched */
 };
 
 const char *ks_mode_name(enum ks_mode mode);
@@ -39,16 +39,21 @@ struct ks_dp_slot {
 
 struct ks_dp_svc {
 	bool used;
+	bool adopted; /* found serving at open; freed by ks_dp_adopt_done */
 	uint32_t gen;
 	uint32_t nr_backends;
 	struct ks_dp_slot slots[KS_MAX_BACKENDS];
 };
 
+/* An attachment: a bpf_link, pinned under <pin_path>/links/<ifname> so
+ * that it outlives kshiftd. */
 struct ks_dp_link {
 	int ifindex;
 	char ifname[IF_NAMESIZE];
 	enum ks_mode mode; /* as attached: XDP, XDP_GENERIC or TC */
-	bool created_hook; /* TC: the clsact qdisc is ours to remove */
+	int fd;
+	uint32_t prog_id; /* the program it runs (adopted: the one found) */
+	bool adopted;	  /* found pinned at open, still running the old program */
 };
 
 struct ks_dp_opts {
@@ -56,6 +61,7 @@ struct ks_dp_opts {
 	uint64_t hash_seed;   /* 0: random */
 	bool xdp_veth;	      /* native XDP on a veth: see ks_xdp_veth in bpf/lib/common.h */
 	bool xdp_redirect;    /* XDP forwards by FIB lookup: see bpf/lib/fwd.h */
+	bool adopt;	      /* take over the maps and links pinned under pin_path */
 	/*
 	 * Map sizes, set at load; 0: the default. Memory, preallocated:
 	 * ks_conns takes about 300 MB per million flows (two entries a
@@ -75,6 +81,12 @@ struct ks_dp_opts {
  * and is what KS_MODE_AUTO picks there. */
 bool ks_is_veth(const char *ifname);
 
+/* A pinned map whose layout changed: re-created, repinned once attached. */
+struct ks_dp_repin {
+	struct bpf_map *map;
+	int old_fd;
+};
+
 struct ks_dp {
 	struct kshift_bpf *skel;
 	uint16_t *ring;		       /* ks_ring through mmap, as one slot array */
@@ -83,18 +95,56 @@ struct ks_dp {
 	struct ks_ranges ep_slots;
 	struct ks_dp_svc *svcs; /* KS_MAX_SERVICES */
 	uint32_t next_svc;
-	struct ks_dp_link links[64];
-	int nr_links;
+	struct ks_dp_link *links;
+	int nr_links, cap_links;
 	char pin_path[256];
 	int nr_cpus;
+	int lock_fd;	     /* the pin directory, flocked; valid when locked */
+	bool locked;
+	bool adopted;	     /* maps came from pins: services are adopted */
+	uint32_t prog_ids[2]; /* this load's XDP and TC programs */
+	struct ks_dp_repin repin[16];
+	int nr_repin;
 };
 
+/*
+ * Loads the BPF object. With a pin path: takes the pin directory's lock
+ * (-EBUSY when another kshiftd holds it, named in the log) and, with
+ * opts->adopt, takes over what an earlier kshiftd left there: its maps
+ * (with their state) and its links (see the comment atop dataplane.c).
+ */
 int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts);
-/* Detaches from every interface, unpins, frees. */
+/* Frees; leaves every pinned map and link in place, serving. */
 void ks_dp_close(struct ks_dp *dp);
 
-/* Attaches to ifname; on success *used says which mode was taken. */
+/*
+ * The attachments at start, all or nothing: creates a link on every
+ * interface of ifnames that has none, moves every adopted link to this
+ * load's program (atomically: the hook is never empty), and detaches the
+ * adopted links of interfaces not in ifnames. Refuses (-EBUSY) an
+ * interface where a program that is not ours is attached. On error, the
+ * links made here are removed and the rest is as it was.
+ */
+int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, int n, enum ks_mode mode);
+/* Attaches to one more interface; on success *used says which mode was taken. */
 int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum ks_mode *used);
+struct ks_dp_link *ks_dp_link_find(struct ks_dp *dp, int ifindex);
+/* The interface is gone: drops its link and pin. */
+void ks_dp_forget(struct ks_dp *dp, int ifindex);
+/* Detaches from an interface still there (ours, no longer wanted). */
+void ks_dp_detach(struct ks_dp *dp, int ifindex);
+/* The interface was renamed: its pin follows. */
+void ks_dp_rename(struct ks_dp *dp, int ifindex, const char *ifname);
+
+/* After the first full apply following an adopting open (the re-applied
+ * shifts run on fresh services by then): frees every adopted service and
+ * removes the frontends still leading to one, which no shift claimed. */
+void ks_dp_adopt_done(struct ks_dp *dp);
+
+/* kshiftd --uninstall: detaches every pinned link and removes the pins
+ * under pin_path; says what it removed on stdout. -EBUSY when a kshiftd
+ * runs on it. */
+int ks_dp_uninstall(const char *pin_path);
 
 int ks_dp_svc_new(struct ks_dp *dp, uint32_t *svc);
 /*
