@@ -115,12 +115,13 @@ PY
 }
 
 # converged [SECONDS]: the dump's store equals the server's, every kind synced
+ALL_SYNCED="synced trafficshifts services endpointslices leases"
 converged() {
 	local i want
 	for ((i = 0; i < ${1:-15} * 5; i++)); do
 		want=$(truth)
 		if [[ -s $TMP/state ]] &&
-			[[ $(head -n1 "$TMP/state") == "synced trafficshifts services endpointslices leases" ]] &&
+			[[ $(head -n1 "$TMP/state") == "$ALL_SYNCED" ]] &&
 			[[ $(tail -n +2 "$TMP/state") == "$want" ]]; then
 			return 0
 		fi
@@ -146,7 +147,8 @@ check "the first list reports every object as changed" \
 
 # watch events: add, modify (a slice moves to another service), delete
 api POST /api/v1/namespaces/default/services \
-	'{"apiVersion":"v1","kind":"Service","metadata":{"name":"new"},"spec":{"ports":[{"port":81}]}}'
+	'{"apiVersion":"v1","kind":"Service","metadata":{"name":"new"},
+	  "spec":{"ports":[{"port":81}]}}'
 api PATCH /apis/discovery.k8s.io/v1/namespaces/default/endpointslices/svc-0001-1 \
 	'{"metadata":{"labels":{"kubernetes.io/service-name":"svc-0002"}}}'
 api DELETE /apis/kshift.dev/v1alpha1/namespaces/default/trafficshifts/web
@@ -161,7 +163,8 @@ fake_ctl drop-watches >/dev/null
 sleep 1
 api DELETE /api/v1/namespaces/default/services/svc-0100
 check "after dropped streams the store converges" converged
-check "dropped streams resume without relisting" [ "$(count 'listed' "$TMP/dump.err")" -eq "$lists" ]
+check "dropped streams resume without relisting" \
+	[ "$(count 'listed' "$TMP/dump.err")" -eq "$lists" ]
 
 # HTTP 410 on the re-watch: relist; what went meanwhile is deleted
 fake_ctl gone resource=services count=1 >/dev/null
@@ -176,7 +179,8 @@ check "HTTP 410 on a watch: the relist is logged" \
 # ERROR 410 in the stream: every kind relists
 relists=$(count 'too old, relisting' "$TMP/dump.err")
 fake_ctl error-410 >/dev/null
-api POST /api/v1/namespaces/default/services '{"apiVersion":"v1","kind":"Service","metadata":{"name":"after-410"}}'
+api POST /api/v1/namespaces/default/services \
+	'{"apiVersion":"v1","kind":"Service","metadata":{"name":"after-410"}}'
 check "ERROR 410 event: relisted, converged" converged
 check "ERROR 410 event: every kind relisted" \
 	[ "$(count 'too old, relisting' "$TMP/dump.err")" -ge $((relists + 4)) ]
@@ -218,7 +222,8 @@ echo "$new" >"$FAKE_DIR/tokens"
 fake_ctl drop-watches >/dev/null
 sleep 4
 echo "$new" >"$FAKE_DIR/token.tmp" && mv "$FAKE_DIR/token.tmp" "$FAKE_DIR/token"
-api POST /api/v1/namespaces/default/services '{"apiVersion":"v1","kind":"Service","metadata":{"name":"after-rotation"}}'
+api POST /api/v1/namespaces/default/services \
+	'{"apiVersion":"v1","kind":"Service","metadata":{"name":"after-rotation"}}'
 check "token rotation: reconnected with the new token, converged" converged 40
 warn401=$(count 'HTTP 401' "$TMP/dump.err")
 check "a retry storm logs once per kind ($warn401 lines for 4 kinds)" \
