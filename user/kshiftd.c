@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <kshift/abi.h>
 #include "lib/ctl.h"
+#include "lib/config.h"
 #include "lib/ctl_server.h"
 #include "lib/dataplane.h"
 #include "lib/kube_source.h"
@@ -31,24 +32,18 @@
 #include "lib/netlink.h"
 #include "lib/metrics.h"
 #include "lib/shifts.h"
+#include "lib/state.h"
 
 #define KS_DEFAULT_PIN_PATH "/sys/fs/bpf/kshift"
 /* Editors write a file in several steps; wait for them to settle. */
 #define KS_RELOAD_DELAY_MS  200
 
-struct config_file {
-	char *path;
-	struct ks_shift *shifts; /* as last parsed without error */
-	size_t nr;
-	bool seen;
-};
-
 struct daemon {
 	struct ks_dp dp;
 	struct ks_shifts shifts;
 	const char *config_dir;
-	struct config_file *files;
-	size_t nr_files;
+	struct ks_config config; /* with config_dir */
+	struct ks_state state;	 /* --state-dir */
 	int epfd, sigfd, inofd;
 	uint64_t reload_at_ms; /* when the config directory is due a reload; 0: not */
 	struct ks_ctl_server ctl;
@@ -87,6 +82,7 @@ static void usage(FILE *f)
 		"  --config-dir DIR         TrafficShift manifests, reloaded on change\n"
 		"  --socket PATH            control socket (default %s), root only (0600)\n"
 		"  --socket-group NAME      the socket's group may use it too (0660)\n"
+		"  --state-dir DIR          runtime changes, kept across restarts (default %s)\n"
 		"  --pin-path DIR           BPF pins (default %s)\n"
 		"  --kubernetes             TrafficShifts, Services and EndpointSlices from the API\n"
 		"    [--kubeconfig FILE] [--context NAME] [--apiserver URL]\n"
@@ -95,176 +91,54 @@ static void usage(FILE *f)
 		"  --metrics-addr ADDR:PORT Prometheus /metrics, /healthz and /readyz\n"
 		"  --uninstall              detach and unpin everything under --pin-path, then exit\n"
 		"  -v, --verbose            debug logging (twice: libbpf's too)\n",
-		KS_KUBE_LEASE_NS, KS_DEFAULT_SOCKET, KS_DEFAULT_PIN_PATH);
+		KS_DEFAULT_SOCKET, KS_DEFAULT_STATE_DIR, KS_DEFAULT_PIN_PATH, KS_KUBE_LEASE_NS);
 }
 
-/* ---- configuration directory ---- */
-
-static bool is_manifest(const char *name)
-{
-	const char *dot = strrchr(name, '.');
-
-	return name[0] != '.' && dot &&
-	       (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml") || !strcmp(dot, ".json"));
-}
-
-static struct config_file *config_file(struct daemon *d, const char *path)
-{
-	struct config_file *f;
-	size_t i;
-
-	for (i = 0; i < d->nr_files; i++)
-		if (!strcmp(d->files[i].path, path))
-			return &d->files[i];
-	f = realloc(d->files, (d->nr_files + 1) * sizeof(*f));
-	if (!f)
-		return NULL;
-	d->files = f;
-	f = &d->files[d->nr_files++];
-	memset(f, 0, sizeof(*f));
-	f->path = strdup(path);
-	return f->path ? f : NULL;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (!fseek(f, 0, SEEK_END) && (n = ftell(f)) >= 0 && !fseek(f, 0, SEEK_SET) &&
-	    (buf = malloc(n + 1)) && fread(buf, 1, n, f) == (size_t)n) {
-		buf[n] = '\0';
-		*len = n;
-	} else {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	return buf;
-}
-
-static bool same_spec(const struct ks_shift *a, const struct ks_shift *b)
-{
-	struct json_object *ja = ks_shift_to_json(a), *jb = ks_shift_to_json(b);
-	bool same =
-		ja && jb && !strcmp(json_object_to_json_string(ja), json_object_to_json_string(jb));
-
-	json_object_put(ja);
-	json_object_put(jb);
-	return same;
-}
-
-static const struct ks_shift *find_in(const struct ks_shift *v, size_t n, const struct ks_shift *s)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (!strcmp(v[i].name, s->name) && !strcmp(v[i].namespace, s->namespace))
-			return &v[i];
-	return NULL;
-}
-
-/* Brings the running shifts from f in line with what it now says: shifts
- * it no longer holds go, new and changed ones are applied. */
-static void config_sync(struct daemon *d, struct config_file *f, struct ks_shift *now, size_t nr)
-{
-	char err[KS_ERR_LEN];
-	size_t i, applied = 0;
-	int ret;
-
-	for (i = 0; i < f->nr; i++) {
-		struct ks_shift_state *st;
-
-		if (find_in(now, nr, &f->shifts[i]))
-			continue;
-		st = ks_shifts_find(&d->shifts, f->shifts[i].namespace, f->shifts[i].name);
-		/* only if it is still the file's: kshiftctl may have replaced it */
-		if (st && !strcmp(st->source, f->path) &&
-		    !ks_shifts_delete(&d->shifts, st->spec.namespace, st->spec.name, err,
-				      sizeof(err)))
-			pr_info("config: %s: removed %s/%s\n", f->path, f->shifts[i].namespace,
-				f->shifts[i].name);
-	}
-	ret = ks_shifts_check(&d->shifts, now, nr, err, sizeof(err));
-	if (ret) {
-		pr_warn("config: %s: refused: %s\n", f->path, err);
-		ks_shifts_free(now, nr);
-		return;
-	}
-	for (i = 0; i < nr; i++) {
-		const struct ks_shift *before = find_in(f->shifts, f->nr, &now[i]);
-
-		if (before && same_spec(before, &now[i]) &&
-		    ks_shifts_find(&d->shifts, now[i].namespace, now[i].name))
-			continue;
-		ret = ks_shifts_apply(&d->shifts, &now[i], f->path, err, sizeof(err));
-		if (ret)
-			pr_warn("config: %s: %s/%s: %s\n", f->path, now[i].namespace, now[i].name,
-				err);
-		else
-			applied++;
-	}
-	if (applied)
-		pr_info("config: %s: applied %zu shift(s)\n", f->path, applied);
-	ks_shifts_free(f->shifts, f->nr);
-	f->shifts = now;
-	f->nr = nr;
-}
+/* ---- configuration directory (user/lib/config.c) ---- */
 
 static void config_reload(struct daemon *d)
 {
-	char path[4096], err[KS_ERR_LEN];
+	if (d->config_dir)
+		ks_config_reload(&d->config, &d->shifts, &d->state);
+}
+
+/* ---- runtime changes, kept across restarts (user/lib/state.c) ---- */
+
+/* Applies the "api" shifts of the last run, before the config directory
+ * and before anyone is served; a state that does not fit is logged and
+ * left alone. */
+static void state_replay(struct daemon *d)
+{
+	struct ks_change *changes;
 	struct ks_shift *shifts;
-	struct dirent *de;
-	size_t i, len, nr;
-	DIR *dir;
-	char *text;
+	char err[KS_ERR_LEN] = "";
+	size_t nr, i;
 
-	if (!d->config_dir)
-		return;
-	dir = opendir(d->config_dir);
-	if (!dir) {
-		pr_warn("config: %s: %s\n", d->config_dir, strerror(errno));
+	if (ks_state_load(&d->state, &shifts, &nr, err, sizeof(err))) {
+		pr_warn("state: %s; starting without the runtime changes it holds\n", err);
 		return;
 	}
-	for (i = 0; i < d->nr_files; i++)
-		d->files[i].seen = false;
-	while ((de = readdir(dir))) {
-		struct config_file *f;
+	if (!nr)
+		return;
+	changes = calloc(nr, sizeof(*changes));
+	for (i = 0; changes && i < nr; i++)
+		changes[i] = (struct ks_change){ .shift = &shifts[i], .source = "api" };
+	if (!changes || ks_shifts_commit(&d->shifts, changes, nr, err, sizeof(err)))
+		pr_warn("state: %s: the %zu shift(s) applied with kshiftctl could not be "
+			"restored: %s\n",
+			d->state.path, nr, changes ? err : "out of memory");
+	else
+		pr_info("state: restored %zu shift(s) applied with kshiftctl (generation %llu)\n",
+			nr, (unsigned long long)d->state.generation);
+	free(changes);
+	ks_shifts_free(shifts, nr);
+}
 
-		if (!is_manifest(de->d_name))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", d->config_dir, de->d_name);
-		f = config_file(d, path);
-		if (!f)
-			continue;
-		f->seen = true;
-		text = read_file(path, &len);
-		if (!text) {
-			pr_warn("config: %s: %s; keeping what it had\n", path, strerror(errno));
-			continue;
-		}
-		if (ks_manifest_parse(text, len, &shifts, &nr, err, sizeof(err)))
-			pr_warn("config: %s: %s; keeping what it had\n", path, err);
-		else
-			config_sync(d, f, shifts, nr);
-		free(text);
-	}
-	closedir(dir);
-	for (i = 0; i < d->nr_files;) {
-		struct config_file *f = &d->files[i];
-
-		if (f->seen) {
-			i++;
-			continue;
-		}
-		config_sync(d, f, NULL, 0);
-		free(f->path);
-		d->files[i] = d->files[--d->nr_files];
-	}
+/* After a change through the socket: the next generation, kept. */
+static void state_changed(struct daemon *d)
+{
+	d->state.generation++;
+	ks_state_save(&d->state, &d->shifts);
 }
 
 /* ---- control requests ---- */
@@ -304,7 +178,8 @@ static const char *str_field(struct json_object *req, const char *key)
 static struct json_object *do_apply(struct daemon *d, struct json_object *req)
 {
 	const char *text = str_field(req, "manifest");
-	char err[KS_ERR_LEN];
+	struct ks_change *changes;
+	char err[KS_ERR_LEN] = "";
 	struct ks_shift *shifts;
 	struct json_object *r;
 	size_t nr, i;
@@ -313,21 +188,39 @@ static struct json_object *do_apply(struct daemon *d, struct json_object *req)
 		return reply_error("request: manifest: missing");
 	if (ks_manifest_parse(text, strlen(text), &shifts, &nr, err, sizeof(err)))
 		return reply_error("%s", err);
-	if (ks_shifts_check(&d->shifts, shifts, nr, err, sizeof(err))) {
+	changes = calloc(nr + 1, sizeof(*changes));
+	if (!changes) {
 		ks_shifts_free(shifts, nr);
-		return reply_error("%s", err);
+		return reply_error("out of memory");
 	}
 	for (i = 0; i < nr; i++) {
-		if (ks_shifts_apply(&d->shifts, &shifts[i], "api", err, sizeof(err))) {
-			r = reply_error("%s/%s: %s (%zu of %zu shifts applied before it)",
-					shifts[i].namespace, shifts[i].name, err, i, nr);
-			ks_shifts_free(shifts, nr);
-			return r;
+		const struct ks_shift_state *st =
+			ks_shifts_find(&d->shifts, shifts[i].namespace, shifts[i].name);
+
+		/* one owner per shift: a file's or Kubernetes' stays theirs */
+		if (st && strcmp(st->source, "api")) {
+			r = reply_error("%s/%s: defined by %s: change it there (weights: kshiftctl "
+					"set)",
+					shifts[i].namespace, shifts[i].name, st->source);
+			goto out;
 		}
+		changes[i] = (struct ks_change){ .shift = &shifts[i], .source = "api" };
 	}
-	pr_info("api: applied %zu shift(s)\n", nr);
-	r = reply_ok();
-	json_object_object_add(r, "applied", json_object_new_int64(nr));
+	/* checked whole, then applied whole or not at all */
+	if (ks_shifts_commit(&d->shifts, changes, nr, err, sizeof(err))) {
+		r = reply_error("%s", err);
+	} else {
+		state_changed(d);
+		for (i = 0; i < nr && i < 20; i++)
+			pr_info("api: applied %s/%s (generation %llu)\n", shifts[i].namespace,
+				shifts[i].name, (unsigned long long)d->state.generation);
+		pr_info("api: applied %zu shift(s) (generation %llu)\n", nr,
+			(unsigned long long)d->state.generation);
+		r = reply_ok();
+		json_object_object_add(r, "applied", json_object_new_int64(nr));
+	}
+out:
+	free(changes);
 	ks_shifts_free(shifts, nr);
 	return r;
 }
@@ -403,8 +296,9 @@ static struct json_object *do_weights(struct daemon *d, struct json_object *req,
 	uint32_t weights[KS_MAX_BACKENDS], sum = 0;
 	struct ks_shift_state *st;
 	struct json_object *w;
-	char err[KS_ERR_LEN];
-	size_t n = 0, i;
+	char err[KS_ERR_LEN], now[512];
+	size_t n = 0, i, off;
+	uint64_t base;
 	int t;
 
 	if (!name)
@@ -451,20 +345,44 @@ static struct json_object *do_weights(struct daemon *d, struct json_object *req,
 	}
 	if (ks_shifts_set_weights(&d->shifts, st, names, weights, n, err, sizeof(err)))
 		return reply_error("%s", err);
-	pr_info("api: %s %s/%s\n", cmd, st->spec.namespace, st->spec.name);
+	/* a file's shift keeps the new weights as an override, until the
+	 * file changes the shift (see state.c) */
+	if (d->config_dir && ks_config_owns(&d->config, st->source) &&
+	    ks_config_base_fp(&d->config, st->spec.namespace, st->spec.name, &base) &&
+	    !ks_state_set_override(&d->state, &st->spec, base))
+		ks_config_note_running(
+			&d->config, st->spec.namespace, st->spec.name,
+			ks_override_fp(ks_state_override(&d->state, st->spec.namespace,
+							 st->spec.name)));
+	state_changed(d);
+	for (i = 0, off = 0; i < st->spec.nr_backends && off < sizeof(now); i++)
+		off += snprintf(now + off, sizeof(now) - off, "%s%s=%u", i ? " " : "",
+				st->spec.backends[i].name, st->spec.backends[i].weight);
+	pr_info("api: %s %s/%s: %s (generation %llu)\n", cmd, st->spec.namespace, st->spec.name,
+		now, (unsigned long long)d->state.generation);
 	return reply_ok();
 }
 
 static struct json_object *do_delete(struct daemon *d, struct json_object *req)
 {
 	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name");
+	const struct ks_shift_state *st;
 	char err[KS_ERR_LEN];
 
 	if (!name)
 		return reply_error("request: name: missing");
+	st = ks_shifts_find(&d->shifts, ns ? ns : "default", name);
+	if (st && strcmp(st->source, "api"))
+		return reply_error("%s/%s: defined by %s: remove it there", ns ? ns : "default",
+				   name, st->source);
 	if (ks_shifts_delete(&d->shifts, ns ? ns : "default", name, err, sizeof(err)))
 		return reply_error("%s", err);
-	pr_info("api: deleted %s/%s\n", ns ? ns : "default", name);
+	state_changed(d);
+	pr_info("api: deleted %s/%s (generation %llu)\n", ns ? ns : "default", name,
+		(unsigned long long)d->state.generation);
+	/* a file shift refused for this one's name or frontend may run now */
+	if (d->config_dir && !d->reload_at_ms)
+		d->reload_at_ms = 1;
 	return reply_ok();
 }
 
@@ -574,15 +492,12 @@ static int setup_loop(struct daemon *d, const char *socket_path, const char *soc
 		return err;
 	}
 	if (d->config_dir) {
-		d->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-		if (d->inofd < 0 || inotify_add_watch(d->inofd, d->config_dir,
-						      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
-							      IN_DELETE | IN_CREATE) < 0) {
-			err = -errno;
+		err = ks_config_open(&d->config, d->config_dir);
+		if (err) {
 			pr_warn("watching %s: %s\n", d->config_dir, strerror(-err));
 			return err;
 		}
-		if ((err = add_fd(d, d->inofd)))
+		if ((err = add_fd(d, d->inofd = ks_config_fd(&d->config))))
 			return err;
 	}
 	if ((err = add_fd(d, d->sigfd)))
@@ -602,7 +517,6 @@ static void run(struct daemon *d)
 {
 	struct epoll_event evs[8];
 	uint64_t now;
-	char buf[4096];
 	int n, i, timeout, t;
 
 	for (;;) {
@@ -635,9 +549,7 @@ static void run(struct daemon *d)
 			} else if (fd == d->nlfd) {
 				ifaces_event(d);
 			} else if (fd == d->inofd) {
-				while (read(d->inofd, buf, sizeof(buf)) > 0)
-					;
-				if (!d->reload_at_ms)
+				if (ks_config_event(&d->config) && !d->reload_at_ms)
 					d->reload_at_ms = now_ms() + KS_RELOAD_DELAY_MS;
 			} else if (fd == d->sigfd) {
 				struct signalfd_siginfo si;
@@ -664,6 +576,7 @@ int main(int argc, char **argv)
 		{ "config-dir", required_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "socket-group", required_argument, NULL, 'G' },
+		{ "state-dir", required_argument, NULL, 'S' },
 		{ "pin-path", required_argument, NULL, 'p' },
 		{ "kubernetes", no_argument, NULL, 'k' },
 		{ "kubeconfig", required_argument, NULL, 'K' },
@@ -679,6 +592,7 @@ int main(int argc, char **argv)
 	};
 	const char *ifaces = NULL, *socket_path = KS_DEFAULT_SOCKET;
 	const char *pin_path = KS_DEFAULT_PIN_PATH, *socket_group = NULL;
+	const char *state_dir = KS_DEFAULT_STATE_DIR;
 	struct daemon d = { .epfd = -1, .sigfd = -1, .inofd = -1, .ctl.listenfd = -1, .kubefd = -1,
 			    .metricsfd = -1, .nlfd = -1 };
 	bool uninstall = false;
@@ -718,6 +632,9 @@ int main(int argc, char **argv)
 			break;
 		case 'G':
 			socket_group = optarg;
+			break;
+		case 'S':
+			state_dir = optarg;
 			break;
 		case 'p':
 			pin_path = optarg;
@@ -831,6 +748,12 @@ int main(int argc, char **argv)
 			err = add_fd(&d, d.metricsfd = ks_metrics_fd(d.metrics));
 	}
 	if (!err) {
+		err = ks_state_open(&d.state, state_dir);
+		if (err)
+			pr_warn("--state-dir %s: %s: runtime changes will not survive a restart\n",
+				state_dir, strerror(-err));
+		err = 0;
+		state_replay(&d);
 		config_reload(&d);
 		/* the shifts are back on fresh services: what the adopted
 		 * maps served and no shift claimed goes */
@@ -846,11 +769,9 @@ int main(int argc, char **argv)
 	ks_kube_source_stop(d.kube);
 	ks_shifts_destroy(&d.shifts);
 	ks_dp_close(&d.dp);
-	for (size_t i = 0; i < d.nr_files; i++) {
-		ks_shifts_free(d.files[i].shifts, d.files[i].nr);
-		free(d.files[i].path);
-	}
-	free(d.files);
+	if (d.config_dir)
+		ks_config_close(&d.config);
+	ks_state_close(&d.state);
 	ks_ifnames_free(ifnames, nr_ifnames);
 	ks_ifpats_free(&d.ifpats);
 	if (d.nlfd >= 0)
