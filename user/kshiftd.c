@@ -90,6 +90,7 @@ static void usage(FILE *f)
 		"    [--lease-namespace NS] where the Leases live (default %s)\n"
 		"  --metrics-addr ADDR:PORT Prometheus /metrics, /healthz and /readyz\n"
 		"  --uninstall              detach and unpin everything under --pin-path, then exit\n"
+		"  --log-format text|json   text lines, or one JSON object a line (ts, level, msg)\n"
 		"  -v, --verbose            debug logging (twice: libbpf's too)\n",
 		KS_DEFAULT_SOCKET, KS_DEFAULT_STATE_DIR, KS_DEFAULT_PIN_PATH, KS_KUBE_LEASE_NS);
 }
@@ -587,6 +588,7 @@ int main(int argc, char **argv)
 		{ "metrics-addr", required_argument, NULL, 'M' },
 		{ "uninstall", no_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "log-format", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -596,6 +598,7 @@ int main(int argc, char **argv)
 	struct daemon d = { .epfd = -1, .sigfd = -1, .inofd = -1, .ctl.listenfd = -1, .kubefd = -1,
 			    .metricsfd = -1, .nlfd = -1 };
 	bool uninstall = false;
+	char missing_caps[128];
 	const char *missing;
 	struct ks_dp_opts dp_opts = {};
 	struct ks_kube_source_opts kube_opts = {};
@@ -663,6 +666,13 @@ int main(int argc, char **argv)
 		case 'U':
 			uninstall = true;
 			break;
+		case 'J':
+			if (ks_log_format_parse(optarg, &ks_log_format)) {
+				fprintf(stderr, "kshiftd: --log-format %s: must be text or json\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -686,6 +696,12 @@ int main(int argc, char **argv)
 	ks_log_level = verbose ? KS_LOG_DEBUG : KS_LOG_INFO;
 	ks_log_libbpf();
 	setvbuf(stderr, NULL, _IOLBF, 0);
+	if (!ks_have_privileges(missing_caps, sizeof(missing_caps))) {
+		pr_warn("kshiftd needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or root); this "
+			"process lacks %s\n",
+			missing_caps);
+		return 1;
+	}
 
 	/* only --uninstall removes kshift from a node: stopping kshiftd
 	 * leaves the dataplane serving, for the next one to adopt */
