@@ -7,6 +7,7 @@
  *   new flow to a frontend              -> weighted backend, Maglev endpoint,
  *                                          remembered in ks_conns, DNAT
  *   new flow, no usable endpoint        -> TCP reset / ICMP unreachable
+ *   ICMP error about a steered flow     -> translated like the flow (icmp.h)
  *   anything else                       -> untouched
  *
  * Fragment policy: kshift never rewrites a fragment. Only the first fragment
@@ -24,6 +25,7 @@
 #include "conntrack.h"
 #include "ctx.h"
 #include "fwd.h"
+#include "icmp.h"
 #include "maps.h"
 #include "nat.h"
 #include "parse.h"
@@ -179,7 +181,8 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 	case KS_PARSE_NOT_IP:
 		return ks_finish(ctx, xdp, KS_V_PASS_NOT_IP, KS_ACT_PASS);
 	case KS_PARSE_NOT_L4:
-		return ks_finish(ctx, xdp, KS_V_PASS_NOT_L4, KS_ACT_PASS);
+		ret = ks_icmp(ctx, xdp, &pkt);
+		return ks_finish(ctx, xdp, ret < 0 ? KS_V_PASS_NOT_L4 : ret, KS_ACT_PASS);
 	case KS_PARSE_FRAGMENT:
 		if (ks_is_frontend_addr(&pkt))
 			return ks_finish(ctx, xdp, KS_V_DROP_FRAGMENT, KS_ACT_DROP);

@@ -215,6 +215,8 @@ enum ks_verdict {
 	KS_V_DROP_CT_FULL,     /* new flow, but the connection table is full: dropped */
 	KS_V_DROP_CT_CLASH,    /* new flow whose reply would be taken for a live flow's
 				* (one client port, two frontends, one endpoint): dropped */
+	KS_V_NAT_ICMP_TO_ENDPOINT, /* ICMP error about a reply, sent to the frontend: on to the endpoint */
+	KS_V_NAT_ICMP_TO_CLIENT,   /* ICMP error about a packet to an endpoint: as the frontend's */
 	KS_V_MAX,
 };
 
