@@ -191,35 +191,36 @@ int ks_duration_parse(const char *s, long *ms)
 		const char *unit;
 		double ms;
 	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 } };
-	double total = 0, v;
-	char *end;
-	size_t i, len;
+	double total = 0;
+	char num[32];
+	size_t i, n, len;
+	bool bare;
 
 	if (!s || !*s)
 		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (!errno && end != s && !*end && v > 0 && v < 1e9 && *s != '-' && *s != '+') {
-		*ms = v * 1000 + 0.5; /* a bare number: seconds */
-		return *ms > 0 ? 0 : -EINVAL;
-	}
+	/* only digits and one dot make a number: no sign, exponent, "inf" */
+	bare = strspn(s, "0123456789.") == strlen(s);
 	while (*s) {
-		if (*s < '0' || *s > '9') /* no sign, no exponent, no "inf" */
+		n = strspn(s, "0123456789.");
+		if (!n || n >= sizeof(num) || memchr(s, '.', n) != memrchr(s, '.', n) ||
+		    (n == 1 && *s == '.'))
 			return -EINVAL;
-		v = strtod(s, &end);
-		if (end == s || *end == 'e' || *end == 'E')
-			return -EINVAL;
+		memcpy(num, s, n);
+		num[n] = '\0';
+		s += n;
+		if (bare) { /* a bare number: seconds */
+			total = strtod(num, NULL) * 1000;
+			break;
+		}
 		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 			len = strlen(units[i].unit);
-			/* "m" must not take the "m" of "ms" */
-			if (!strncmp(end, units[i].unit, len) &&
-			    !(len == 1 && end[0] == 'm' && end[1] == 's'))
+			if (!strncmp(s, units[i].unit, len))
 				break;
 		}
 		if (i == sizeof(units) / sizeof(units[0]))
 			return -EINVAL;
-		total += v * units[i].ms;
-		s = end + len;
+		total += strtod(num, NULL) * units[i].ms;
+		s += len;
 	}
 	if (total < 1 || total > 1e12)
 		return -EINVAL;
@@ -232,6 +233,7 @@ int ks_duration_parse(const char *s, long *ms)
 struct conv {
 	yaml_document_t *doc;
 	size_t nodes;
+	bool failed; /* json-c's null is NULL, so NULL cannot say "failed" */
 	char *err;
 	size_t errlen;
 };
@@ -246,20 +248,15 @@ static bool is_plain(const yaml_node_t *n, const char *const *words)
 
 static struct json_object *scalar_json(const yaml_node_t *n)
 {
-	static const char *const nulls[] = { "", "~", "null", "Null", "NULL", NULL };
 	static const char *const trues[] = { "true", "True", "TRUE", NULL };
 	static const char *const falses[] = { "false", "False", "FALSE", NULL };
 	const char *v = (const char *)n->data.scalar.value;
-	const char *tag = (const char *)n->tag;
 	long long i;
 	double d;
 	char *end;
 
-	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
-	    (tag && strcmp(tag, YAML_DEFAULT_SCALAR_TAG)))
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 		return json_object_new_string(v);
-	if (is_plain(n, nulls))
-		return json_object_new_null();
 	if (is_plain(n, trues))
 		return json_object_new_boolean(1);
 	if (is_plain(n, falses))
@@ -280,60 +277,79 @@ static struct json_object *scalar_json(const yaml_node_t *n)
 	return json_object_new_string(v);
 }
 
+/* Kubernetes reads a null value as an unset field; so do ks_manifest_parse
+ * and we. */
+static bool is_null_scalar(const yaml_node_t *n)
+{
+	static const char *const nulls[] = { "", "~", "null", "Null", "NULL", NULL };
+
+	return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+	       is_plain(n, nulls);
+}
+
+/* n as JSON; on failure c->failed is set, and err unless out of memory.
+ * json-c's JSON null is NULL, so NULL alone cannot say "failed". */
 static struct json_object *node_json(struct conv *c, yaml_node_t *n, int depth)
 {
-	struct json_object *o;
+	struct json_object *o = NULL, *v;
 	yaml_node_item_t *it;
 	yaml_node_pair_t *p;
+	yaml_node_t *k;
 
-	if (!n)
-		return json_object_new_null();
+	if (!n || c->failed)
+		return NULL;
 	if (++c->nodes > YAML_MAX_NODES || depth > YAML_MAX_DEPTH) {
 		snprintf(c->err, c->errlen, "line %zu: document too large or too deep",
 			 n->start_mark.line + 1);
+		c->failed = true;
 		return NULL;
 	}
 	switch (n->type) {
 	case YAML_SCALAR_NODE:
-		return scalar_json(n);
+		if (is_null_scalar(n))
+			return NULL;
+		o = scalar_json(n);
+		break;
 	case YAML_SEQUENCE_NODE:
 		o = json_object_new_array();
-		for (it = n->data.sequence.items.start; o && it < n->data.sequence.items.top;
-		     it++) {
-			struct json_object *v =
-				node_json(c, yaml_document_get_node(c->doc, *it), depth + 1);
-
-			if (!v || json_object_array_add(o, v)) {
+		for (it = n->data.sequence.items.start;
+		     o && !c->failed && it < n->data.sequence.items.top; it++) {
+			v = node_json(c, yaml_document_get_node(c->doc, *it), depth + 1);
+			if (c->failed || json_object_array_add(o, v)) {
 				json_object_put(v);
-				json_object_put(o);
-				return NULL;
+				c->failed = true;
 			}
 		}
-		return o;
+		break;
 	case YAML_MAPPING_NODE:
 		o = json_object_new_object();
-		for (p = n->data.mapping.pairs.start; o && p < n->data.mapping.pairs.top; p++) {
-			yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-			struct json_object *v;
-
+		for (p = n->data.mapping.pairs.start;
+		     o && !c->failed && p < n->data.mapping.pairs.top; p++) {
+			k = yaml_document_get_node(c->doc, p->key);
 			if (!k || k->type != YAML_SCALAR_NODE) {
 				snprintf(c->err, c->errlen, "line %zu: a key that is not a string",
 					 n->start_mark.line + 1);
-				json_object_put(o);
-				return NULL;
+				c->failed = true;
+				break;
 			}
 			v = node_json(c, yaml_document_get_node(c->doc, p->value), depth + 1);
-			if (!v ||
+			if (c->failed ||
 			    json_object_object_add(o, (const char *)k->data.scalar.value, v)) {
 				json_object_put(v);
-				json_object_put(o);
-				return NULL;
+				c->failed = true;
 			}
 		}
-		return o;
+		break;
 	default:
-		return json_object_new_null();
+		return NULL;
 	}
+	if (!o)
+		c->failed = true;
+	if (c->failed) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
 }
 
 int ks_yaml_to_json(const char *text, size_t len, struct json_object ***docs, size_t *nr, char *err,
@@ -365,17 +381,18 @@ int ks_yaml_to_json(const char *text, size_t len, struct json_object ***docs, si
 			yaml_document_delete(&doc);
 			break;
 		}
+		if (is_null_scalar(root)) { /* an empty document */
+			yaml_document_delete(&doc);
+			continue;
+		}
 		c.doc = &doc;
 		c.nodes = 0;
+		c.failed = false;
 		o = node_json(&c, root, 0);
 		yaml_document_delete(&doc);
-		if (!o) {
+		if (c.failed) {
 			ret = -EINVAL;
 			break;
-		}
-		if (json_object_is_type(o, json_type_null)) { /* an empty document */
-			json_object_put(o);
-			continue;
 		}
 		bigger = realloc(arr, (n + 1) * sizeof(*arr));
 		if (!bigger) {
@@ -931,11 +948,9 @@ static int list_all(struct kctx *k, const char *ns, struct json_object **list)
 
 static void print_header(bool wide)
 {
-	printf("%-12s %-20s %-12s %8s %7s %-12s %-10s %-9s %-5s", "NAMESPACE", "NAME", "BACKEND",
-	       "WEIGHT", "SHARE", "ENDPOINTS", "PROGRAMMED", "OBSERVED", "NODES");
-	if (wide)
-		printf(" %-12s %s", "MIRROR", "MESSAGE");
-	printf("\n");
+	printf("%-12s %-20s %-12s %8s %7s %-12s %-10s %-9s %s%s\n", "NAMESPACE", "NAME", "BACKEND",
+	       "WEIGHT", "SHARE", "ENDPOINTS", "PROGRAMMED", "OBSERVED", wide ? "NODES " : "NODES",
+	       wide ? "MIRROR       MESSAGE" : "");
 }
 
 /* One shift: a line per backend, the shift's status on the first. */
@@ -949,7 +964,8 @@ static void print_shift(struct json_object *ts, bool wide)
 	int64_t obs = get_int(ts, "status", "observedGeneration", NULL, -1);
 	int64_t p = get_int(ts, "status", "nodes", "programmed", -1);
 	int64_t t = get_int(ts, "status", "nodes", "total", -1);
-	char observed[48], nodes[48], eps[KS_NAME_LEN + 8], mirror[64] = "-";
+	char observed[48], nodes[48], eps[KS_NAME_LEN + 8], mirror[64] = "-", line[2048];
+	int len;
 	size_t i, n = json_object_is_type(backends, json_type_array)
 			      ? json_object_array_length(backends)
 			      : 0;
@@ -982,17 +998,22 @@ static void print_shift(struct json_object *ts, bool wide)
 				 json_object_is_type(e, json_type_array)
 					 ? json_object_array_length(e)
 					 : 0);
-		printf("%-12s %-20s %-12s %8lld %6.1f%% %-12s %-10s %-9s %-5s", i ? "" : ns,
-		       i ? "" : name, backend_name(b) ?: "-", (long long)(b ? w : 0),
-		       sum && b ? 100.0 * w / sum : 0.0, b ? eps : "-",
-		       i      ? ""
-		       : prog ? get_str(prog, "status", NULL, NULL) ?: "?"
-			      : "-",
-		       i ? "" : observed, i ? "" : nodes);
-		if (wide)
-			printf(" %-12s %s", i ? "" : mirror,
-			       i || !prog ? "" : get_str(prog, "message", NULL, NULL) ?: "");
-		printf("\n");
+		len = snprintf(line, sizeof(line),
+			       "%-12s %-20s %-12s %8lld %6.1f%% %-12s %-10s %-9s %-5s", i ? "" : ns,
+			       i ? "" : name, backend_name(b) ?: "-", (long long)(b ? w : 0),
+			       sum && b ? 100.0 * w / sum : 0.0, b ? eps : "-",
+			       i      ? ""
+			       : prog ? get_str(prog, "status", NULL, NULL) ?: "?"
+				      : "-",
+			       i ? "" : observed, i ? "" : nodes);
+		if (wide && len < (int)sizeof(line))
+			len += snprintf(line + len, sizeof(line) - len, " %-12s %s", i ? "" : mirror,
+					i || !prog ? "" : get_str(prog, "message", NULL, NULL) ?: "");
+		/* padding ends at the last column that has something */
+		len = len < (int)sizeof(line) ? len : (int)sizeof(line) - 1;
+		while (len > 0 && line[len - 1] == ' ')
+			len--;
+		printf("%.*s\n", len, line);
 	}
 }
 

@@ -66,9 +66,9 @@ bool ks_kctl_programmed(struct json_object *ts, int64_t gen, int64_t *programmed
 /*
  * Every non-empty document of a YAML (or JSON) stream as a JSON object, in
  * order, the documents ks_manifest_parse would read: plain scalars become
- * null, booleans, integers or floats as YAML 1.2's core schema reads them,
- * quoted ones strings. 0 with *docs (free each with json_object_put, then
- * the array) and *nr, or -EINVAL/-ENOMEM with err set.
+ * null, booleans, decimal integers or floats as YAML 1.2's core schema
+ * reads them (0x10 and yes stay strings), quoted ones strings. 0 with *docs (free each with
+ * json_object_put, then the array) and *nr, or -EINVAL/-ENOMEM with err set.
  */
 int ks_yaml_to_json(const char *text, size_t len, struct json_object ***docs, size_t *nr, char *err,
 		    size_t errlen);
