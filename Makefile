@@ -43,7 +43,7 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJS) $(SKELS) $(OUT)/vmlinux.h
-.PHONY: all deps help test test-unit test-pkt test-e2e demo bench bench-quick bench-prog \
+.PHONY: all deps help test test-unit test-pkt test-e2e demo bench bench-quick bench-prog bench-k8s \
 	clean format
 
 all: deps-if-missing $(BINS) $(OUT)/kubectl-kshift $(UNIT_TESTS) $(PKT_TESTS) $(TOOLS)
@@ -58,6 +58,8 @@ help:
 	@echo "make demo         canary and blue/green on a throwaway test network (root)"
 	@echo "make bench        kshift against iptables, nftables and plain forwarding (root)"
 	@echo "make bench-quick  the same, shorter (under 4 minutes)"
+	@echo "make bench-k8s    kshiftd --kubernetes: patch-to-dataplane time, RSS and CPU under"
+	@echo "                  endpoint churn, with SERVICES=N (default 10000) (root)"
 	@echo "make bench-prog   ns per packet of kshift's paths with BPF_PROG_TEST_RUN (root)"
 	@echo "make format       clang-format every C source"
 	@echo "make clean        remove build/"
@@ -132,6 +134,9 @@ bench: all
 
 bench-quick: all
 	$(Q)scripts/bench.sh --quick
+
+bench-k8s: all
+	$(Q)scripts/bench-k8s.sh $(SERVICES)
 
 bench-prog: all
 	$(Q)$(OUT)/bench-prog

@@ -31,7 +31,8 @@
  *   counts as true, a missing terminating as false.
  * A named Service that does not exist (yet) gives a backend with no
  * endpoints, and *unresolved (may be NULL) is set with a message for the
- * ResolvedRefs condition, e.g. "backends[1].service: web-v2: not found".
+ * ResolvedRefs condition, e.g.
+ * "spec.backends[1].service: web-v2: not found in namespace shop".
  * Returns 0, or -EINVAL with err set (the Accepted condition's message).
  */
 int ks_kube_model_shift(struct json_object *ts, struct ks_kube_store *store, struct ks_shift *out,
