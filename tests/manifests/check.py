@@ -498,14 +498,17 @@ bins = [os.path.join(ROOT, "build", b) for b in ("kshiftd", "kshiftctl")]
 if all(os.path.exists(b) for b in bins):
     owners, unknown = set(), []
     for b in bins:
+        # direct dependencies only (NEEDED): apt brings in theirs
+        dyn = subprocess.run(["readelf", "-d", b], capture_output=True, text=True).stdout
+        needed_libs = {ln.split("[")[1].split("]")[0] for ln in dyn.splitlines() if "(NEEDED)" in ln}
+        needed_libs -= {n for n in needed_libs if n.startswith(("libc.so", "ld-linux", "libm.so", "libpthread"))}
         out = subprocess.run(["ldd", b], capture_output=True, text=True).stdout
         for line in out.splitlines():
             if "=>" not in line or "not found" in line:
                 continue
             path = os.path.realpath(line.split("=>")[1].split()[0])
-            lib = os.path.basename(line.split("=>")[0].strip())
-            # direct dependencies only: what the Makefile links
-            if not any(lib.startswith(p) for p in ("libbpf", "libelf", "libz", "libyaml", "libjson-c", "libcurl", "libmicrohttpd")):
+            lib = line.split("=>")[0].strip()
+            if lib not in needed_libs:
                 continue
             for cand in (path, "/usr" + path if not path.startswith("/usr") else path[4:]):
                 r = subprocess.run(["dpkg", "-S", cand], capture_output=True, text=True)
