@@ -1,101 +1,71 @@
 #!/usr/bin/python3
-"""fakeapi.py: a fake Kubernetes API server for kshift's tests. It speaks the
-real protocol (HTTPS, HTTP/1.1 keep-alive, JSON, chunked watch streams) well
-enough for kubectl 1.32, curl and kshiftd's libcurl client.
+"""fakeapi.py: a fake Kubernetes API server for kshift's tests, speaking the
+real protocol (HTTPS, HTTP/1.1 keep-alive, JSON, chunked watches) well enough
+for kubectl 1.32, curl and kshiftd's libcurl client. tests/k8s/lib.sh runs it.
 
   fakeapi.py --dir DIR [--port 0] [--host 127.0.0.1] [--token T] [--san IP|DNS]...
              [--data FILE.json|.yaml] [--bookmark-interval S] [--history N] [--verbose]
 
-DIR gets: ca.crt/.key, server.crt/.key, client.crt/.key (openssl CLI, made
-once; the server's again when --san changes); tokens (valid bearer tokens,
-one a line, re-read on every request: rewrite it to rotate; at first --token
-or a random one); token (that first token alone, for a tokenFile);
-admin-token (never rotated; the only one allowed on /fake/); kubeconfig
-(contexts "fake" with the token, current; "fake-certs" with the client
-certificate CN=kshift-test O=system:masters; "fake-tokenfile"); port
-(written last, once listening); requests.log ("TIME METHOD PATH?QUERY
-STATUS WHO" a request; --verbose copies it to stderr).
+DIR gets: ca, server and client certificates and keys (openssl; kept, the
+server's remade when --san changes); tokens (valid bearer tokens, one a line,
+re-read on every request: rewrite it to rotate); token (the first, for a
+tokenFile); admin-token (never rotated, the only one /fake/ takes);
+kubeconfig (contexts fake: token, current; fake-certs: client certificate
+CN=kshift-test; fake-tokenfile); port (last, once listening); requests.log
+("TIME METHOD PATH?QUERY STATUS WHO" a request).
 
-Served: /version /healthz /readyz /livez without auth; discovery /api
-/api/v1 /apis /apis/G /apis/G/V, plain documents only (kubectl's Accept for
-aggregated discovery gets them too, and client-go falls back); /openapi/v2
-an empty protobuf document and /openapi/v3 404: kubectl then validates
-nothing client side and `kubectl apply -f` works. Resources: v1 namespaces
-and services, discovery.k8s.io/v1 endpointslices, coordination.k8s.io/v1
-leases, kshift.dev/v1alpha1 trafficshifts (short name ts); namespaces,
-services and trafficshifts have a status subresource.
-  - get, list (namespaced and all-namespaces paths), watch, create (POST),
-    update (PUT), patch, delete. labelSelector (= == != in notin, k, !k) and
-    fieldSelector (metadata.name, metadata.namespace) on list and watch.
-  - limit/continue paging over a snapshot taken by the first page (an
-    opaque token; after a compaction, 410 Expired); remainingItemCount.
-  - resourceVersion is one global counter; uid and creationTimestamp are set
-    on create; generation starts at 1 and grows when anything but metadata
-    and status changes. A write that changes nothing is a no-op (same
-    resourceVersion, no event), as in the real API.
-  - 409 Conflict for a stale metadata.resourceVersion (PUT, PATCH) or DELETE
-    precondition; 409 AlreadyExists on POST; a PUT of a trafficshift without
-    resourceVersion is 422 Invalid (custom resources never update
-    unconditionally). Objects in a missing namespace: 404. default,
-    kube-system and kube-public exist; deleting a namespace deletes its
-    objects at once (no Terminating phase).
-  - Status subresource: PUT/PATCH .../NAME/status changes only .status; the
-    main resource ignores .status; create drops it.
-  - PATCH: application/merge-patch+json (RFC 7386); strategic-merge-patch
-    as a merge patch that drops "$..." directives and merges the lists named
-    ports and conditions by port and type; others 415.
-  - Request bodies are JSON, except the protobuf Namespace that `kubectl
-    create namespace` sends.
-  - Watch (?watch=1|true): chunked, one {"type","object"} JSON a line. With
-    no resourceVersion or "0": an ADDED per object first. Else the events
-    after it from the history (--history, default 1000 events); an older
-    one is HTTP 410 Expired, and a watch the history overruns gets an ERROR
-    410 event. An object entering or leaving the selector is ADDED or
-    DELETED. allowWatchBookmarks: a BOOKMARK every --bookmark-interval s
-    (default 1; 0 none). The stream ends cleanly after timeoutSeconds
-    (default 1800). kubectl's as=Table Accept header gets plain objects,
-    which kubectl prints.
-Not implemented: RBAC, admission, schema validation, generateName,
-server-side apply, json-patch, deletecollection, finalizers, managedFields,
-protobuf (but for the Namespace above), HTTP/2, sendInitialEvents.
+Served: /version /healthz /readyz /livez without auth; plain discovery
+documents /api /api/v1 /apis /apis/G /apis/G/V (asked for aggregated
+discovery, client-go gets these and falls back); /openapi/v2 an empty
+protobuf document and /openapi/v3 404, so kubectl validates nothing client
+side and plain `kubectl apply -f` works. Resources: v1 namespaces, services;
+discovery.k8s.io/v1 endpointslices; coordination.k8s.io/v1 leases;
+kshift.dev/v1alpha1 trafficshifts (ts). Namespaces, services, trafficshifts
+have a status subresource: PUT/PATCH .../NAME/status changes only .status,
+the main resource ignores .status, create drops it.
+  - get, list (namespaced and all namespaces), watch, create, update (PUT),
+    patch, delete; labelSelector (= == != in notin k !k) and fieldSelector
+    (metadata.name, metadata.namespace) on list and watch; limit/continue
+    over a snapshot the first page takes, with remainingItemCount.
+  - resourceVersion: one global counter; uid, creationTimestamp on create;
+    generation 1, then +1 when anything but metadata and status changes. A
+    write that changes nothing is a no-op (no new resourceVersion, no event).
+  - 409 Conflict for a stale metadata.resourceVersion (PUT, PATCH, DELETE
+    preconditions), 409 AlreadyExists, 422 for a PUT of a trafficshift
+    without resourceVersion (custom resources never update unconditionally),
+    404 for a missing namespace (default, kube-system, kube-public exist;
+    deleting one deletes its objects at once).
+  - PATCH: merge-patch+json (RFC 7386); strategic-merge-patch+json as a merge
+    patch minus "$..." directives, lists named ports/conditions merged by
+    port/type; others 415. Bodies are JSON, but for the protobuf Namespace
+    `kubectl create namespace` sends.
+  - Watch: chunked, a {"type","object"} line per event. No resourceVersion
+    or "0": ADDED for each object first; else the events after it from the
+    last --history (1000) events, and 410 Expired before them (an ERROR 410
+    event when the history overruns an open watch). Objects entering or
+    leaving a selector are ADDED or DELETED. allowWatchBookmarks: a BOOKMARK
+    every --bookmark-interval (1 s). Ends after timeoutSeconds (1800).
+    kubectl's as=Table Accept gets plain objects, which it prints.
+Not implemented: RBAC, admission, schemas, generateName, server-side apply,
+json-patch, deletecollection, finalizers, managedFields, HTTP/2.
 
-Fault injection and inspection at /fake/ACTION, admin token only
-(curl -H "Authorization: Bearer $(cat DIR/admin-token)"; tests/k8s/lib.sh
-has fake_ctl). POST unless said:
-  drop-watches                close every open watch abruptly (TCP shutdown,
-                              no final chunk)
-  gone?resource=R&count=N     the next N (default 1) watch requests for R
-                              (a plural; absent: any) answer HTTP 410
-  error-410                   an ERROR event (Status 410 Expired) into every
-                              open watch, then the end of those streams
-  compact                     forget the event history and list snapshots:
-                              older resourceVersions and continue tokens 410
-  conflict?count=N            the next N writes answer 409 Conflict
-  fail?count=N&code=C         the next N resource requests answer C (500)
-  bookmarks?interval=S        the bookmark interval from now on (0: none)
-  GET log                     the request log, as text
-  GET counters                JSON {"VERB RESOURCE": n, ..., "open_watches": n}
-                              (verbs get list watch create update patch delete)
-  reset                       empty the log and the counters
+Faults and inspection: /fake/ACTION with the admin token (lib.sh: fake_ctl);
+POST unless said:
+  drop-watches              close every open watch abruptly (no final chunk)
+  gone?resource=R&count=N   the next N (1) watches of plural R (any) get 410
+  error-410                 an ERROR 410 Expired event into every open watch,
+                            then the end of those streams
+  compact                   forget the history and list snapshots: older
+                            resourceVersions and continue tokens get 410
+  conflict?count=N          the next N writes answer 409 Conflict
+  fail?count=N&code=C       the next N resource requests answer C (500)
+  bookmarks?interval=S      the bookmark interval from now on (0: none)
+  GET log                   the request log, as text
+  GET counters              {"VERB PLURAL[/status]": n, ..., "open_watches": n}
+  reset                     empty the log and the counters
 """
-import argparse
-import base64
-import copy
-import datetime
-import json
-import os
-import re
-import secrets
-import select
-import socket
-import ssl
-import subprocess
-import sys
-import threading
-import time
-import traceback
-import urllib.parse
-import uuid
+import argparse, base64, copy, datetime, json, os, re, secrets, select, socket, ssl
+import subprocess, sys, threading, time, traceback, urllib.parse, uuid
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -137,11 +107,17 @@ class ApiError(Exception):
 
 
 def status_obj(code, reason, message, details=None):
-    st = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-          "message": message, "reason": reason, "code": code}
-    if details:
-        st["details"] = details
-    return st
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code,
+            **({"details": details} if details else {})}
+
+
+def details(res, name):
+    return {"name": name, "group": res.group, "kind": res.plural}
+
+
+def success(**kw):
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", **kw}
 
 
 def no_route():
@@ -249,10 +225,9 @@ def pb_fields(b):
     """Protocol buffers wire format: [(field number, int or bytes)]."""
     def varint(i):
         v = shift = 0
-        while True:
+        while b[i] & 0x80:
             v, shift, i = v | (b[i] & 0x7f) << shift, shift + 7, i + 1
-            if not b[i - 1] & 0x80:
-                return v, i
+        return v | b[i] << shift, i + 1
     out, i = [], 0
     while i < len(b):
         key, i = varint(i)
@@ -266,21 +241,21 @@ def pb_fields(b):
 
 
 def pb_namespace(raw):
-    """The protobuf kubectl create namespace sends: name, labels, annotations."""
+    """What kubectl create namespace sends: k8s\\0, Unknown{TypeMeta, raw
+    Namespace{ObjectMeta{1 name, 11 labels, 12 annotations}}}."""
     unknown = dict(pb_fields(raw[4:]))
     kind = dict(pb_fields(unknown.get(1, b""))).get(2, b"").decode()
     if kind != "Namespace":
-        raise ApiError(415, "UnsupportedMediaType", f"fakeapi decodes no protobuf {kind}: "
-                       "send application/json")
-    md = {"labels": {}, "annotations": {}}
+        raise ApiError(415, "UnsupportedMediaType", f"fakeapi decodes no protobuf {kind}")
+    md = {}
     for f, v in pb_fields(dict(pb_fields(unknown.get(2, b""))).get(1, b"")):
         if f == 1:
             md["name"] = v.decode()
         elif f in (11, 12):
             kv = dict(pb_fields(v))
-            md["labels" if f == 11 else "annotations"][kv[1].decode()] = kv.get(2, b"").decode()
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {k: v for k, v in md.items() if v}}
+            md.setdefault("labels" if f == 11 else "annotations", {})[kv[1].decode()] = \
+                kv.get(2, b"").decode()
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": md}
 
 
 # --- the store ------------------------------------------------------------------
@@ -293,11 +268,9 @@ class Store:
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.objs = {r.plural: {} for r in RESOURCES}  # plural -> {(ns, name): obj}
-        self.rv = 0
         self.events = deque(maxlen=history)  # (rv, plural, type, obj, previous obj)
-        self.compacted = 0  # the events up to this resourceVersion are forgotten
-        self.snapshots = {}  # list snapshot id -> (rv, items)
-        self.watches = set()
+        self.rv = self.compacted = 0  # compacted: the events up to it are forgotten
+        self.snapshots, self.watches = {}, set()  # snapshots: id -> (rv, list items)
         self.faults = {"gone": {}, "conflict": 0, "fail": 0, "fail_code": 500}
         self.bookmark_interval = bookmark_interval
         for ns in ("default", "kube-system", "kube-public"):
@@ -317,7 +290,7 @@ class Store:
         obj = self.objs[res.plural].get((ns or "", name))
         if obj is None:
             raise ApiError(404, "NotFound", f'{res.gr} "{name}" not found',
-                           {"name": name, "group": res.group, "kind": res.plural})
+                           details(res, name))
         return obj
 
     def get(self, res, ns, name):
@@ -328,7 +301,7 @@ class Store:
         return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {res.gr} "{name}": '
                         "the object has been modified; please apply your changes to the "
                         "latest version and try again",
-                        {"name": name, "group": res.group, "kind": res.plural})
+                        details(res, name))
 
     def check_faults(self, res, name, write):
         with self.lock:
@@ -362,7 +335,7 @@ class Store:
                 md.pop("namespace", None)
             if (ns, name) in self.objs[res.plural]:
                 raise ApiError(409, "AlreadyExists", f'{res.gr} "{name}" already exists',
-                               {"name": name, "group": res.group, "kind": res.plural})
+                               details(res, name))
             body["apiVersion"], body["kind"] = res.api_version, res.kind
             for k in ("resourceVersion", "deletionTimestamp", "managedFields"):
                 md.pop(k, None)
@@ -412,10 +385,8 @@ class Store:
             merged["apiVersion"], merged["kind"] = res.api_version, res.kind
             if merged == old:
                 return copy.deepcopy(old)
-
-            def body_of(o):
-                return {k: v for k, v in o.items() if k not in ("metadata", "status")}
-            if body_of(merged) != body_of(old):
+            if [(k, v) for k, v in merged.items() if k not in ("metadata", "status")] != \
+                    [(k, v) for k, v in old.items() if k not in ("metadata", "status")]:
                 merged["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
             self.objs[res.plural][(ns or "", name)] = merged
             self._emit(res, "MODIFIED", merged, old)
@@ -500,7 +471,7 @@ class Store:
 
 
 class Watch:
-    """One open watch stream; the flags are set by the fault injection."""
+    """An open watch stream; /fake/ sets its flags."""
     drop = error410 = False
 
 
@@ -529,18 +500,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_body(code, json.dumps(obj).encode() + b"\n")
 
     def read_body(self):
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            data = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return data
-                data += self.rfile.read(size)
-                self.rfile.readline()
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+        if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        data = b""
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            data += self.rfile.read(size)
+            self.rfile.readline()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+            pass
+        return data
 
     def json_body(self):
         raw = self.raw_body
@@ -553,23 +521,20 @@ class Handler(BaseHTTPRequestHandler):
                       "types include: application/json")
 
     def authenticate(self):
-        """"admin", "user" or None; sets self.who for the log."""
+        """Sets self.who: "admin", "token:PREFIX", "cert:CN", or "-" (refused)."""
         auth = self.headers.get("Authorization") or ""
         if auth.startswith("Bearer "):
             tok = auth[7:].strip()
             if tok and tok == self.server.admin_token:
                 self.who = "admin"
-                return "admin"
-            if tok in self.server.tokens():
+            elif tok in self.server.tokens():
                 self.who = "token:" + tok[:6]
-                return "user"
-            return None
-        cert = self.connection.getpeercert()  # verified by the CA, or empty
-        if cert:
-            cn = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+        elif self.connection.getpeercert():  # verified by the CA, or empty
+            cn = [v for rdn in self.connection.getpeercert()["subject"] for k, v in rdn
+                  if k == "commonName"]
             self.who = "cert:" + (cn[0] if cn else "?")
-            return "user"
-        return None
+        if self.who == "-":
+            raise ApiError(401, "Unauthorized", "Unauthorized")
 
     def do_GET(self):
         self.who = "-"
@@ -582,11 +547,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, VERSION)
             if path in ("/healthz", "/readyz", "/livez"):
                 return self.send_body(200, b"ok", "text/plain; charset=utf-8")
-            who = self.authenticate()
-            if who is None:
-                raise ApiError(401, "Unauthorized", "Unauthorized")
+            self.authenticate()
             if path.startswith("/fake/"):
-                if who != "admin":
+                if self.who != "admin":
                     raise ApiError(403, "Forbidden", "/fake/ needs the admin token")
                 return self.control(path[6:])
             p = path.split("/")
@@ -688,10 +651,8 @@ class Handler(BaseHTTPRequestHandler):
         if m == "DELETE":
             pre = ((body or {}).get("preconditions") or {}).get("resourceVersion")
             old = store.delete(res, ns, name, pre)
-            return self.send_json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                        "status": "Success", "details": {
-                                            "name": name, "group": res.group,
-                                            "kind": res.plural, "uid": old["metadata"]["uid"]}})
+            return self.send_json(200, success(details={**details(res, name),
+                                                        "uid": old["metadata"]["uid"]}))
         if not isinstance(body, dict):
             raise bad("the request body must be a JSON object")
         if m in ("POST", "PUT") and \
@@ -707,9 +668,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, store.update(res, ns, name, lambda cur: body, sub, True))
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
         if ctype not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
-            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an "
-                           f"unknown format - accepted media types include: "
-                           "application/merge-patch+json, application/strategic-merge-patch+json")
+            raise ApiError(415, "UnsupportedMediaType", f"fakeapi takes no {ctype} patch")
         strategic = ctype.startswith("application/strategic")
         self.send_json(200, store.update(res, ns, name,
                                          lambda cur: merge_patch(cur, body, strategic), sub))
@@ -742,10 +701,9 @@ class Handler(BaseHTTPRequestHandler):
         fsel = parse_field_selector(self.q.get("fieldSelector"))
         if name:
             fsel.append(lambda md: md.get("name") == name)
-        try:
-            deadline = time.monotonic() + float(self.q.get("timeoutSeconds") or 1800)
-        except ValueError:
+        if not re.match(r"^\d*$", self.q.get("timeoutSeconds", "")):
             raise bad("timeoutSeconds: not a number")
+        deadline = time.monotonic() + int(self.q.get("timeoutSeconds") or 1800)
         bookmarks = self.q.get("allowWatchBookmarks") in ("1", "true")
         rv_param = self.q.get("resourceVersion") or "0"
         w = Watch()
@@ -756,17 +714,17 @@ class Handler(BaseHTTPRequestHandler):
                     gone[key] -= 1
                     raise ApiError(410, "Expired", "too old resource version: injected")
             initial = []
+            if not rv_param.isdigit():
+                raise bad(f"invalid resource version {rv_param!r}")
             if rv_param == "0":
                 cursor = store.rv
                 initial = [copy.deepcopy(o) for k, o in sorted(store.objs[res.plural].items())
                            if store.matches(o, ns, lsel, fsel)]
+            elif int(rv_param) < store.compacted:
+                raise ApiError(410, "Expired", f"too old resource version: {rv_param} "
+                               f"({store.compacted + 1})")
             else:
-                if not rv_param.isdigit():
-                    raise bad(f"invalid resource version {rv_param!r}")
                 cursor = int(rv_param)
-                if cursor < store.compacted:
-                    raise ApiError(410, "Expired", f"too old resource version: {cursor} "
-                                   f"({store.compacted + 1})")
             store.watches.add(w)
         try:
             self.send_response(200)
@@ -849,8 +807,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_body(200, text.encode(), "text/plain; charset=utf-8")
         if action == "counters":
             return self.send_json(200, counters)
-        self.send_json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                             "status": "Success", "message": f"{action} done; {n} open watches"})
+        self.send_json(200, success(message=f"{action} done; {n} open watches"))
 
 
 class Server(ThreadingHTTPServer):
@@ -883,7 +840,7 @@ class Server(ThreadingHTTPServer):
     def tokens(self):
         try:
             with open(os.path.join(self.dir, "tokens")) as f:
-                return {ln.strip() for ln in f if ln.strip()}
+                return set(f.read().split())
         except OSError:
             return set()
 
@@ -901,23 +858,11 @@ class Server(ThreadingHTTPServer):
 
 # --- set-up ------------------------------------------------------------------
 
-OPENSSL_CNF = """[req]
-distinguished_name = dn
-[dn]
-[ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign,digitalSignature
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = {sans}
-[client]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = clientAuth
-"""
+_LEAF = "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment"
+OPENSSL_CNF = ("[req]\ndistinguished_name = dn\n[dn]\n[ca]\nbasicConstraints = critical,CA:TRUE\n"
+               "keyUsage = critical,keyCertSign,cRLSign,digitalSignature\n"
+               f"[server]\n{_LEAF}\nextendedKeyUsage = serverAuth\nsubjectAltName = {{sans}}\n"
+               f"[client]\n{_LEAF}\nextendedKeyUsage = clientAuth\n")
 
 
 def make_certs(d, sans):
@@ -981,15 +926,9 @@ def load_data(store, path):
     except ValueError:
         import yaml
         docs = [x for x in yaml.safe_load_all(text) if x]
-    objs = []
-    for doc in docs:
-        if isinstance(doc, list):
-            objs += doc
-        elif doc.get("kind", "").endswith("List"):
-            objs += doc.get("items") or []
-        else:
-            objs.append(doc)
-    for obj in objs:
+    for obj in [o for doc in docs for o in (
+            doc if isinstance(doc, list) else doc.get("items") or []
+            if doc.get("kind", "").endswith("List") else [doc])]:
         res = BY_KIND.get((obj.get("apiVersion"), obj.get("kind")))
         if res is None:
             sys.exit(f"fakeapi: {path}: no resource {obj.get('apiVersion')} {obj.get('kind')}")
@@ -1016,15 +955,11 @@ def main():
     d = os.path.abspath(a.dir)
     os.makedirs(d, exist_ok=True)
     make_certs(d, a.san)
-    tpath, apath = os.path.join(d, "tokens"), os.path.join(d, "admin-token")
-    if a.token or not os.path.exists(tpath):
-        write_atomic(tpath, (a.token or "user-" + secrets.token_hex(16)) + "\n")
-    if a.admin_token or not os.path.exists(apath):
-        write_atomic(apath, (a.admin_token or "admin-" + secrets.token_hex(16)) + "\n")
-    with open(tpath) as f:
-        token = f.readline().strip()
-    with open(apath) as f:
-        admin = f.readline().strip()
+    for fname, given, prefix in (("tokens", a.token, "user-"),
+                                 ("admin-token", a.admin_token, "admin-")):
+        if given or not os.path.exists(os.path.join(d, fname)):
+            write_atomic(os.path.join(d, fname), (given or prefix + secrets.token_hex(16)) + "\n")
+    token, admin = (open(os.path.join(d, f)).readline().strip() for f in ("tokens", "admin-token"))
     write_atomic(os.path.join(d, "token"), token + "\n")
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
