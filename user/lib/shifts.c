@@ -979,8 +979,12 @@ int ks_shifts_commit(struct ks_shifts *t, const struct ks_change *c, size_t n, c
 				char what[KS_ERR_LEN];
 
 				snprintf(what, sizeof(what), "%s", err);
-				seterr(err, errlen, "%s/%s: %s; nothing of the change was kept",
-				       ch->shift->namespace, ch->shift->name, what);
+				seterr(err, errlen, "%s/%s: %s%s; nothing of the change was kept",
+				       ch->shift->namespace, ch->shift->name, what,
+				       ret == -ENOSPC ? " (slots freed in the last second are held "
+							"while BPF programs may still read them: "
+							"try again)"
+						      : "");
 				goto fail;
 			}
 			progress = true;
