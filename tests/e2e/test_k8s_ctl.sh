@@ -219,6 +219,16 @@ check "kubectl kshift -n prod set web stable=50 canary=50" \
 ctl get -A
 check "get -A lists every namespace" \
 	bash -c "grep -qE '^prod +web ' '$TMP/out' && grep -qE '^default +web ' '$TMP/out'"
+out=$(PATH=$BIN_DIR:$PATH kubectl kshift --socket "$TMP/none.sock" get 2>&1)
+check "kubectl kshift --socket: the plugin talks to a node's kshiftd instead" \
+	bash -c "grep -q 'none.sock: .*is kshiftd running' <<<'$out'"
+ctl --context fake-certs -n prod get web
+check "--context picks the kubeconfig's context (client certificate)" \
+	bash -c "[[ $RC == 0 ]] && grep -qE '^prod +web +stable +50' '$TMP/out'"
+sed 's/namespace: default/namespace: prod/' "$KUBECONFIG" >"$TMP/prod.kubeconfig"
+ctl --kubeconfig "$TMP/prod.kubeconfig" get
+check "without -n, the context's namespace" \
+	bash -c "[[ $RC == 0 ]] && grep -qE '^prod +web ' '$TMP/out' && ! grep -q '^default' '$TMP/out'"
 manifest 10 "  namespace: default" >"$TMP/ns.yaml"
 ctl -n prod apply -f "$TMP/ns.yaml"
 check "apply: a document's namespace that -n contradicts is refused" \
@@ -237,6 +247,13 @@ fake_curl PATCH "$TS/web/status" -H 'Content-Type: application/merge-patch+json'
 ctl set web stable=65 canary=35 --wait --timeout 500ms
 check "set --wait with nodes behind: says how many nodes programmed it" \
 	bash -c "[[ $RC == 1 ]] && grep -q '1 of 3 node(s) programmed it (status.observedGeneration 1)' '$TMP/err'"
+fake_curl PATCH "$TS/web/status" -H 'Content-Type: application/merge-patch+json' \
+	-d '{"status":{"observedGeneration":1000,"conditions":[{"type":"Accepted","status":"False","observedGeneration":1000,"reason":"Invalid","message":"spec.backends[0].service: web-v1: bad"}]}}' >/dev/null
+ctl set web stable=66 canary=34 --wait --timeout 10s
+check "set --wait stops at once when the daemons refuse the spec, with their message" \
+	bash -c "[[ $RC == 1 ]] && grep -q 'not accepted: spec.backends\[0\].service: web-v1: bad' '$TMP/err'"
+fake_curl PATCH "$TS/web/status" -H 'Content-Type: application/merge-patch+json' \
+	-d '{"status":null}' >/dev/null
 status_writer &
 WRITER_PID=$!
 ctl set web stable=10 canary=90 --wait --timeout 10s

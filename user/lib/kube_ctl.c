@@ -592,6 +592,10 @@ static int api(struct kctx *k, const char *method, const char *path, const char 
 	}
 	a->status = resp.status;
 	a->obj = resp.body ? json_tokener_parse(resp.body) : NULL;
+	if (resp.status >= 200 && resp.status <= 299 &&
+	    !json_object_is_type(a->obj, json_type_object))
+		snprintf(a->msg, sizeof(a->msg), "%s %s: the answer is not a JSON object", method,
+			 path);
 	if (resp.status < 200 || resp.status > 299) {
 		msg = ks_kube_status_message(&resp);
 		snprintf(a->msg, sizeof(a->msg), "%s", msg && *msg ? msg : "(no message)");
@@ -610,7 +614,8 @@ static int api_fail(const char *ns, const char *name, const struct answer *a)
 
 static bool ok_status(const struct answer *a)
 {
-	return a->status >= 200 && a->status <= 299 && a->obj;
+	return a->status >= 200 && a->status <= 299 &&
+	       json_object_is_type(a->obj, json_type_object);
 }
 
 /* ---- waiting for the daemons ---- */
