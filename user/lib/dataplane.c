@@ -421,8 +421,20 @@ static int pins_prepare(struct ks_dp *dp, const struct ks_dp_opts *opts)
 		pr_warn("pin path %s: %s\n", path, strerror(-err));
 		return err;
 	}
-	if (!opts->adopt)
+	if (!opts->adopt) {
+		/* a fresh start only where nothing runs: a dataplane pinned
+		 * here is adopted or uninstalled, never run over */
+		for_each_pinned_map(map, dp->skel->obj) {
+			pin_path_of(dp, bpf_map__name(map), path, sizeof(path));
+			if (!access(path, F_OK)) {
+				pr_warn("pin path %s holds a kshift dataplane (%s): adopt it or "
+					"uninstall it\n",
+					dp->pin_path, bpf_map__name(map));
+				return -EEXIST;
+			}
+		}
 		return 0;
+	}
 	err = links_scan(dp);
 	if (err)
 		return err;
@@ -629,11 +641,13 @@ static int adopt_services(struct ks_dp *dp)
 	while (!bpf_map_get_next_key(fe_fd, prev, &key)) {
 		prev = &key;
 		keys++;
-		if (bpf_map_lookup_elem(fe_fd, &key, &fe) || fe.svc >= nr_svcs ||
-		    dp->svcs[fe.svc].used)
+		if (bpf_map_lookup_elem(fe_fd, &key, &fe) || fe.svc >= nr_svcs)
 			continue;
-		adopt_svc(dp, fe.svc);
-		nsvc += dp->svcs[fe.svc].adopted;
+		if (!dp->svcs[fe.svc].used) {
+			adopt_svc(dp, fe.svc);
+			nsvc += dp->svcs[fe.svc].adopted;
+		}
+		dp->svcs[fe.svc].fe_refs += dp->svcs[fe.svc].adopted;
 	}
 	/* two adopted slots never overlap (unless the maps were corrupt):
 	 * sorted, a slot that overlaps the one before is dropped */
@@ -1270,6 +1284,8 @@ void ks_dp_rename(struct ks_dp *dp, int ifindex, const char *ifname)
 	snprintf(l->ifname, sizeof(l->ifname), "%s", ifname);
 }
 
+static void adopted_free(struct ks_dp *dp, uint32_t svc);
+
 void ks_dp_adopt_done(struct ks_dp *dp)
 {
 	int fe_fd = bpf_map__fd(dp->skel->maps.ks_frontends);
@@ -1335,13 +1351,12 @@ void ks_dp_adopt_done(struct ks_dp *dp)
 	for (svc = 0; svc < nr_svcs; svc++) {
 		if (!dp->svcs[svc].adopted)
 			continue;
-		ks_dp_svc_delete(dp, svc);
+		adopted_free(dp, svc);
 		freed++;
 	}
-	if (freed || nr_gone)
-		pr_info("adoption done: freed %u adopted service(s); removed %zu frontend key(s) "
-			"no shift claims\n",
-			freed, nr_gone);
+	pr_info("adoption done: %u adopted service(s) no shift claimed freed, %zu frontend "
+		"key(s) removed\n",
+		freed, nr_gone);
 out:
 	free(gone);
 	free(kept);
@@ -1596,18 +1611,60 @@ void ks_dp_svc_delete(struct ks_dp *dp, uint32_t svc)
 	memset(s, 0, sizeof(*s));
 }
 
+/* An adopted service that no frontend leads to any more: its slots go
+ * back (reusable after the grace period, like any) but its splits stay
+ * whole, so a packet that read the frontend just before it flipped still
+ * finds the split it expects. */
+static void adopted_free(struct ks_dp *dp, uint32_t svc)
+{
+	struct ks_dp_svc *s = &dp->svcs[svc];
+	uint32_t i;
+
+	for (i = 0; i < s->nr_backends; i++)
+		release_slot(dp, &s->slots[i]);
+	memset(s, 0, sizeof(*s));
+}
+
+/* What a frontend key led to before it changed: while adopted services
+ * remain, one that loses its last frontend is freed at once, so that
+ * re-applying every shift on a full node never needs twice the room. */
+static bool led_to_adopted(struct ks_dp *dp, const struct ks_frontend_key *key, uint32_t *svc)
+{
+	struct ks_frontend old;
+
+	return dp->adopted && (key->port || key->proto) &&
+	       !bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.ks_frontends), key, &old) &&
+	       old.svc < KS_MAX_SERVICES && dp->svcs[old.svc].adopted && (*svc = old.svc, true);
+}
+
+static void adopted_unref(struct ks_dp *dp, uint32_t svc)
+{
+	if (dp->svcs[svc].fe_refs && !--dp->svcs[svc].fe_refs)
+		adopted_free(dp, svc);
+}
+
 int ks_dp_frontend_add(struct ks_dp *dp, const struct ks_frontend_key *key, uint32_t svc)
 {
 	struct ks_frontend fe = { .svc = svc };
+	bool adopted;
+	uint32_t old;
 
+	adopted = led_to_adopted(dp, key, &old) && old != svc;
 	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.ks_frontends), key, &fe, BPF_ANY))
 		return -errno;
+	if (adopted)
+		adopted_unref(dp, old);
 	return 0;
 }
 
 void ks_dp_frontend_del(struct ks_dp *dp, const struct ks_frontend_key *key)
 {
-	bpf_map_delete_elem(bpf_map__fd(dp->skel->maps.ks_frontends), key);
+	bool adopted;
+	uint32_t old;
+
+	adopted = led_to_adopted(dp, key, &old);
+	if (!bpf_map_delete_elem(bpf_map__fd(dp->skel->maps.ks_frontends), key) && adopted)
+		adopted_unref(dp, old);
 }
 
 int ks_dp_stats(struct ks_dp *dp, uint32_t svc, uint32_t backend, struct ks_counters *out)

@@ -39,7 +39,9 @@ struct ks_dp_slot {
 
 struct ks_dp_svc {
 	bool used;
-	bool adopted; /* found serving at open; freed by ks_dp_adopt_done */
+	bool adopted;	  /* found serving at open: freed when no frontend leads to it
+			   * any more, or by ks_dp_adopt_done */
+	uint32_t fe_refs; /* adopted: the frontend keys that lead to it */
 	uint32_t gen;
 	uint32_t nr_backends;
 	struct ks_dp_slot slots[KS_MAX_BACKENDS];
