@@ -65,6 +65,13 @@ wait_for() {
 TS=/apis/kshift.dev/v1alpha1/namespaces/default/trafficshifts
 MERGE=(-H 'Content-Type: application/merge-patch+json')
 code() { fake_curl "$@" -o "$TMP/body" -w '%{http_code}'; }
+# events FILE: "TYPE NAME" for each event of a watch stream
+events() {
+	"$FAKE_PY" -c 'import json, sys
+for ln in (ln for ln in open(sys.argv[1]) if ln.startswith("{")):
+    e = json.loads(ln)
+    print(e["type"], e["object"]["metadata"].get("name", "-"))' "$1"
+}
 open_watches() { fake_ctl counters | grep -q "\"open_watches\": $1[,}]"; }
 
 if ! fake_start "$TMP/api" --bookmark-interval 0.5; then
@@ -253,6 +260,36 @@ wait "${BG[-1]}"
 rc=$?
 expect "18 5" "$rc $(grep -c '"type": "ADDED"' "$TMP/w2")" \
 	"resourceVersion=0 replays 5 ADDED; drop-watches cuts the stream (curl: transfer closed)"
+
+# a watch with a label selector sees an object leave it as DELETED, enter it as ADDED
+rv=$(jf "$(fake_curl GET "$TS")" 'd["metadata"]["resourceVersion"]')
+: >"$TMP/w3"
+fake_curl GET "$TS?watch=1&resourceVersion=$rv&labelSelector=tier%3Db&timeoutSeconds=20" -N \
+	>"$TMP/w3" 2>&1 &
+BG+=($!)
+wait_for 5 open_watches 1
+fake_kubectl label ts page4 tier- >/dev/null
+fake_kubectl label ts page3 tier=b >/dev/null
+wait_for 5 grep -q '"ADDED"' "$TMP/w3"
+fake_ctl drop-watches >/dev/null
+wait "${BG[-1]}"
+expect "DELETED page4 ADDED page3" "$(events "$TMP/w3" | head -n2 | xargs)" \
+	"a labelSelector watch: DELETED when the label goes, ADDED when it comes"
+
+# --- namespaces, unconditional updates -----------------------------------------------------
+sed '/namespace: default/d' "$M/ts1.yaml" >"$M/ts-nons.yaml"
+out=$(fake_kubectl create namespace prod 2>&1 && fake_kubectl -n prod create -f "$M/ts-nons.yaml" 2>&1)
+check "kubectl create namespace (protobuf), then a TrafficShift in it" \
+	has_all "$out" "namespace/prod created" "trafficshift.kshift.dev/web created"
+out=$(fake_kubectl -n nowhere create -f "$M/ts-nons.yaml" 2>&1)
+check "creating in a namespace that does not exist: NotFound" grep -q 'namespaces "nowhere" not found' <<<"$out"
+fake_kubectl delete namespace prod >/dev/null 2>&1
+expect "NotFound" "$(jf "$(fake_curl GET "${TS/default/prod}/web")" 'd["reason"]')" \
+	"deleting the namespace deletes what was in it"
+c=$(code PUT "$TS/web" -H 'Content-Type: application/json' \
+	-d "$(jf "$(fake_curl GET "$TS/web")" 'json.dumps({**d, "metadata": {"name": "web"}})')")
+expect "422 Invalid" "$c $(jf "$(<"$TMP/body")" 'd["reason"]')" \
+	"a PUT of a custom resource without metadata.resourceVersion: 422, as the real API"
 
 # --- retries, authentication -------------------------------------------------------------
 ts 55 >"$M/ts3.yaml"

@@ -180,14 +180,8 @@ _SEL_EQ = re.compile(r"^\s*(!?)([\w./-]+)\s*(?:(==|=|!=)\s*([\w.-]*))?\s*$")
 
 def parse_label_selector(s):
     """Predicates on a labels dict; ApiError 400 when malformed."""
-    preds, terms, depth, cur = [], [], 0, ""
-    for ch in s or "":
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0:
-            terms, cur = terms + [cur], ""
-        else:
-            cur += ch
-    for t in terms + [cur]:
+    preds = []
+    for t in re.split(r",(?![^(]*\))", s or ""):  # commas outside (a,b)
         if not t.strip():
             continue
         m = _SEL_SET.match(t)
@@ -537,7 +531,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(401, "Unauthorized", "Unauthorized")
 
     def do_GET(self):
-        self.who = "-"
+        self.who, self.streaming = "-", False
         url = urllib.parse.urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         self.q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
@@ -563,7 +557,10 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception as e:  # a bug of ours: say so, as the real API would
             traceback.print_exc()
-            self.send_json(500, status_obj(500, "InternalError", f"fakeapi: {e!r}"))
+            if getattr(self, "streaming", False):  # a watch's 200 is already out
+                self.close_connection = True
+            else:
+                self.send_json(500, status_obj(500, "InternalError", f"fakeapi: {e!r}"))
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
 
@@ -731,6 +728,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
+            self.streaming = True
             for obj in initial:
                 self.chunk({"type": "ADDED", "object": obj})
             last_bm = time.monotonic()
