@@ -10,12 +10,11 @@
  *   ICMP error about a steered flow     -> translated like the flow (icmp.h)
  *   anything else                       -> untouched
  *
- * Fragment policy: kshift never rewrites a fragment. Only the first fragment
- * carries ports, so the rest of the datagram could not follow it to the same
- * endpoint; a half-rewritten datagram is worse than none. Fragments sent to
- * a frontend address are dropped (counted as KS_V_DROP_FRAGMENT); other
- * fragments pass untouched. TCP never fragments (PMTU discovery, DF), so
- * this only touches large UDP datagrams sent to a frontend.
+ * Fragments (bpf/lib/frag.h): the first fragment of a datagram is steered
+ * like any packet of its flow, and the later ones follow it, in both
+ * directions. A later fragment to a frontend address whose first was not
+ * seen cannot be steered and is dropped (KS_V_DROP_FRAGMENT); other
+ * fragments pass untouched.
  */
 #ifndef KS_BPF_LB_H
 #define KS_BPF_LB_H
@@ -24,6 +23,7 @@
 #include "common.h"
 #include "conntrack.h"
 #include "ctx.h"
+#include "frag.h"
 #include "fwd.h"
 #include "icmp.h"
 #include "maps.h"
@@ -184,6 +184,11 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		ret = ks_icmp(ctx, xdp, &pkt);
 		return ks_finish(ctx, xdp, ret < 0 ? KS_V_PASS_NOT_L4 : ret, KS_ACT_PASS);
 	case KS_PARSE_FRAGMENT:
+		ret = ks_frag_follow(ctx, xdp, &pkt);
+		if (ret == KS_V_NAT_FRAGMENT)
+			return ks_finish_nat(ctx, xdp, ret, &pkt);
+		if (ret >= 0)
+			return ks_finish(ctx, xdp, ret, KS_ACT_DROP);
 		if (ks_is_frontend_addr(&pkt))
 			return ks_finish(ctx, xdp, KS_V_DROP_FRAGMENT, KS_ACT_DROP);
 		return ks_finish(ctx, xdp, KS_V_PASS_FRAGMENT, KS_ACT_PASS);
@@ -199,6 +204,8 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		bool fwd = conn->dir == KS_DIR_FORWARD;
 
 		ks_ct_update(&pkt, conn, now);
+		if (unlikely(pkt.frag))
+			ks_frag_track(&pkt, fwd, &conn->addr, conn->svc, conn->backend);
 		ks_count(conn->svc, conn->backend, len, false, false);
 		if (ks_nat(ctx, xdp, &pkt, fwd, &conn->addr, conn->port))
 			return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
@@ -222,6 +229,8 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 	ret = ks_ct_create(&pkt, conn, ep, fe->svc, backend, now);
 	if (ret)
 		return ks_finish(ctx, xdp, ret, KS_ACT_DROP);
+	if (unlikely(pkt.frag))
+		ks_frag_track(&pkt, true, &ep->addr, fe->svc, backend);
 	ks_count(fe->svc, backend, len, true, false);
 	if (ks_nat(ctx, xdp, &pkt, true, &ep->addr, ep->port))
 		return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);

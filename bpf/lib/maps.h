@@ -68,6 +68,16 @@ struct {
 	__type(value, struct ks_conn);
 } ks_conns SEC(".maps");
 
+/* Where the first fragment of a datagram went, for the rest to follow
+ * (bpf/lib/frag.h). LRU: a datagram is reassembled, or given up on, within
+ * seconds; an entry evicted early costs one datagram, never a flow. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, KS_MAX_FRAGS);
+	__type(key, struct ks_frag_key);
+	__type(value, struct ks_frag);
+} ks_frags SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, (KS_MAX_SERVICES * KS_STATS_PER_SVC));

@@ -15,7 +15,7 @@ enum ks_parse {
 	KS_PARSE_OK,
 	KS_PARSE_NOT_IP,    /* not IPv4/IPv6, or its IP header is cut short */
 	KS_PARSE_NOT_L4,    /* neither TCP nor UDP */
-	KS_PARSE_FRAGMENT,  /* an IPv4 or IPv6 fragment: no (complete) L4 header */
+	KS_PARSE_FRAGMENT,  /* a later IPv4 or IPv6 fragment: no L4 header (see frag) */
 	KS_PARSE_MALFORMED, /* the L4 header is cut short or inconsistent */
 };
 
@@ -27,7 +27,24 @@ struct ks_pkt {
 	__u8 tcp_flags;	     /* TCP byte 13: FIN 0x01 SYN 0x02 RST 0x04 ACK 0x10 */
 	__u32 tcp_seq;	     /* TCP sequence number, host order */
 	__u8 ext_hdrs;	     /* IPv6 extension headers skipped */
+	__u8 frag;	     /* enum ks_frag_kind */
+	__be32 frag_id;	     /* of a fragment: IPv4 id (first two bytes), IPv6 fragment id */
 	bool partial;	     /* L4 checksum left to offload: set by ks_check_partial() */
+};
+
+/* A fragment's place: the first carries the L4 header and is parsed as a
+ * whole packet would be; the later ones are KS_PARSE_FRAGMENT. */
+enum ks_frag_kind {
+	KS_FRAG_NONE,
+	KS_FRAG_FIRST,
+	KS_FRAG_LATER,
+};
+
+struct ks_ipv6_frag_hdr {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off; /* offset in 8-byte units << 3, M flag in bit 0 */
+	__be32 id;
 };
 
 #define KS_TCP_FIN 0x01
@@ -92,8 +109,12 @@ static __always_inline int ks_parse_ipv4(void *data, void *data_end, __u32 frame
 	pkt->l4_off = pkt->l3_off + hlen;
 	tot = bpf_ntohs(ip->tot_len);
 	pkt->l3_len = tot;
-	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-		return KS_PARSE_FRAGMENT;
+	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
+		pkt->frag_id = ip->id;
+		pkt->frag = (ip->frag_off & bpf_htons(IP_OFFSET)) ? KS_FRAG_LATER : KS_FRAG_FIRST;
+		if (pkt->frag == KS_FRAG_LATER)
+			return KS_PARSE_FRAGMENT;
+	}
 	if (tot < hlen || pkt->l3_off + tot > frame_len)
 		return KS_PARSE_MALFORMED;
 	return ks_parse_l4(data, data_end, pkt);
@@ -121,8 +142,22 @@ static __always_inline int ks_parse_ipv6(void *data, void *data_end, __u32 frame
 		struct ipv6_opt_hdr *opt = data + off;
 
 		if (next == IPPROTO_FRAGMENT) {
+			struct ks_ipv6_frag_hdr *fh = data + off;
+
 			pkt->flow.proto = next;
-			return KS_PARSE_FRAGMENT;
+			if ((void *)(fh + 1) > data_end)
+				return KS_PARSE_FRAGMENT;
+			pkt->frag_id = fh->id;
+			pkt->flow.proto = fh->nexthdr;
+			if (fh->frag_off & bpf_htons(0xfff8)) {
+				pkt->frag = KS_FRAG_LATER;
+				return KS_PARSE_FRAGMENT;
+			}
+			pkt->frag = KS_FRAG_FIRST;
+			next = fh->nexthdr;
+			off += sizeof(*fh);
+			pkt->ext_hdrs++;
+			continue;
 		}
 		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS)
 			break;

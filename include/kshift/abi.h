@@ -35,6 +35,7 @@
 #define KS_RING_SLOTS	 (1 << 25) /* Maglev ring slots, node-wide (64 MiB) */
 #define KS_MAX_FLOWS	 (1 << 20) /* flows tracked: two ks_conns entries each (see below) */
 #define KS_GENERATIONS	 2	   /* live split + the one being built */
+#define KS_MAX_FRAGS	 16384	   /* fragmented datagrams in flight (LRU): see bpf/lib/frag.h */
 
 /* Maglev rings. A backend's ring keeps its size while its endpoints come
  * and go (see user/lib/maglev.h), so a flow's slot stays put and only the
@@ -189,6 +190,26 @@ struct ks_conn {
 	__u8 pad[3];
 };
 
+/* ks_frags key: a fragmented datagram, by the addresses, protocol and IP
+ * id its fragments share (as they arrive, before any rewrite). */
+struct ks_frag_key {
+	struct ks_addr saddr;
+	struct ks_addr daddr;
+	__be32 id; /* IPv4: the 16-bit id in the first two bytes; IPv6: the fragment header's */
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+/* ks_frags value: the address its first fragment was rewritten to. */
+struct ks_frag {
+	struct ks_addr addr;
+	__u8 dir; /* enum ks_conn_dir: destination (forward) or source (reply) */
+	__u8 backend;
+	__u16 pad;
+	__u32 svc;
+};
+
 /* Per-CPU counters, per (service, backend) in ks_stats. */
 struct ks_counters {
 	__u64 packets;
@@ -217,6 +238,7 @@ enum ks_verdict {
 				* (one client port, two frontends, one endpoint): dropped */
 	KS_V_NAT_ICMP_TO_ENDPOINT, /* ICMP error about a reply, sent to the frontend: on to the endpoint */
 	KS_V_NAT_ICMP_TO_CLIENT,   /* ICMP error about a packet to an endpoint: as the frontend's */
+	KS_V_NAT_FRAGMENT,	   /* a later fragment of a steered datagram: rewritten like its first */
 	KS_V_MAX,
 };
 
@@ -231,6 +253,8 @@ _Static_assert(sizeof(struct ks_endpoint) == 24, "ks_endpoint");
 _Static_assert(sizeof(struct ks_flow) == 40, "ks_flow");
 _Static_assert(sizeof(struct ks_conn) == 40, "ks_conn");
 _Static_assert(sizeof(struct ks_counters) == 32, "ks_counters");
+_Static_assert(sizeof(struct ks_frag_key) == 40, "ks_frag_key");
+_Static_assert(sizeof(struct ks_frag) == 24, "ks_frag");
 #endif
 
 /* Map names, as pinned under the pin directory. */
@@ -240,6 +264,7 @@ _Static_assert(sizeof(struct ks_counters) == 32, "ks_counters");
 #define KS_MAP_RING	 "ks_ring"
 #define KS_MAP_ENDPOINTS "ks_endpoints"
 #define KS_MAP_CONNS	 "ks_conns"
+#define KS_MAP_FRAGS	 "ks_frags"
 #define KS_MAP_STATS	 "ks_stats"
 #define KS_MAP_VERDICTS	 "ks_verdicts"
 

@@ -528,6 +528,18 @@ void pkt_env_close(struct pkt_env *env)
 	ks_dp_close(&env->dp);
 }
 
+/* ... and the datagrams whose first fragment was seen */
+static int flush_frags(struct pkt_env *env)
+{
+	int fd = bpf_map__fd(env->dp.skel->maps.ks_frags);
+	struct ks_frag_key key;
+
+	while (!bpf_map_get_next_key(fd, NULL, &key))
+		if (bpf_map_delete_elem(fd, &key))
+			return -errno;
+	return 0;
+}
+
 int pkt_env_flush_conns(struct pkt_env *env)
 {
 	int fd = bpf_map__fd(env->dp.skel->maps.ks_conns);
@@ -555,7 +567,7 @@ int pkt_env_flush_conns(struct pkt_env *env)
 		if (bpf_map_delete_elem(fd, &keys[i]) && errno != ENOENT)
 			err = -errno;
 	free(keys);
-	return err;
+	return err ?: flush_frags(env);
 }
 
 int pkt_env_service_set(struct pkt_env *env, uint32_t svc, const struct pkt_backend *b, uint32_t n)

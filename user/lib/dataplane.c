@@ -117,6 +117,7 @@ static const char *const verdict_names[KS_V_MAX] = {
 	[KS_V_DROP_CT_CLASH] = "drop_ct_clash",
 	[KS_V_NAT_ICMP_TO_ENDPOINT] = "nat_icmp_to_endpoint",
 	[KS_V_NAT_ICMP_TO_CLIENT] = "nat_icmp_to_client",
+	[KS_V_NAT_FRAGMENT] = "nat_fragment",
 };
 
 const char *ks_verdict_name(enum ks_verdict v)
