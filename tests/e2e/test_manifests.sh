@@ -165,7 +165,7 @@ else
 			rc=$?
 			KS_DAEMON_PID=
 			# refused for want of the capability, not for a usage error
-			why=$(grep -m1 -iE 'denied|not permitted|prohibited' "$KS_LOG")
+			why=$(grep -m1 -iE 'denied|not permitted|prohibited|lacks CAP_' "$KS_LOG")
 			check "kshiftd without ${drop#+} fails to start for want of it (exit $rc: ${why:-no permission error})" \
 				eval '[ "$rc" -ne 0 ] && [ "$rc" -ne 2 ] && [ -n "$why" ]'
 			[[ -n $why ]] || diag <"$KS_LOG"
