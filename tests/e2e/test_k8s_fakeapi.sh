@@ -72,7 +72,6 @@ for ln in (ln for ln in open(sys.argv[1]) if ln.startswith("{")):
     e = json.loads(ln)
     print(e["type"], e["object"]["metadata"].get("name", "-"))' "$1"
 }
-open_watches() { fake_ctl counters | grep -q "\"open_watches\": $1[,}]"; }
 
 if ! fake_start "$TMP/api" --bookmark-interval 0.5; then
 	not_ok "the fake API server starts"
@@ -244,7 +243,7 @@ expect "410 200" "$c1 $c2" "an injected 410 answers the next watch only"
 
 fake_curl GET "$TS?watch=1&resourceVersion=$rv&timeoutSeconds=20" -N >"$TMP/w1" 2>&1 &
 BG+=($!)
-wait_for 5 open_watches 1
+fake_wait_watches 1 5
 fake_kubectl patch ts page1 --type merge -p '{"spec":{"affinity":"client"}}' >/dev/null
 fake_ctl error-410 >/dev/null
 wait "${BG[-1]}"
@@ -267,7 +266,7 @@ rv=$(jf "$(fake_curl GET "$TS")" 'd["metadata"]["resourceVersion"]')
 fake_curl GET "$TS?watch=1&resourceVersion=$rv&labelSelector=tier%3Db&timeoutSeconds=20" -N \
 	>"$TMP/w3" 2>&1 &
 BG+=($!)
-wait_for 5 open_watches 1
+fake_wait_watches 1 5
 fake_kubectl label ts page4 tier- >/dev/null
 fake_kubectl label ts page3 tier=b >/dev/null
 wait_for 5 grep -q '"ADDED"' "$TMP/w3"
@@ -296,7 +295,7 @@ ts 55 >"$M/ts3.yaml"
 fake_ctl reset >/dev/null
 fake_ctl conflict count=1 >/dev/null
 out=$(fake_kubectl apply -f "$M/ts3.yaml" 2>&1)
-patches=$(fake_ctl log | grep -c "PATCH $TS/web")
+patches=$(fake_count "patch trafficshifts")
 expect "55 2" "$(fake_kubectl get ts web -o jsonpath='{.spec.backends[0].weight}') $patches" \
 	"an injected 409: kubectl apply re-reads and retries its patch"
 
@@ -306,6 +305,11 @@ expect "401 Unauthorized" "$c $(jf "$(<"$TMP/body")" 'd["reason"]')" \
 	"after rotation the old token gets 401 with a Status"
 FAKE_TOKEN=$(<"$FAKE_DIR/tokens")
 expect "200" "$(code GET "$TS")" "... and the new token 200"
+out=$(fake_kubectl --context fake-tokenfile get ts web -o name 2>&1)
+check "a kubeconfig tokenFile with the old token: Unauthorized" grep -q Unauthorized <<<"$out"
+cp "$FAKE_DIR/tokens" "$FAKE_DIR/token"
+out=$(fake_kubectl --context fake-tokenfile get ts web -o name 2>&1)
+expect "trafficshift.kshift.dev/web" "$out" "... the rotated one in the file: kubectl reads it again"
 out=$(fake_kubectl --context fake-certs get ts web -o name 2>&1)
 expect "trafficshift.kshift.dev/web" "$out" "the client-certificate context works (kubectl --context fake-certs)"
 c=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$FAKE_CA" --cert "$FAKE_DIR/client.crt" \

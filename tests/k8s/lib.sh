@@ -15,6 +15,8 @@
 #   fake_ctl gone resource=trafficshifts count=2
 #   fake_ctl conflict count=3; fake_ctl compact; fake_ctl error-410
 #   fake_ctl counters                   # JSON {"watch trafficshifts": 3, ...}
+#   fake_count "list endpointslices"    # one counter (0 when never counted)
+#   fake_wait_watches 3 [SECONDS]       # until exactly 3 watches are open (10 s)
 #   fake_ctl log                        # every request: METHOD PATH STATUS WHO
 #   fake_stop                           # also safe when nothing runs
 #
@@ -82,6 +84,21 @@ fake_curl() {
 	shift 2
 	curl -sS --cacert "$FAKE_CA" -H "Authorization: Bearer $FAKE_TOKEN" \
 		-X "$method" "$@" "$FAKE_URL$path"
+}
+
+# fake_count KEY: one of the counters ("VERB PLURAL", "open_watches")
+fake_count() {
+	fake_ctl counters | "$FAKE_PY" -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], 0))' "$1"
+}
+
+# fake_wait_watches N [SECONDS]: 0 once exactly N watch streams are open
+fake_wait_watches() {
+	local i
+	for ((i = 0; i < ${2:-10} * 10; i++)); do
+		[[ $(fake_count open_watches) == "$1" ]] && return 0
+		sleep 0.1
+	done
+	return 1
 }
 
 # fake_ctl ACTION [KEY=VALUE...]: a fault injection or inspection (see the
