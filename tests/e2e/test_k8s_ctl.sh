@@ -296,6 +296,24 @@ ctl --kubeconfig "$TMP/dead.kubeconfig" get
 check "no API server: exit 1 naming the server and the kubeconfig" \
 	bash -c "[[ $RC == 1 ]] && grep -q 'https://127.0.0.1:1.*check the kubeconfig' '$TMP/err'"
 
+# --- --timeout in socket mode: a daemon that takes the request and never answers ---
+"$FAKE_PY" -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(4)
+c = s.accept()[0]
+time.sleep(10)' "$TMP/mute.sock" &
+MUTE_PID=$!
+for ((i = 0; i < 50; i++)); do [[ -S $TMP/mute.sock ]] && break; sleep 0.1; done
+start=$(date +%s%N)
+"$KSHIFTCTL" --socket "$TMP/mute.sock" --timeout 300ms get >"$TMP/out" 2>"$TMP/err"
+RC=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+kill "$MUTE_PID" 2>/dev/null
+wait "$MUTE_PID" 2>/dev/null
+check "socket mode: --timeout 300ms gives up on a daemon that never answers (${ms} ms)" \
+	bash -c "[[ $RC == 1 ]] && (($ms < 2000)) && grep -q 'no answer within 300 ms' '$TMP/err'"
+
 # --- delete ---
 ctl delete web nope
 check "delete NAME...: deletes, names the missing one, exit 1" \
