@@ -5,10 +5,12 @@
  *   ks-httpd --port PORT [--ready FILE]
  *
  * One thread, epoll, non-blocking sockets: it reads a request up to its blank
- * line, answers "200 OK" with a short body naming the address it was reached
- * on, and closes the connection (Connection: close), so every request of the
- * latency test is a short connection. Written in C so that the server's own
- * time is microseconds and the latency measured is the network path's.
+ * line and answers "200 OK" with a short body naming the address it was
+ * reached on. A request that says "Connection: close" (ks-lat's: every
+ * request a short connection) is answered and the connection closed; any
+ * other is kept alive for the next request (ks-load's, latency under load).
+ * Written in C so that the server's own time is microseconds and the latency
+ * measured is the network path's.
  * Listens on every address of its namespace; FILE is created once it listens.
  */
 #include <arpa/inet.h>
@@ -52,14 +54,15 @@ static int listen_on(int port)
 	return fd;
 }
 
-/* Answers once the request's header is complete; 1 when the connection is done. */
+/* Answers every complete request read so far; 1 when the connection is done. */
 static int serve(struct conn *c)
 {
 	char resp[256], local[INET_ADDRSTRLEN] = "?";
 	struct sockaddr_in a;
 	socklen_t alen = sizeof(a);
+	char *end;
 	ssize_t n;
-	int len;
+	int len, close_it;
 
 	for (;;) {
 		n = read(c->fd, c->req + c->len, sizeof(c->req) - 1 - c->len);
@@ -69,21 +72,28 @@ static int serve(struct conn *c)
 			return 1;
 		c->len += n;
 		c->req[c->len] = 0;
-		if (strstr(c->req, "\r\n\r\n"))
-			break;
+		while ((end = strstr(c->req, "\r\n\r\n"))) {
+			size_t used = end + 4 - c->req;
+
+			*end = 0;
+			close_it = strcasestr(c->req, "\r\nConnection: close") != NULL;
+			if (!getsockname(c->fd, (struct sockaddr *)&a, &alen))
+				inet_ntop(AF_INET, &a.sin_addr, local, sizeof(local));
+			len = snprintf(resp, sizeof(resp),
+				       "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+				       "Content-Length: %zu\r\n%s\r\n%s\n",
+				       strlen(local) + 1,
+				       close_it ? "Connection: close\r\n" : "", local);
+			/* a response this small fits the send buffer of a client
+			 * that waits for each answer before asking again */
+			if (write(c->fd, resp, len) != len || close_it)
+				return 1;
+			memmove(c->req, c->req + used, c->len - used + 1);
+			c->len -= used;
+		}
 		if (c->len == sizeof(c->req) - 1)
 			return 1;
 	}
-	if (!getsockname(c->fd, (struct sockaddr *)&a, &alen))
-		inet_ntop(AF_INET, &a.sin_addr, local, sizeof(local));
-	len = snprintf(resp, sizeof(resp),
-		       "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-		       "Connection: close\r\n\r\n%s\n",
-		       strlen(local) + 1, local);
-	/* a response this small always fits the empty send buffer */
-	if (write(c->fd, resp, len) != len)
-		return 1;
-	return 1;
 }
 
 int main(int argc, char **argv)
