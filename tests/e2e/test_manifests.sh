@@ -9,7 +9,9 @@
 #       rules cannot run here (no API server): for those refusals the test
 #       checks the parser and that the CRD carries the rule, and says so;
 #   (d) every example is accepted by kshiftd's parser (ks_manifest_parse,
-#       through tests/manifests/parse.c built here; no daemon needed);
+#       through tests/manifests/parse.c built here; no daemon needed), and
+#       what `kshiftctl get -o json` would print of it validates against the
+#       CRD too, so it can go back through kubectl apply;
 #   (e) the DaemonSet has probes, is not privileged, drops every capability,
 #       and RBAC grants nothing on secrets and no create/delete on
 #       trafficshifts;
@@ -28,19 +30,19 @@ KS_TEST=manifests
 
 # --- (a)-(e) -------------------------------------------------------------------
 
-# The parser alone (manifest.c needs only libyaml); a build's libkshift.a
-# when manifest.c comes to need more of the library.
+# The parser and its JSON writer alone (they need only libyaml and json-c);
+# a build's libkshift.a when they come to need more of the library.
 parser=$tmp/ks-parse
 cc_flags=(-std=gnu11 -O1 -D_GNU_SOURCE -I"$KS_ROOT/include" -I"$KS_ROOT/user" -I"$KS_ROOT/user/lib")
 if ${CC:-gcc} "${cc_flags[@]}" "$KS_ROOT/tests/manifests/parse.c" "$KS_ROOT/user/lib/manifest.c" \
-	-lyaml -ljson-c -o "$parser" >"$tmp/cc.log" 2>&1 ||
+	"$KS_ROOT/user/lib/shift_json.c" -lyaml -ljson-c -o "$parser" >"$tmp/cc.log" 2>&1 ||
 	{ [[ -f $KS_ROOT/build/libkshift.a ]] &&
 		${CC:-gcc} "${cc_flags[@]}" -I"$KS_ROOT/build" "$KS_ROOT/tests/manifests/parse.c" \
 			"$KS_ROOT/build/libkshift.a" -lbpf -lelf -lz -lyaml -ljson-c -lcurl \
 			-lmicrohttpd -lpthread -o "$parser" >>"$tmp/cc.log" 2>&1; }; then
-	ok "the parser runner (tests/manifests/parse.c + user/lib/manifest.c) builds"
+	ok "the parser runner (tests/manifests/parse.c, user/lib/manifest.c, shift_json.c) builds"
 else
-	not_ok "the parser runner (tests/manifests/parse.c + user/lib/manifest.c) builds"
+	not_ok "the parser runner (tests/manifests/parse.c, user/lib/manifest.c, shift_json.c) builds"
 	diag <"$tmp/cc.log"
 	parser=
 fi

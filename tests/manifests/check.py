@@ -228,6 +228,12 @@ for path in examples:
         with open(path) as f:
             accepted, msg = parse(f.read())
         ok(accepted, f"{rel(path)}: kshiftd's parser accepts it", msg)
+        # and its JSON form (kshiftctl get -o json) goes back through the CRD
+        r = subprocess.run([PARSER, "-j", path], capture_output=True, text=True, timeout=30)
+        for line in r.stdout.splitlines():
+            back = json.loads(line)
+            errs = schema_errors(back)
+            ok(not errs, f"{rel(path)}: its JSON form (kshiftctl get -o json) validates against the CRD", "\n".join(errs) + "\n" + line)
 if not PARSER:
     print("ok - kshiftd's parser on the examples # SKIP the parser runner did not build")
 
