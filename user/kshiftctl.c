@@ -35,9 +35,8 @@ struct ctl {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: kshiftctl [--socket PATH | --kubernetes [--kubeconfig FILE] [--context "
-		   "C]]\n"
-		   "                 [-n NAMESPACE] [--timeout D] COMMAND\n"
+	fprintf(f, "usage: kshiftctl [--socket PATH | --kubernetes [--kubeconfig FILE]\n"
+		   "                 [--context C]] [-n NAMESPACE] [--timeout D] COMMAND\n"
 		   "  apply -f FILE                create or replace the shifts in a manifest (- "
 		   "for stdin)\n"
 		   "  get [NAME] [-o wide|json|yaml]  shifts, weights, endpoints, observed split\n"

@@ -19,7 +19,7 @@
 /* Requests are retried this many times on 409 Conflict, re-reading first. */
 #define KS_KCTL_RETRIES 5
 /* How long a command may take without --timeout; --wait waits longer. */
-#define KS_KCTL_TIMEOUT_MS	60000
+#define KS_KCTL_TIMEOUT_MS	30000
 #define KS_KCTL_WAIT_TIMEOUT_MS 60000
 #define KS_KCTL_POLL_MS		200
 
