@@ -46,6 +46,7 @@ struct daemon {
 	struct ks_state state;	 /* --state-dir */
 	int epfd, sigfd, inofd;
 	uint64_t reload_at_ms; /* when the config directory is due a reload; 0: not */
+	bool reload_again;     /* due while one was under way */
 	struct ks_ctl_server ctl;
 	struct ks_kube_source *kube; /* --kubernetes, else NULL */
 	int kubefd;
@@ -97,10 +98,43 @@ static void usage(FILE *f)
 
 /* ---- configuration directory (user/lib/config.c) ---- */
 
+/* Shifts a reload applies per turn of the loop: the control socket is
+ * served in between, so a reload of thousands stalls no one. */
+#define KS_RELOAD_STEP 500
+
+/* Starts a reload; one under way finishes first, then this one runs. */
 static void config_reload(struct daemon *d)
 {
-	if (d->config_dir)
-		ks_config_reload(&d->config, &d->shifts, &d->state);
+	if (!d->config_dir)
+		return;
+	if (ks_config_busy(&d->config)) {
+		d->reload_again = true;
+		return;
+	}
+	ks_config_reload(&d->config, &d->shifts, &d->state);
+}
+
+/* One turn's worth of the reload under way; requests that change the
+ * running set wait for its end (see on_request). */
+static void config_step(struct daemon *d)
+{
+	if (!d->config_dir || !ks_config_busy(&d->config))
+		return;
+	if (ks_config_step(&d->config, KS_RELOAD_STEP) == -EINPROGRESS)
+		return;
+	ks_ctl_server_resume(&d->ctl);
+	if (d->reload_again) {
+		d->reload_again = false;
+		config_reload(d);
+	}
+}
+
+/* At start: the whole directory before anything is served. */
+static void config_load(struct daemon *d)
+{
+	config_reload(d);
+	while (d->config_dir && ks_config_busy(&d->config))
+		ks_config_step(&d->config, SIZE_MAX);
 }
 
 /* ---- runtime changes, kept across restarts (user/lib/state.c) ---- */
@@ -410,7 +444,15 @@ static struct json_object *handle(struct daemon *d, struct json_object *req)
 /* The control socket's handler: one complete request, one answer. */
 static struct json_object *on_request(void *ctx, struct json_object *req)
 {
-	return handle(ctx, req);
+	struct daemon *d = ctx;
+	const char *cmd = str_field(req, "cmd");
+
+	/* while a reload is under way, changes wait for its end (NULL:
+	 * parked); reads are served at once */
+	if (d->config_dir && ks_config_busy(&d->config) && cmd && strcmp(cmd, "get") &&
+	    strcmp(cmd, "verdicts"))
+		return NULL;
+	return handle(d, req);
 }
 
 /* ---- set-up and main loop ---- */
@@ -527,6 +569,8 @@ static void run(struct daemon *d)
 		timeout = -1;
 		if (d->reload_at_ms)
 			timeout = d->reload_at_ms > now ? (int)(d->reload_at_ms - now) : 0;
+		if (d->config_dir && ks_config_busy(&d->config))
+			timeout = 0;
 		t = ks_ctl_server_timeout(&d->ctl);
 		if (t >= 0 && (timeout < 0 || t < timeout))
 			timeout = t;
@@ -534,6 +578,7 @@ static void run(struct daemon *d)
 		if (n < 0 && errno != EINTR)
 			return;
 		ks_ctl_server_expire(&d->ctl);
+		config_step(d);
 		if (d->reload_at_ms && now_ms() >= d->reload_at_ms) {
 			d->reload_at_ms = 0;
 			config_reload(d);
@@ -770,7 +815,7 @@ int main(int argc, char **argv)
 				state_dir, strerror(-err));
 		err = 0;
 		state_replay(&d);
-		config_reload(&d);
+		config_load(&d);
 		/* the shifts are back on fresh services: what the adopted
 		 * maps served and no shift claimed goes */
 		ks_dp_adopt_done(&d.dp);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,6 +38,14 @@ static void say(char *buf, size_t len, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, len, fmt, ap);
 	va_end(ap);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
 }
 
 static size_t name_key(char *buf, size_t len, const char *ns, const char *name)
@@ -374,8 +383,12 @@ static int free_applied(const void *key, size_t len, void *value, void *arg)
 	return 0;
 }
 
+static void job_free(struct ks_config_job *j);
+
 void ks_config_close(struct ks_config *c)
 {
+	job_free(c->job);
+	c->job = NULL;
 	if (c->inofd >= 0)
 		close(c->inofd);
 	files_free(c);
@@ -595,188 +608,267 @@ static const char *weights_str(const struct ks_shift *s, char *buf, size_t len)
 
 struct gone {
 	char ns[KS_NAME_LEN], name[KS_NAME_LEN];
+	char source[PATH_MAX];
 };
 
-int ks_config_reload(struct ks_config *c, struct ks_shifts *t, struct ks_state *state)
+/* A reload being applied, in steps from the loop. */
+struct ks_config_job {
+	struct ks_shifts *t;
+	struct ks_state *state;
+	struct ks_config_want *want;
+	size_t nr_want;
+	struct ks_config_refusal *refused;
+	size_t nr_refused;
+	struct ks_change *changes;
+	size_t nr_changes;
+	struct ks_shift *eff; /* the changes' shifts: the file's, with overrides */
+	uint64_t *eff_fp;
+	size_t nr_eff;
+	struct gone *gone; /* the changes' deletions */
+	struct ks_index wanted, refused_now;
+	struct ks_commit *cm;
+	bool state_dirty;
+	uint64_t t0, t1, t2;
+};
+
+static void job_free(struct ks_config_job *j)
 {
-	struct taken_arg ta = { .c = c, .t = t };
-	struct ks_config_want *want = NULL;
-	struct ks_config_refusal *refused = NULL;
-	struct ks_change *changes = NULL;
-	struct ks_shift *eff = NULL;
-	struct ks_index wanted = {}, refused_now = {};
-	size_t nr_want = 0, nr_refused = 0, nr_changes = 0, nr_eff = 0, i;
-	uint64_t *eff_fp = NULL;
-	char key[2 * KS_NAME_LEN], err[KS_ERR_LEN] = "", w[256];
-	bool state_dirty = false;
-	int ret;
+	if (!j)
+		return;
+	ks_shifts_commit_free(j->cm);
+	ks_shifts_free(j->eff, j->nr_eff);
+	free(j->eff_fp);
+	free(j->changes);
+	free(j->gone);
+	free(j->want);
+	free(j->refused);
+	ks_index_destroy(&j->wanted);
+	ks_index_destroy(&j->refused_now);
+	free(j);
+}
 
-	if (!scan(c))
-		return 0;
-	ret = ks_config_desired(c->files, c->nr_files, taken_by_other, &ta, &want, &nr_want,
-				&refused, &nr_refused);
-	if (ret)
-		goto out;
-	ret = -ENOMEM;
-	changes = calloc(nr_want + t->n + 1, sizeof(*changes));
-	eff = calloc(nr_want + 1, sizeof(*eff));
-	eff_fp = calloc(nr_want + 1, sizeof(*eff_fp));
-	if (!changes || !eff || !eff_fp)
-		goto out;
+bool ks_config_busy(const struct ks_config *c)
+{
+	return c->job;
+}
 
-	/* refusals: logged when new or changed */
-	for (i = 0; i < nr_refused; i++) {
-		const struct ks_shift *s = refused[i].shift;
+/* Logs refusals that are new or changed since the last reload. */
+static int note_refusals(struct ks_config *c, struct ks_config_job *j)
+{
+	char key[2 * KS_NAME_LEN];
+	size_t i;
+
+	for (i = 0; i < j->nr_refused; i++) {
+		const struct ks_shift *s = j->refused[i].shift;
 		size_t len = name_key(key, sizeof(key), s->namespace, s->name);
 		uint64_t h = 1469598103934665603ull;
 		const char *p;
 
-		for (p = refused[i].why; *p; p++)
+		for (p = j->refused[i].why; *p; p++)
 			h = (h ^ (uint8_t)*p) * 1099511628211ull;
 		h |= 1;
 		if ((uint64_t)(uintptr_t)ks_index_get(&c->refused, key, len) != (uintptr_t)h)
-			pr_warn("config: %s: refused: %s\n", refused[i].file->path,
-				refused[i].why);
-		if (ks_index_put(&refused_now, key, len, (void *)(uintptr_t)h))
-			goto out;
+			pr_warn("config: %s: refused: %s\n", j->refused[i].file->path,
+				j->refused[i].why);
+		if (ks_index_put(&j->refused_now, key, len, (void *)(uintptr_t)h))
+			return -ENOMEM;
 	}
+	return 0;
+}
 
-	/* what to apply: new, changed, or running from another file */
-	for (i = 0; i < nr_want; i++) {
-		const struct ks_shift *s = want[i].shift;
+/* What to apply (new, changed, or running from another file) and what to
+ * remove (running from the directory, no longer wanted). */
+static int plan(struct ks_config *c, struct ks_config_job *j)
+{
+	struct ks_shifts *t = j->t;
+	char key[2 * KS_NAME_LEN];
+	size_t i;
+
+	j->changes = calloc(j->nr_want + t->n + 1, sizeof(*j->changes));
+	j->eff = calloc(j->nr_want + 1, sizeof(*j->eff));
+	j->eff_fp = calloc(j->nr_want + 1, sizeof(*j->eff_fp));
+	j->gone = calloc(t->n + 1, sizeof(*j->gone));
+	if (!j->changes || !j->eff || !j->eff_fp || !j->gone)
+		return -ENOMEM;
+	for (i = 0; i < j->nr_want; i++) {
+		const struct ks_config_want *w = &j->want[i];
+		const struct ks_shift *s = w->shift;
 		size_t len = name_key(key, sizeof(key), s->namespace, s->name);
-		const struct ks_override *o = ks_state_override(state, s->namespace, s->name);
+		const struct ks_override *o = ks_state_override(j->state, s->namespace, s->name);
 		const struct ks_config_applied *ap = ks_index_get(&c->applied, key, len);
 		const struct ks_shift_state *st = ks_shifts_find(t, s->namespace, s->name);
-		uint64_t fp = want[i].fp;
+		uint64_t fp = w->fp;
 
-		if (ks_index_put(&wanted, key, len, (void *)&want[i]))
-			goto out;
-		if (o && o->base_fp != want[i].fp) {
+		if (ks_index_put(&j->wanted, key, len, (void *)w))
+			return -ENOMEM;
+		if (o && o->base_fp != w->fp) {
 			pr_info("config: %s: %s changed in the file: the weights set with kshiftctl "
 				"give way to the file's\n",
-				want[i].file->path, key);
-			ks_state_drop_override(state, s->namespace, s->name);
-			state_dirty = true;
+				w->file->path, key);
+			ks_state_drop_override(j->state, s->namespace, s->name);
+			j->state_dirty = true;
 			o = NULL;
 		}
 		if (o)
 			fp = ks_override_fp(o);
-		if (st && ap && ap->fp == fp && !strcmp(st->source, want[i].file->path))
+		if (st && ap && ap->fp == fp && !strcmp(st->source, w->file->path))
 			continue;
-		if (ks_shift_copy(&eff[nr_eff], s))
-			goto out;
+		if (ks_shift_copy(&j->eff[j->nr_eff], s))
+			return -ENOMEM;
 		if (o)
-			ks_override_apply(o, &eff[nr_eff]);
-		eff_fp[nr_eff] = fp;
-		changes[nr_changes++] = (struct ks_change){
-			.shift = &eff[nr_eff],
-			.source = want[i].file->path,
+			ks_override_apply(o, &j->eff[j->nr_eff]);
+		j->eff_fp[j->nr_eff] = fp;
+		j->changes[j->nr_changes++] = (struct ks_change){
+			.shift = &j->eff[j->nr_eff],
+			.source = w->file->path,
 		};
-		nr_eff++;
+		j->nr_eff++;
 	}
-	/* what to remove: running from the directory, no longer wanted */
 	for (i = 0; i < t->n; i++) {
 		const struct ks_shift_state *st = t->v[i];
+		struct gone *g = &j->gone[j->nr_changes - j->nr_eff];
 
 		if (!ks_config_owns(c, st->source) ||
-		    ks_index_get(&wanted, key,
+		    ks_index_get(&j->wanted, key,
 				 name_key(key, sizeof(key), st->spec.namespace, st->spec.name)))
 			continue;
-		changes[nr_changes++] = (struct ks_change){
-			.ns = st->spec.namespace,
-			.name = st->spec.name,
-		};
+		/* copies: the commit frees the states they come from */
+		snprintf(g->ns, sizeof(g->ns), "%s", st->spec.namespace);
+		snprintf(g->name, sizeof(g->name), "%s", st->spec.name);
+		snprintf(g->source, sizeof(g->source), "%s", st->source);
+		j->changes[j->nr_changes++] = (struct ks_change){ .ns = g->ns, .name = g->name };
 	}
+	return 0;
+}
 
-	ret = 0;
-	if (nr_changes) {
-		/* names of deletions point into states the commit frees: copy */
-		struct gone *gone = calloc(nr_changes, sizeof(*gone));
-		char (*src)[PATH_MAX] = calloc(nr_changes, sizeof(*src));
+/* After the commit: what the directory applied, logged. */
+static void done(struct ks_config *c, struct ks_config_job *j)
+{
+	uint64_t gen = ++j->state->generation;
+	char key[2 * KS_NAME_LEN], w[256];
+	size_t i, logged = 0;
 
-		if (!gone || !src) {
-			free(gone);
-			free(src);
-			ret = -ENOMEM;
-			goto out;
-		}
-		for (i = 0; i < nr_changes; i++) {
-			if (changes[i].shift)
+	for (i = j->nr_eff; i < j->nr_changes; i++) {
+		const struct gone *g = &j->gone[i - j->nr_eff];
+		size_t len = name_key(key, sizeof(key), g->ns, g->name);
+
+		free(ks_index_del(&c->applied, key, len));
+		if (logged++ < 50)
+			pr_info("config: %s: removed %s (generation %llu)\n", g->source, key,
+				(unsigned long long)gen);
+	}
+	for (i = 0; i < j->nr_eff; i++) {
+		struct ks_config_applied *ap;
+		const struct ks_config_want *wt;
+		size_t len = name_key(key, sizeof(key), j->eff[i].namespace, j->eff[i].name);
+
+		ap = ks_index_get(&c->applied, key, len);
+		if (!ap) {
+			ap = calloc(1, sizeof(*ap));
+			if (!ap || ks_index_put(&c->applied, key, len, ap)) {
+				free(ap);
 				continue;
-			const struct ks_shift_state *st =
-				ks_shifts_find(t, changes[i].ns, changes[i].name);
-
-			snprintf(gone[i].ns, sizeof(gone[i].ns), "%s", changes[i].ns);
-			snprintf(gone[i].name, sizeof(gone[i].name), "%s", changes[i].name);
-			snprintf(src[i], sizeof(src[i]), "%s", st ? st->source : "?");
-			changes[i].ns = gone[i].ns;
-			changes[i].name = gone[i].name;
-		}
-		ret = ks_shifts_commit(t, changes, nr_changes, err, sizeof(err));
-		if (ret) {
-			pr_warn("config: %s: reload refused, what runs stays as it was: %s\n",
-				c->dir, err);
-		} else {
-			state->generation++;
-			for (i = 0; i < nr_changes; i++) {
-				size_t len;
-
-				if (!changes[i].shift) {
-					len = name_key(key, sizeof(key), changes[i].ns,
-						       changes[i].name);
-					free(ks_index_del(&c->applied, key, len));
-					pr_info("config: %s: removed %s (generation %llu)\n",
-						src[i], key, (unsigned long long)state->generation);
-					continue;
-				}
 			}
-			for (i = 0; i < nr_eff; i++) {
-				struct ks_config_applied *ap;
-				size_t len = name_key(key, sizeof(key), eff[i].namespace,
-						      eff[i].name);
-
-				ap = ks_index_get(&c->applied, key, len);
-				if (!ap) {
-					ap = calloc(1, sizeof(*ap));
-					if (!ap || ks_index_put(&c->applied, key, len, ap)) {
-						free(ap);
-						continue;
-					}
-				}
-				ap->fp = eff_fp[i];
-				ap->base = ((const struct ks_config_want *)ks_index_get(
-						    &wanted, key, len))
-						   ->fp;
-				snprintf(ap->path, sizeof(ap->path), "%s", changes[i].source);
-				pr_info("config: %s: applied %s: %s%s (generation %llu)\n",
-					changes[i].source, key, weights_str(&eff[i], w, sizeof(w)),
-					ks_index_get(&c->refused, key, len) ? ", now applied" : "",
-					(unsigned long long)state->generation);
-			}
-			ret = nr_changes;
 		}
-		free(gone);
-		free(src);
+		wt = ks_index_get(&j->wanted, key, len);
+		ap->fp = j->eff_fp[i];
+		ap->base = wt ? wt->fp : 0;
+		snprintf(ap->path, sizeof(ap->path), "%s", j->changes[i].source);
+		if (logged++ < 50)
+			pr_info("config: %s: applied %s: %s%s (generation %llu)\n",
+				j->changes[i].source, key, weights_str(&j->eff[i], w, sizeof(w)),
+				ks_index_get(&c->refused, key, len) ? ", now applied" : "",
+				(unsigned long long)gen);
 	}
-	if (ret >= 0) {
+	if (logged > 50)
+		pr_info("config: %s: ... and %zu more change(s) (generation %llu)\n", c->dir,
+			logged - 50, (unsigned long long)gen);
+	pr_info("config: %s: %zu change(s) in %llu ms (reading and parsing %llu ms, applying "
+		"%llu ms, serving the socket in between)\n",
+		c->dir, j->nr_changes, (unsigned long long)(now_ms() - j->t0),
+		(unsigned long long)(j->t1 - j->t0), (unsigned long long)(now_ms() - j->t2));
+}
+
+/* The end of a reload, applied or not. */
+static void finish(struct ks_config *c, struct ks_config_job *j, bool ok)
+{
+	if (ok) {
 		ks_index_destroy(&c->refused);
-		c->refused = refused_now;
-		memset(&refused_now, 0, sizeof(refused_now));
+		c->refused = j->refused_now;
+		memset(&j->refused_now, 0, sizeof(j->refused_now));
 	}
-	if (state_dirty)
-		ks_state_save(state, t);
-out:
-	if (ret == -ENOMEM)
-		pr_warn("config: %s: out of memory\n", c->dir);
-	ks_shifts_free(eff, nr_eff);
-	free(eff_fp);
-	free(changes);
-	free(want);
-	free(refused);
-	ks_index_destroy(&wanted);
-	ks_index_destroy(&refused_now);
+	if (j->state_dirty)
+		ks_state_save(j->state, j->t);
+	job_free(j);
+	c->job = NULL;
+}
+
+int ks_config_step(struct ks_config *c, size_t budget)
+{
+	struct ks_config_job *j = c->job;
+	int ret;
+
+	if (!j)
+		return 0;
+	ret = ks_shifts_commit_step(j->cm, budget);
+	if (ret == -EINPROGRESS)
+		return ret;
+	if (ret)
+		pr_warn("config: %s: reload refused, what runs stays as it was: %s\n", c->dir,
+			ks_shifts_commit_error(j->cm));
+	else
+		done(c, j);
+	finish(c, j, !ret);
 	return ret;
+}
+
+int ks_config_reload(struct ks_config *c, struct ks_shifts *t, struct ks_state *state)
+{
+	struct taken_arg ta = { .c = c, .t = t };
+	struct ks_config_job *j;
+	char err[KS_ERR_LEN] = "";
+	int ret;
+
+	if (c->job)
+		return -EBUSY;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->t = t;
+	j->state = state;
+	j->t0 = now_ms();
+	if (!scan(c)) {
+		job_free(j);
+		return 0;
+	}
+	j->t1 = now_ms();
+	ret = ks_config_desired(c->files, c->nr_files, taken_by_other, &ta, &j->want,
+				&j->nr_want, &j->refused, &j->nr_refused);
+	if (!ret)
+		ret = note_refusals(c, j);
+	if (!ret)
+		ret = plan(c, j);
+	if (ret) {
+		pr_warn("config: %s: out of memory\n", c->dir);
+		c->job = j;
+		finish(c, j, false);
+		return ret;
+	}
+	c->job = j;
+	if (!j->nr_changes) {
+		finish(c, j, true);
+		return 0;
+	}
+	j->t2 = now_ms();
+	/* checked whole here, applied in steps by ks_config_step */
+	ret = ks_shifts_commit_start(t, j->changes, j->nr_changes, &j->cm, err, sizeof(err));
+	if (ret) {
+		pr_warn("config: %s: reload refused, what runs stays as it was: %s\n", c->dir,
+			err);
+		finish(c, j, false);
+		return ret;
+	}
+	return (int)j->nr_changes;
 }
 
 bool ks_config_base_fp(const struct ks_config *c, const char *ns, const char *name,

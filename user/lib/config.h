@@ -97,6 +97,8 @@ int ks_config_desired(struct ks_config_file *const *files, size_t nr, ks_config_
 int ks_config_file_parse(struct ks_config_file *f, const char *text, size_t len);
 void ks_config_file_free(struct ks_config_file *f);
 
+struct ks_config_job;
+
 struct ks_config {
 	char *dir;
 	struct ks_config_file **files; /* sorted by name */
@@ -104,7 +106,8 @@ struct ks_config {
 	bool dir_missing;
 	int inofd, wd_dir, wd_parent;
 	struct ks_index applied; /* "ns/name" -> struct ks_config_applied */
-	struct ks_index refused; /* "ns/name" -> (void *)1: refused at the last reload */
+	struct ks_index refused; /* "ns/name" -> hash of why: refused at the last reload */
+	struct ks_config_job *job; /* a reload being applied */
 };
 
 /* Watches dir (and its parent, for the directory being replaced). */
@@ -114,10 +117,21 @@ void ks_config_close(struct ks_config *c);
 int ks_config_fd(const struct ks_config *c);
 /* Reads the inotify events; true when the directory is due a reload. */
 bool ks_config_event(struct ks_config *c);
-/* Rereads the directory (unchanged files from cache), works out what
- * should run and brings the running set there in one change. Returns the
- * number of shifts changed (applied or removed), or -errno. */
+/*
+ * Rereads the directory (unchanged files from cache), works out what should
+ * run and checks the change that brings the running set there, whole.
+ * Returns the number of shifts to change (the change is then under way:
+ * call ks_config_step until it returns 0), 0 when nothing changes, or
+ * -errno when the change is refused (logged; nothing changed). -EBUSY while
+ * a change is under way.
+ */
 int ks_config_reload(struct ks_config *c, struct ks_shifts *t, struct ks_state *st);
+/* Applies up to budget shifts of the change under way: -EINPROGRESS while
+ * there is more, 0 when done (or none under way), -errno when a step failed
+ * and the change was rolled back (logged). Nothing else may change the
+ * running set while a change is under way: see ks_config_busy. */
+int ks_config_step(struct ks_config *c, size_t budget);
+bool ks_config_busy(const struct ks_config *c);
 /* The fingerprint of the file's spec of a running file shift, for an
  * override; false if ns/name is not running from the directory. */
 bool ks_config_base_fp(const struct ks_config *c, const char *ns, const char *name,

@@ -114,6 +114,7 @@ static void client_close(struct ks_ctl_server *srv, struct ks_ctl_client *c)
 	close(c->fd);
 	free(c->in);
 	free(c->out);
+	json_object_put(c->req);
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 }
@@ -213,29 +214,60 @@ static void refuse(struct ks_ctl_server *srv, struct ks_ctl_client *c, struct js
 	flush(srv, c);
 }
 
-static void answer(struct ks_ctl_server *srv, struct ks_ctl_client *c)
+/* Hands the request to the daemon; parks it if the daemon says wait. */
+static void dispatch(struct ks_ctl_server *srv, struct ks_ctl_client *c)
 {
-	struct json_object *req, *resp;
-	enum json_tokener_error jerr;
+	struct json_object *resp = srv->handler(srv->ctx, c->req);
 
-	req = json_tokener_parse_verbose(c->in ? c->in : "", &jerr);
-	free(c->in);
-	c->in = NULL;
-	c->in_len = c->in_cap = 0;
-	if (!req || !json_object_is_type(req, json_type_object))
-		resp = ks_ctl_error("request: not a JSON object");
-	else
-		resp = srv->handler(srv->ctx, req);
-	json_object_put(req);
+	if (!resp) {
+		c->state = KS_CC_PARKED;
+		return;
+	}
+	json_object_put(c->req);
+	c->req = NULL;
 	c->state = KS_CC_WRITING;
 	/* the answer gets a deadline of its own: a large one to a slow
 	 * reader is not cut off for the time the request took */
 	c->deadline_ms = now_ms() + srv->timeout_ms;
-	if (!resp || !set_answer(c, resp)) {
+	if (!set_answer(c, resp)) {
 		client_close(srv, c);
 		return;
 	}
 	flush(srv, c);
+}
+
+static void answer(struct ks_ctl_server *srv, struct ks_ctl_client *c)
+{
+	enum json_tokener_error jerr;
+
+	c->req = json_tokener_parse_verbose(c->in ? c->in : "", &jerr);
+	free(c->in);
+	c->in = NULL;
+	c->in_len = c->in_cap = 0;
+	/* a complete request: nothing more to read */
+	want(srv, c, 0);
+	if (!c->req || !json_object_is_type(c->req, json_type_object)) {
+		json_object_put(c->req);
+		c->req = NULL;
+		c->state = KS_CC_WRITING;
+		c->deadline_ms = now_ms() + srv->timeout_ms;
+		if (!set_answer(c, ks_ctl_error("request: not a JSON object"))) {
+			client_close(srv, c);
+			return;
+		}
+		flush(srv, c);
+		return;
+	}
+	dispatch(srv, c);
+}
+
+void ks_ctl_server_resume(struct ks_ctl_server *srv)
+{
+	int i;
+
+	for (i = 0; i < KS_CTL_SLOTS; i++)
+		if (srv->clients[i].state == KS_CC_PARKED)
+			dispatch(srv, &srv->clients[i]);
 }
 
 static void on_readable(struct ks_ctl_server *srv, struct ks_ctl_client *c)
@@ -371,7 +403,7 @@ bool ks_ctl_server_event(struct ks_ctl_server *srv, int fd, uint32_t events)
 		c = &srv->clients[i];
 		if (c->state == KS_CC_FREE || c->fd != fd)
 			continue;
-		if ((events & EPOLLIN) && c->state != KS_CC_WRITING)
+		if ((events & EPOLLIN) && (c->state == KS_CC_READING || c->state == KS_CC_DRAINING))
 			on_readable(srv, c);
 		if (c->state != KS_CC_FREE && (events & EPOLLOUT))
 			flush(srv, c);
@@ -389,7 +421,7 @@ int ks_ctl_server_timeout(const struct ks_ctl_server *srv)
 	int i;
 
 	for (i = 0; i < KS_CTL_SLOTS; i++)
-		if (srv->clients[i].state != KS_CC_FREE &&
+		if (srv->clients[i].state != KS_CC_FREE && srv->clients[i].state != KS_CC_PARKED &&
 		    (!first || srv->clients[i].deadline_ms < first))
 			first = srv->clients[i].deadline_ms;
 	if (!first)
@@ -405,7 +437,7 @@ void ks_ctl_server_expire(struct ks_ctl_server *srv)
 
 	for (i = 0; i < KS_CTL_SLOTS; i++) {
 		c = &srv->clients[i];
-		if (c->state == KS_CC_FREE || c->deadline_ms > now)
+		if (c->state == KS_CC_FREE || c->state == KS_CC_PARKED || c->deadline_ms > now)
 			continue;
 		if (c->state == KS_CC_READING) {
 			pr_info("control socket: a client sent no complete request within %d ms: "

@@ -25,7 +25,9 @@
 #include "ctl.h"
 
 /* Answers one request (a JSON object); returns the answer, which the
- * server frees. */
+ * server frees, or NULL when the request must wait (the daemon is in the
+ * middle of a change): it is parked and offered again at
+ * ks_ctl_server_resume. */
 typedef struct json_object *(*ks_ctl_handler)(void *ctx, struct json_object *req);
 
 enum ks_ctl_client_state {
@@ -33,6 +35,7 @@ enum ks_ctl_client_state {
 	KS_CC_READING,	/* taking the request */
 	KS_CC_DRAINING, /* request refused: answering, and discarding input until EOF */
 	KS_CC_WRITING,	/* answering */
+	KS_CC_PARKED,	/* complete, waiting for the daemon */
 };
 
 struct ks_ctl_client {
@@ -44,6 +47,7 @@ struct ks_ctl_client {
 	char *out;
 	size_t out_len, out_off;
 	bool in_eof;
+	struct json_object *req; /* parked */
 	bool turned_away; /* over max_clients: told so, not counted */
 	uint32_t events;  /* as registered with epoll */
 };
@@ -84,6 +88,8 @@ int ks_ctl_server_timeout(const struct ks_ctl_server *srv);
 /* Cuts off the clients past their deadline (a late request gets an error
  * answer, if it takes one at once). */
 void ks_ctl_server_expire(struct ks_ctl_server *srv);
+/* Offers the parked requests to the handler again. */
+void ks_ctl_server_resume(struct ks_ctl_server *srv);
 /* Open client connections. */
 int ks_ctl_server_clients(const struct ks_ctl_server *srv);
 

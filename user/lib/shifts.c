@@ -927,101 +927,179 @@ static void roll_back(struct ks_shifts *t, struct undo *v, size_t nr)
 	}
 }
 
-int ks_shifts_commit(struct ks_shifts *t, const struct ks_change *c, size_t n, char *err,
-		     size_t errlen)
+struct ks_commit {
+	struct ks_shifts *t;
+	const struct ks_change *c;
+	size_t n;
+	struct undo *undo;
+	size_t nr_undo;
+	size_t *pending;
+	size_t nr_pending;
+	size_t next;	 /* deletions: the next change to look at */
+	bool deletions;	 /* still deleting */
+	size_t pass_pos; /* applies: position in the current pass */
+	size_t kept;	 /* applies: pending entries kept for the next pass */
+	bool progress;	 /* applies: the current pass applied something */
+	char err[KS_ERR_LEN];
+};
+
+void ks_shifts_commit_free(struct ks_commit *cm)
 {
-	struct undo *undo = calloc(2 * n + 1, sizeof(*undo));
-	size_t *pending = calloc(n + 1, sizeof(*pending));
-	size_t nr_undo = 0, nr_pending = 0, i, j;
-	char scratch[KS_ERR_LEN];
+	if (!cm)
+		return;
+	if (cm->undo)
+		undo_free(cm->undo, cm->nr_undo);
+	free(cm->pending);
+	free(cm);
+}
+
+const char *ks_shifts_commit_error(const struct ks_commit *cm)
+{
+	return cm->err;
+}
+
+int ks_shifts_commit_start(struct ks_shifts *t, const struct ks_change *c, size_t n,
+			   struct ks_commit **out, char *err, size_t errlen)
+{
+	struct ks_commit *cm = calloc(1, sizeof(*cm));
 	int ret;
 
-	if (!undo || !pending) {
-		ret = -ENOMEM;
+	*out = NULL;
+	if (cm) {
+		cm->undo = calloc(2 * n + 1, sizeof(*cm->undo));
+		cm->pending = calloc(n + 1, sizeof(*cm->pending));
+	}
+	if (!cm || !cm->undo || !cm->pending) {
+		ks_shifts_commit_free(cm);
 		seterr(err, errlen, "out of memory");
-		goto out;
+		return -ENOMEM;
 	}
 	ret = ks_shifts_check_batch(t, c, n, err, errlen);
-	if (ret)
-		goto out;
+	if (ret) {
+		ks_shifts_commit_free(cm);
+		return ret;
+	}
+	cm->t = t;
+	cm->c = c;
+	cm->n = n;
+	cm->deletions = true;
+	*out = cm;
+	return 0;
+}
+
+/* One step that failed: undo what the commit did, keep why. */
+static int commit_fail(struct ks_commit *cm, int ret)
+{
+	if (ret == -ENOMEM && !cm->err[0])
+		seterr(cm->err, sizeof(cm->err), "out of memory");
+	roll_back(cm->t, cm->undo, cm->nr_undo);
+	return ret;
+}
+
+int ks_shifts_commit_step(struct ks_commit *cm, size_t budget)
+{
+	struct ks_shifts *t = cm->t;
+	const struct ks_change *c = cm->c;
+	char scratch[KS_ERR_LEN];
+	size_t i;
+	int ret;
+
 	/* deletions first: they only free frontends and room */
-	for (i = 0; i < n; i++) {
+	while (cm->deletions && cm->next < cm->n) {
+		i = cm->next++;
 		if (c[i].shift) {
-			pending[nr_pending++] = i;
+			cm->pending[cm->nr_pending++] = i;
 			continue;
 		}
-		ret = journal(&undo, &nr_undo, t, c[i].ns, c[i].name);
+		if (!budget--)
+			return (cm->next--, -EINPROGRESS);
+		ret = journal(&cm->undo, &cm->nr_undo, t, c[i].ns, c[i].name);
 		if (!ret)
-			ret = ks_shifts_delete(t, c[i].ns, c[i].name, err, errlen);
+			ret = ks_shifts_delete(t, c[i].ns, c[i].name, cm->err, sizeof(cm->err));
 		if (ret)
-			goto fail;
+			return commit_fail(cm, ret);
 	}
+	cm->deletions = false;
 	/* then every shift whose frontends are free by now; a frontend moving
 	 * from one shift of the batch to another waits for the first to let
 	 * go of it. A cycle (two shifts swapping frontends) is broken by
 	 * taking one of them down for the moment. */
-	while (nr_pending) {
-		bool progress = false;
-
-		for (j = 0, i = 0; i < nr_pending; i++) {
-			const struct ks_change *ch = &c[pending[i]];
+	while (cm->nr_pending) {
+		for (; cm->pass_pos < cm->nr_pending; cm->pass_pos++) {
+			const struct ks_change *ch = &c[cm->pending[cm->pass_pos]];
 			struct ks_shift_state *old =
 				ks_shifts_find(t, ch->shift->namespace, ch->shift->name);
 
 			if (check_conflicts(t, ch->shift, old, scratch, sizeof(scratch))) {
-				pending[j++] = pending[i];
+				cm->pending[cm->kept++] = cm->pending[cm->pass_pos];
 				continue;
 			}
-			ret = journal(&undo, &nr_undo, t, ch->shift->namespace, ch->shift->name);
+			if (!budget--)
+				return -EINPROGRESS;
+			ret = journal(&cm->undo, &cm->nr_undo, t, ch->shift->namespace,
+				      ch->shift->name);
 			if (!ret)
-				ret = ks_shifts_apply(t, ch->shift, ch->source, err, errlen);
+				ret = ks_shifts_apply(t, ch->shift, ch->source, cm->err,
+						      sizeof(cm->err));
 			if (ret) {
 				char what[KS_ERR_LEN];
 
-				snprintf(what, sizeof(what), "%s", err);
-				seterr(err, errlen, "%s/%s: %s%s; nothing of the change was kept",
+				snprintf(what, sizeof(what), "%s", cm->err);
+				seterr(cm->err, sizeof(cm->err),
+				       "%s/%s: %s%s; nothing of the change was kept",
 				       ch->shift->namespace, ch->shift->name, what,
 				       ret == -ENOSPC ? " (slots freed in the last second are held "
 							"while BPF programs may still read them: "
 							"try again)"
 						      : "");
-				goto fail;
+				return commit_fail(cm, ret);
 			}
-			progress = true;
+			cm->progress = true;
 		}
-		nr_pending = j;
-		if (progress || !nr_pending)
+		/* the end of a pass */
+		cm->nr_pending = cm->kept;
+		cm->kept = 0;
+		cm->pass_pos = 0;
+		if (cm->progress || !cm->nr_pending) {
+			cm->progress = false;
 			continue;
-		for (i = 0; i < nr_pending; i++) {
-			const struct ks_shift *s = c[pending[i]].shift;
+		}
+		for (i = 0; i < cm->nr_pending; i++) {
+			const struct ks_shift *sh = c[cm->pending[i]].shift;
 
-			if (!ks_shifts_find(t, s->namespace, s->name))
+			if (!ks_shifts_find(t, sh->namespace, sh->name))
 				continue;
-			ret = journal(&undo, &nr_undo, t, s->namespace, s->name);
+			ret = journal(&cm->undo, &cm->nr_undo, t, sh->namespace, sh->name);
 			if (!ret)
-				ret = ks_shifts_delete(t, s->namespace, s->name, err, errlen);
+				ret = ks_shifts_delete(t, sh->namespace, sh->name, cm->err,
+						       sizeof(cm->err));
 			if (ret)
-				goto fail;
+				return commit_fail(cm, ret);
 			break;
 		}
-		if (i == nr_pending) {
+		if (i == cm->nr_pending) {
 			/* cannot happen after the check: say so rather than spin */
-			seterr(err, errlen, "%s/%s: frontend still taken; nothing of the change was "
-					    "kept",
-			       c[pending[0]].shift->namespace, c[pending[0]].shift->name);
-			ret = -EEXIST;
-			goto fail;
+			seterr(cm->err, sizeof(cm->err),
+			       "%s/%s: frontend still taken; nothing of the change was kept",
+			       c[cm->pending[0]].shift->namespace, c[cm->pending[0]].shift->name);
+			return commit_fail(cm, -EEXIST);
 		}
 	}
-	ret = 0;
-	goto out;
-fail:
-	if (ret == -ENOMEM && !err[0])
-		seterr(err, errlen, "out of memory");
-	roll_back(t, undo, nr_undo);
-out:
-	if (undo)
-		undo_free(undo, nr_undo);
-	free(pending);
+	return 0;
+}
+
+int ks_shifts_commit(struct ks_shifts *t, const struct ks_change *c, size_t n, char *err,
+		     size_t errlen)
+{
+	struct ks_commit *cm;
+	int ret;
+
+	ret = ks_shifts_commit_start(t, c, n, &cm, err, errlen);
+	if (ret)
+		return ret;
+	ret = ks_shifts_commit_step(cm, SIZE_MAX);
+	if (ret)
+		seterr(err, errlen, "%s", cm->err);
+	ks_shifts_commit_free(cm);
 	return ret;
 }

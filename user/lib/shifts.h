@@ -84,6 +84,21 @@ int ks_shifts_check_capacity(struct ks_shifts *t, const struct ks_change *c, siz
 int ks_shifts_commit(struct ks_shifts *t, const struct ks_change *c, size_t n, char *err,
 		     size_t errlen);
 
+/*
+ * The same in steps, for the daemon's loop: start checks (refusing as
+ * ks_shifts_commit would, with nothing changed), each step does at most
+ * budget deletions or applications and returns -EINPROGRESS while there is
+ * more, 0 when done, or -errno after putting back what the commit did
+ * (why: ks_shifts_commit_error). Nothing else may change t in between.
+ * c must live until the commit is freed.
+ */
+struct ks_commit;
+int ks_shifts_commit_start(struct ks_shifts *t, const struct ks_change *c, size_t n,
+			   struct ks_commit **cm, char *err, size_t errlen);
+int ks_shifts_commit_step(struct ks_commit *cm, size_t budget);
+const char *ks_shifts_commit_error(const struct ks_commit *cm);
+void ks_shifts_commit_free(struct ks_commit *cm);
+
 /* Creates or replaces a shift. On error, writes why to err (naming the
  * field and value) and changes nothing. */
 int ks_shifts_apply(struct ks_shifts *t, const struct ks_shift *shift, const char *source,
