@@ -203,12 +203,15 @@ def schema_errors(doc):
     return ["/".join(map(str, e.absolute_path)) + ": " + e.message for e in validator.iter_errors(doc)]
 
 
-def parse(text):
-    """kshiftd's parser on text: (accepted, message)."""
+def parse(text, as_json=False):
+    """kshiftd's parser on text: (accepted, message), or with as_json
+    (accepted, the shifts as kshiftctl get -o json prints them)."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(text)
     try:
-        r = subprocess.run([PARSER, f.name], capture_output=True, text=True, timeout=30)
+        r = subprocess.run([PARSER] + (["-j"] if as_json else []) + [f.name], capture_output=True, text=True, timeout=30)
+        if as_json:
+            return r.returncode == 0, [json.loads(ln) for ln in r.stdout.splitlines()] if r.returncode == 0 else r.stdout
         return r.returncode == 0, (r.stdout + r.stderr).strip().replace(f.name + ": ", "")
     finally:
         os.unlink(f.name)
@@ -385,6 +388,9 @@ for what, fn in GOOD:
     if PARSER:
         accepted, msg = parse(yaml.safe_dump(d, sort_keys=False))
         ok(accepted, f"parser accepts: {what}", msg)
+        accepted, back = parse(yaml.safe_dump(d, sort_keys=False), as_json=True)
+        errs = [e for b in back for e in schema_errors(b)] if accepted else ["refused"]
+        ok(not errs, f"its JSON form validates against the CRD: {what}", "\n".join(errs))
 
 # A known difference, documented in crd.yaml and docs/kubernetes.md: the
 # object form of an endpoint is for local manifests only.
