@@ -412,6 +412,7 @@ int main(int argc, char **argv)
 		{ "all-namespaces", no_argument, NULL, 'A' },
 		{ "percent", required_argument, NULL, 'P' },
 		{ "off", no_argument, NULL, 'O' },
+		{ "once", no_argument, NULL, '1' }, /* top: taken so that top's answer is seen */
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -466,6 +467,8 @@ int main(int argc, char **argv)
 			break;
 		case 'O':
 			k.off = true;
+			break;
+		case '1':
 			break;
 		case 'h':
 			usage(stdout);
