@@ -38,13 +38,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# jf JSON EXPR: prints a Python expression over d, the parsed JSON (a
-# tuple as its items separated by spaces); jt JSON EXPR: true when it is
-jf() {
-	"$FAKE_PY" -c 'import json, sys; d = json.loads(sys.argv[1]); r = eval(sys.argv[2])
-print(" ".join(map(str, r)) if isinstance(r, tuple) else r)' "$1" "$2"
-}
-jt() { "$FAKE_PY" -c 'import json, sys; d = json.loads(sys.argv[1]); sys.exit(not eval(sys.argv[2]))' "$1" "$2"; }
+# jf JSON EXPR: prints a Python expression over d, the parsed JSON, and m,
+# s, st, its metadata, spec and status (a tuple as its items separated by
+# spaces); jt JSON EXPR: true when the expression is
+JSON_PY='import json, sys
+d = json.loads(sys.argv[1])
+m, s, st = (d.get(k) or {} for k in ("metadata", "spec", "status"))
+r = eval(sys.argv[2])'
+jf() { "$FAKE_PY" -c "$JSON_PY"'
+print(" ".join(map(str, r)) if isinstance(r, tuple) else r)' "$1" "$2"; }
+jt() { "$FAKE_PY" -c "$JSON_PY"'
+sys.exit(not r)' "$1" "$2"; }
+# web EXPR: jf over the TrafficShift web as kubectl gets it
+web() { jf "$(fake_kubectl get ts web -o json)" "$1"; }
 # has_all TEXT PATTERN...: every extended regex PATTERN matches a line of TEXT
 has_all() {
 	local text=$1 p
@@ -139,36 +145,36 @@ out=$(fake_kubectl create -f "$M/ts1.yaml" 2>&1)
 check "creating it again is refused: AlreadyExists" grep -q AlreadyExists <<<"$out"
 out=$(fake_kubectl get ts 2>&1)
 check "kubectl get ts lists web" grep -Eq '^web +[0-9]+s' <<<"$out"
-j=$(fake_kubectl get ts web -o json)
-expect "1 90 default" "$(jf "$j" 'd["metadata"]["generation"], d["spec"]["backends"][0]["weight"], d["metadata"]["namespace"]')" \
+expect "1 90 default" "$(web 'm["generation"], s["backends"][0]["weight"], m["namespace"]')" \
 	"kubectl get ts web -o json: generation 1, the spec as created"
 check "the object has uid, creationTimestamp and resourceVersion" \
-	jt "$j" 'all(d["metadata"].get(k) for k in ("uid", "creationTimestamp", "resourceVersion"))'
+	jt "$(fake_kubectl get ts web -o json)" \
+	'all(m.get(k) for k in ("uid", "creationTimestamp", "resourceVersion"))'
 
 fake_kubectl apply -f "$M/ts2.yaml" >"$TMP/out" 2>&1
-j=$(fake_kubectl get ts web -o json)
-expect "2 75" "$(jf "$j" 'd["metadata"]["generation"], d["spec"]["backends"][0]["weight"]')" \
+expect "2 75" "$(web 'm["generation"], s["backends"][0]["weight"]')" \
 	"kubectl apply -f of a changed spec: generation 2"
-rv=$(jf "$j" 'd["metadata"]["resourceVersion"]')
+rv=$(web 'm["resourceVersion"]')
 out=$(fake_kubectl apply -f "$M/ts2.yaml" 2>&1)
-j=$(fake_kubectl get ts web -o json)
 check "kubectl apply -f of the same file again: unchanged" grep -q "web unchanged" <<<"$out"
-expect "2 $rv" "$(jf "$j" 'd["metadata"]["generation"], d["metadata"]["resourceVersion"]')" \
+expect "2 $rv" "$(web 'm["generation"], m["resourceVersion"]')" \
 	"... generation and resourceVersion stay"
 sed -i 's/targetPort: 8080/targetPort: 8081/' "$M/svc.yaml"
 fake_kubectl apply -f "$M/svc.yaml" >/dev/null 2>&1
-expect "8081 80" "$(fake_kubectl get svc web -o jsonpath='{.spec.ports[0].targetPort} {.spec.ports[0].port}')" \
+expect "8081 80" "$(jf "$(fake_kubectl get svc web -o json)" \
+	's["ports"][0]["targetPort"], s["ports"][0]["port"]')" \
 	"kubectl apply of a Service (strategic merge patch) changes its port"
 
 out=$(fake_kubectl patch ts web --type merge -p '{"spec":{"affinity":"client"}}' 2>&1)
-j=$(fake_kubectl get ts web -o json)
-expect "client 3" "$(jf "$j" 'd["spec"]["affinity"], d["metadata"]["generation"]')" \
+expect "client 3" "$(web 's["affinity"], m["generation"]')" \
 	"kubectl patch --type merge: spec changed, generation 3"
-c=$(code PATCH "$TS/web" "${MERGE[@]}" -d '{"metadata":{"resourceVersion":"1"},"spec":{"affinity":"connection"}}')
+c=$(code PATCH "$TS/web" "${MERGE[@]}" \
+	-d '{"metadata":{"resourceVersion":"1"},"spec":{"affinity":"connection"}}')
 expect "409 Conflict" "$c $(jf "$(<"$TMP/body")" 'd["reason"]')" \
 	"a merge patch with a stale metadata.resourceVersion: 409 Conflict (Status)"
-rv=$(jf "$(fake_curl GET "$TS/web")" 'd["metadata"]["resourceVersion"]')
-c=$(code PATCH "$TS/web" "${MERGE[@]}" -d "{\"metadata\":{\"resourceVersion\":\"$rv\",\"labels\":{\"tier\":\"a\"}}}")
+rv=$(web 'm["resourceVersion"]')
+c=$(code PATCH "$TS/web" "${MERGE[@]}" \
+	-d "{\"metadata\":{\"resourceVersion\":\"$rv\",\"labels\":{\"tier\":\"a\"}}}")
 expect "200" "$c" "... with the current one: 200"
 
 # --- kubectl get -w -----------------------------------------------------------------
@@ -177,7 +183,7 @@ timeout 20 kubectl get ts -w --no-headers \
 BG+=($!)
 if wait_for 10 grep -q "^web  *75" "$TMP/watch.out"; then
 	fake_kubectl patch ts web --type merge \
-		-p '{"spec":{"backends":[{"name":"stable","service":"web-v1","weight":60}]}}' >/dev/null
+		-p '{"spec":{"backends":[{"name":"stable","weight":60}]}}' >/dev/null
 	check "kubectl get ts -w prints the object, then a change made meanwhile" \
 		wait_for 10 grep -q "^web  *60" "$TMP/watch.out"
 else
@@ -187,19 +193,20 @@ kill "${BG[-1]}" 2>/dev/null
 diag <"$TMP/watch.out"
 
 # --- the status subresource -----------------------------------------------------------
-gen=$(fake_kubectl get ts web -o jsonpath='{.metadata.generation}')
-c=$(code PATCH "$TS/web/status" "${MERGE[@]}" -d '{"status":{"observedGeneration":4},"spec":{"affinity":"x"}}')
-j=$(fake_kubectl get ts web -o json)
-expect "200 4 $gen client" "$c $(jf "$j" 'd["status"]["observedGeneration"], d["metadata"]["generation"], d["spec"]["affinity"]')" \
+gen=$(web 'm["generation"]')
+c=$(code PATCH "$TS/web/status" "${MERGE[@]}" \
+	-d '{"status":{"observedGeneration":4},"spec":{"affinity":"x"}}')
+expect "200 4 $gen client" "$c $(web 'st["observedGeneration"], m["generation"], s["affinity"]')" \
 	"PATCH .../status changes status, neither the spec nor the generation"
-c=$(code PATCH "$TS/web" "${MERGE[@]}" -d '{"spec":{"affinity":"connection"},"status":{"observedGeneration":99}}')
-j=$(fake_kubectl get ts web -o json)
-expect "200 4 $((gen + 1)) connection" "$c $(jf "$j" 'd["status"]["observedGeneration"], d["metadata"]["generation"], d["spec"]["affinity"]')" \
+c=$(code PATCH "$TS/web" "${MERGE[@]}" \
+	-d '{"spec":{"affinity":"connection"},"status":{"observedGeneration":99}}')
+expect "200 4 $((gen + 1)) connection" \
+	"$c $(web 'st["observedGeneration"], m["generation"], s["affinity"]')" \
 	"a spec change through the main resource bumps generation, leaves status alone"
-j=$(fake_curl GET "$TS/web")
 c=$(code PUT "$TS/web/status" -H 'Content-Type: application/json' \
-	-d "$(jf "$j" 'json.dumps({**d, "status": {"observedGeneration": 5}})')")
-expect "200 5" "$c $(fake_kubectl get ts web -o jsonpath='{.status.observedGeneration}')" "PUT .../status"
+	-d "$(jf "$(fake_curl GET "$TS/web")" \
+	'json.dumps({**d, "status": {"observedGeneration": 5}})')")
+expect "200 5" "$c $(web 'st["observedGeneration"]')" "PUT .../status"
 
 # --- paging and selectors ---------------------------------------------------------------
 for i in 1 2 3 4; do ts 1 | sed "s/name: web\$/name: page$i/"; echo ---; done >"$M/more.yaml"
@@ -207,8 +214,8 @@ fake_kubectl create -f "$M/more.yaml" >/dev/null 2>&1
 p1=$(fake_curl GET "$TS?limit=2")
 cont=$(jf "$p1" 'd["metadata"].get("continue", "")')
 names=$(jf "$p1" '" ".join(i["metadata"]["name"] for i in d["items"])')
-check "a list with limit=2 of 5 objects: 2 items, metadata.continue, remainingItemCount 3" \
-	jt "$p1" 'len(d["items"]) == 2 and d["metadata"]["remainingItemCount"] == 3'
+check "a list with limit=2 of 5: 2 items, metadata.continue, remainingItemCount 3" \
+	jt "$p1" 'len(d["items"]) == 2 and m["remainingItemCount"] == 3 and m["continue"]'
 fake_kubectl patch ts page4 --type merge -p '{"metadata":{"labels":{"tier":"b"}}}' >/dev/null
 pages=1
 while [[ -n $cont ]] && ((pages < 10)); do
@@ -221,13 +228,15 @@ expect "3: page1 page2 page3 page4 web" "$pages: $(tr ' ' '\n' <<<"$names" | sor
 	"following continue gives the rest in 3 pages, nothing twice"
 expect "page4 web" "$(fake_kubectl get ts -l 'tier in (a,b)' -o name | sed 's|.*/||' | xargs)" \
 	"kubectl get -l 'tier in (a,b)' (labelSelector)"
-expect "page2" "$(fake_kubectl get ts --field-selector metadata.name=page2 -o name | sed 's|.*/||')" \
+out=$(fake_kubectl get ts --field-selector metadata.name=page2 -o name)
+expect "page2" "${out##*/}" \
 	"kubectl get --field-selector metadata.name=page2"
 
 # --- watches: 410, injected faults -----------------------------------------------------------
 rv=$(jf "$(fake_curl GET "$TS")" 'd["metadata"]["resourceVersion"]')
 out=$(fake_curl GET "$TS?watch=1&resourceVersion=$rv&timeoutSeconds=1" -w ' %{http_code}')
-check "a watch from the list's resourceVersion: 200, ends after timeoutSeconds" grep -q ' 200$' <<<"$out"
+check "a watch from the list's resourceVersion: 200, ends after timeoutSeconds" \
+	grep -q ' 200$' <<<"$out"
 out=$(fake_curl GET "$TS?watch=1&resourceVersion=$rv&allowWatchBookmarks=true&timeoutSeconds=2")
 check "allowWatchBookmarks: BOOKMARK events with the resourceVersion" \
 	grep -q "\"type\": \"BOOKMARK\".*\"resourceVersion\": \"$rv\"" <<<"$out"
@@ -247,9 +256,10 @@ fake_wait_watches 1 5
 fake_kubectl patch ts page1 --type merge -p '{"spec":{"affinity":"client"}}' >/dev/null
 fake_ctl error-410 >/dev/null
 wait "${BG[-1]}"
-check "an open watch gets the change, then the injected ERROR 410 event, then its end" \
-	bash -c 'grep -q "\"type\": \"MODIFIED\".*page1" "$1" &&
-		tail -n1 "$1" | grep -q "\"type\": \"ERROR\".*\"code\": 410"' _ "$TMP/w1"
+expect "MODIFIED page1 ERROR -" "$(events "$TMP/w1" | xargs)" \
+	"an open watch gets the change, then the injected ERROR event, then its end"
+check "... the ERROR is a Status with code 410, reason Expired" \
+	jt "$(tail -n1 "$TMP/w1")" 'd["object"]["code"] == 410 and d["object"]["reason"] == "Expired"'
 : >"$TMP/w2"
 fake_curl GET "$TS?watch=1&resourceVersion=0&timeoutSeconds=20" -N >"$TMP/w2" 2>&1 &
 BG+=($!)
@@ -277,11 +287,13 @@ expect "DELETED page4 ADDED page3" "$(events "$TMP/w3" | head -n2 | xargs)" \
 
 # --- namespaces, unconditional updates -----------------------------------------------------
 sed '/namespace: default/d' "$M/ts1.yaml" >"$M/ts-nons.yaml"
-out=$(fake_kubectl create namespace prod 2>&1 && fake_kubectl -n prod create -f "$M/ts-nons.yaml" 2>&1)
+out=$(fake_kubectl create namespace prod 2>&1 &&
+	fake_kubectl -n prod create -f "$M/ts-nons.yaml" 2>&1)
 check "kubectl create namespace (protobuf), then a TrafficShift in it" \
 	has_all "$out" "namespace/prod created" "trafficshift.kshift.dev/web created"
 out=$(fake_kubectl -n nowhere create -f "$M/ts-nons.yaml" 2>&1)
-check "creating in a namespace that does not exist: NotFound" grep -q 'namespaces "nowhere" not found' <<<"$out"
+check "creating in a namespace that does not exist: NotFound" \
+	grep -q 'namespaces "nowhere" not found' <<<"$out"
 fake_kubectl delete namespace prod >/dev/null 2>&1
 expect "NotFound" "$(jf "$(fake_curl GET "${TS/default/prod}/web")" 'd["reason"]')" \
 	"deleting the namespace deletes what was in it"
@@ -296,22 +308,24 @@ fake_ctl reset >/dev/null
 fake_ctl conflict count=1 >/dev/null
 out=$(fake_kubectl apply -f "$M/ts3.yaml" 2>&1)
 patches=$(fake_count "patch trafficshifts")
-expect "55 2" "$(fake_kubectl get ts web -o jsonpath='{.spec.backends[0].weight}') $patches" \
+expect "55 2" "$(web 's["backends"][0]["weight"]') $patches" \
 	"an injected 409: kubectl apply re-reads and retries its patch"
 
 echo "rotated-$RANDOM$RANDOM" >"$FAKE_DIR/tokens"
 c=$(code GET "$TS")
 expect "401 Unauthorized" "$c $(jf "$(<"$TMP/body")" 'd["reason"]')" \
 	"after rotation the old token gets 401 with a Status"
-FAKE_TOKEN=$(<"$FAKE_DIR/tokens")
+export FAKE_TOKEN; FAKE_TOKEN=$(<"$FAKE_DIR/tokens") # for fake_curl
 expect "200" "$(code GET "$TS")" "... and the new token 200"
 out=$(fake_kubectl --context fake-tokenfile get ts web -o name 2>&1)
 check "a kubeconfig tokenFile with the old token: Unauthorized" grep -q Unauthorized <<<"$out"
 cp "$FAKE_DIR/tokens" "$FAKE_DIR/token"
 out=$(fake_kubectl --context fake-tokenfile get ts web -o name 2>&1)
-expect "trafficshift.kshift.dev/web" "$out" "... the rotated one in the file: kubectl reads it again"
+expect "trafficshift.kshift.dev/web" "$out" \
+	"... the rotated one in the file: kubectl reads it again"
 out=$(fake_kubectl --context fake-certs get ts web -o name 2>&1)
-expect "trafficshift.kshift.dev/web" "$out" "the client-certificate context works (kubectl --context fake-certs)"
+expect "trafficshift.kshift.dev/web" "$out" \
+	"the client-certificate context works (kubectl --context fake-certs)"
 c=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$FAKE_CA" --cert "$FAKE_DIR/client.crt" \
 	--key "$FAKE_DIR/client.key" "$FAKE_URL$TS")
 expect "200" "$c" "... and curl with the client certificate"

@@ -7,12 +7,13 @@ for kubectl 1.32, curl and kshiftd's libcurl client. tests/k8s/lib.sh runs it.
              [--data FILE.json|.yaml] [--bookmark-interval S] [--history N] [--verbose]
 
 DIR gets: ca, server and client certificates and keys (openssl; kept, the
-server's remade when --san changes); tokens (valid bearer tokens, one a line,
-re-read on every request: rewrite it to rotate); token (the first, for a
-tokenFile); admin-token (never rotated, the only one /fake/ takes);
-kubeconfig (contexts fake: token, current; fake-certs: client certificate
-CN=kshift-test; fake-tokenfile); port (last, once listening); requests.log
-("TIME METHOD PATH?QUERY STATUS WHO" a request).
+server's remade when its SANs change: 127.0.0.1, localhost, --host, --san);
+tokens (valid bearer tokens, one a line, re-read on every request: rewrite
+it to rotate); token (the first, for a tokenFile); admin-token (never
+rotated, the only one /fake/ takes); kubeconfig (contexts fake: token,
+current; fake-certs: client certificate CN=kshift-test; fake-tokenfile);
+port (last, once listening); requests.log ("TIME METHOD PATH?QUERY STATUS
+WHO" a request).
 
 Served: /version /healthz /readyz /livez without auth; plain discovery
 documents /api /api/v1 /apis /apis/G /apis/G/V (asked for aggregated
@@ -874,7 +875,7 @@ def make_certs(d, sans):
     alt = ["IP:127.0.0.1", "DNS:localhost"] + [
         s if s.startswith(("IP:", "DNS:")) else
         ("IP:" if re.match(r"^[\d.]+$|.*:", s) else "DNS:") + s for s in sans]
-    alt = ",".join(alt)
+    alt = ",".join(dict.fromkeys(alt))
     with open(f("openssl.cnf"), "w") as cnf:
         cnf.write(OPENSSL_CNF.format(sans=alt))
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
@@ -952,7 +953,7 @@ def main():
     a = ap.parse_args()
     d = os.path.abspath(a.dir)
     os.makedirs(d, exist_ok=True)
-    make_certs(d, a.san)
+    make_certs(d, a.san + ([a.host] if a.host not in ("127.0.0.1", "0.0.0.0", "::") else []))
     for fname, given, prefix in (("tokens", a.token, "user-"),
                                  ("admin-token", a.admin_token, "admin-")):
         if given or not os.path.exists(os.path.join(d, fname)):

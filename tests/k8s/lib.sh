@@ -4,8 +4,8 @@
 #
 #   source "$KS_ROOT/tests/k8s/lib.sh"
 #   fake_start "$dir" [--data objs.yaml --bookmark-interval 0.5 ...] || fail
-#       # starts it in the background on 127.0.0.1 and waits until it listens;
-#       # exports FAKE_DIR FAKE_PID FAKE_URL (https://127.0.0.1:PORT)
+#       # starts it in the background on 127.0.0.1 (or --host H) and waits
+#       # until it listens; exports FAKE_DIR FAKE_PID FAKE_URL (https://H:PORT)
 #       # FAKE_TOKEN FAKE_ADMIN_TOKEN FAKE_CA, KUBECONFIG=$dir/kubeconfig and
 #       # KUBECACHEDIR (kubectl's discovery cache, kept inside $dir)
 #   fake_kubectl get ts -A              # kubectl against the fake
@@ -33,8 +33,12 @@ FAKE_PID=
 # fake_start DIR [ARGS...]: 0 once listening, 1 (with the server's output on
 # stderr) when it does not come up within 15 s
 fake_start() {
-	local dir=$1 i
+	local dir=$1 host=127.0.0.1 i
 	shift
+	for ((i = 1; i < $#; i++)); do
+		[[ ${!i} == --host ]] && { i=$((i + 1)); host=${!i}; }
+	done
+	[[ $host == *:* ]] && host="[$host]"
 	mkdir -p "$dir" || return
 	FAKE_DIR=$(cd "$dir" && pwd)
 	rm -f "$FAKE_DIR/port"
@@ -55,13 +59,14 @@ fake_start() {
 		fake_stop
 		return 1
 	fi
-	FAKE_URL=https://127.0.0.1:$(<"$FAKE_DIR/port")
+	FAKE_URL=https://$host:$(<"$FAKE_DIR/port")
 	FAKE_TOKEN=$(head -n1 "$FAKE_DIR/tokens")
 	FAKE_ADMIN_TOKEN=$(<"$FAKE_DIR/admin-token")
 	FAKE_CA=$FAKE_DIR/ca.crt
 	KUBECONFIG=$FAKE_DIR/kubeconfig
 	KUBECACHEDIR=$FAKE_DIR/kubecache
-	export FAKE_DIR FAKE_PID FAKE_URL FAKE_TOKEN FAKE_ADMIN_TOKEN FAKE_CA KUBECONFIG KUBECACHEDIR
+	export FAKE_DIR FAKE_PID FAKE_URL FAKE_TOKEN FAKE_ADMIN_TOKEN FAKE_CA
+	export KUBECONFIG KUBECACHEDIR
 }
 
 # fake_stop: stops the server fake_start started
@@ -88,7 +93,8 @@ fake_curl() {
 
 # fake_count KEY: one of the counters ("VERB PLURAL", "open_watches")
 fake_count() {
-	fake_ctl counters | "$FAKE_PY" -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], 0))' "$1"
+	fake_ctl counters | "$FAKE_PY" -c \
+		'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], 0))' "$1"
 }
 
 # fake_wait_watches N [SECONDS]: 0 once exactly N watch streams are open
@@ -104,7 +110,7 @@ fake_wait_watches() {
 # fake_ctl ACTION [KEY=VALUE...]: a fault injection or inspection (see the
 # header of fakeapi.py); 0 when the fake accepted it
 fake_ctl() {
-	local action=$1 method=POST query= kv
+	local action=$1 method=POST query='' kv
 	shift
 	for kv in "$@"; do
 		query+="${query:+&}$kv"
