@@ -15,11 +15,14 @@
 #   (e) the DaemonSet has probes, is not privileged, drops every capability,
 #       and RBAC grants nothing on secrets and no create/delete on
 #       trafficshifts;
+#   (g) the Containerfile: its package lists against scripts/deps.sh and the
+#       binaries' libraries, and its build stage's make run on a copy of
+#       exactly the sources it copies (no container engine here);
 #   (f) as root, with kshiftd built: kshiftd started with exactly the
 #       capabilities the DaemonSet adds (setpriv) loads, attaches and steers
 #       the canary example in every mode, and fails to start with any one
 #       of them taken away, so the set is the smallest that works.
-# (a)-(e) are tests/manifests/check.py and need no root.
+# (a)-(e) and most of (g) are tests/manifests/check.py and need no root.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d /tmp/kse-manifests-XXXXXX)

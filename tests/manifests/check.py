@@ -558,3 +558,10 @@ ok(not bad_anchors, "docs/kubernetes.md: every section link has its section", ba
 named = sorted(set(re.findall(r"manifests/[\w./-]+\.yaml", page)))
 ok(named and all(os.path.exists(os.path.join(ROOT, p)) for p in named),
    f"docs/kubernetes.md: the manifests it names exist ({len(named)})", [p for p in named if not os.path.exists(os.path.join(ROOT, p))])
+outside = []
+for p_ in [os.path.join(ROOT, "docs", "kubernetes.md")] + glob.glob(os.path.join(MANIFESTS, "**", "*"), recursive=True):
+    if os.path.isfile(p_):
+        with open(p_, errors="replace") as f:
+            t = f.read()
+        outside += [f"{rel(p_)}: {w}" for w in ("SPEC.md", "/work/") if w in t]
+ok(not outside, "manifests/ and docs/kubernetes.md refer to nothing outside the repository", outside)
