@@ -925,17 +925,24 @@ def load_data(store, path):
     except ValueError:
         import yaml
         docs = [x for x in yaml.safe_load_all(text) if x]
-    for obj in [o for doc in docs for o in (
-            doc if isinstance(doc, list) else doc.get("items") or []
-            if doc.get("kind", "").endswith("List") else [doc])]:
+    objs = []
+    for doc in docs:
+        if isinstance(doc, list):
+            objs += doc
+        else:
+            objs += doc.get("items") or [] if doc.get("kind", "").endswith("List") else [doc]
+    for obj in sorted(objs, key=lambda o: o.get("kind") != "Namespace"):  # namespaces first
         res = BY_KIND.get((obj.get("apiVersion"), obj.get("kind")))
         if res is None:
             sys.exit(f"fakeapi: {path}: no resource {obj.get('apiVersion')} {obj.get('kind')}")
         status, md = obj.get("status"), obj.setdefault("metadata", {})
         ns = md.get("namespace", "default") if res.namespaced else None
-        store.create(res, ns, obj)
-        if status is not None and res.status:
-            store.update(res, ns, md["name"], lambda cur: {**cur, "status": status}, "status")
+        try:
+            store.create(res, ns, obj)
+            if status is not None and res.status:
+                store.update(res, ns, md["name"], lambda cur: {**cur, "status": status}, "status")
+        except ApiError as e:
+            sys.exit(f"fakeapi: {path}: {obj.get('kind')} {md.get('name')}: {e.message}")
 
 
 def main():
