@@ -27,7 +27,9 @@
 /* Bounds on one document's conversion, against alias bombs. */
 #define YAML_MAX_NODES (1 << 20)
 #define YAML_MAX_DEPTH 64
-#define LIST_LIMIT     500
+#ifndef LIST_LIMIT
+#define LIST_LIMIT 500 /* items a page; kubectl asks for as many */
+#endif
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
@@ -902,31 +904,51 @@ static int cmd_apply(struct kctx *k, int argc, char **argv)
 
 /* ---- get ---- */
 
+/* s percent-encoded for a query string (a continue token is opaque). */
+static char *url_escape(const char *s)
+{
+	char *out = malloc(strlen(s) * 3 + 1), *o = out;
+
+	for (; out && *s; s++) {
+		if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		    (*s >= '0' && *s <= '9') || strchr("-._~", *s))
+			*o++ = *s;
+		else
+			o += sprintf(o, "%%%02X", (unsigned char)*s);
+	}
+	if (out)
+		*o = '\0';
+	return out;
+}
+
 /* Every TrafficShift of ns (NULL: of every namespace), as one List: the
  * pages of a chunked list joined. */
 static int list_all(struct kctx *k, const char *ns, struct json_object **list)
 {
-	char path[PATH_MAX_LEN], url[PATH_MAX_LEN + 1200];
 	struct json_object *items, *more;
+	char path[PATH_MAX_LEN], *url;
 	const char *cont = NULL;
 	char *next = NULL;
 	struct answer a;
 	size_t i;
+	int n;
 
 	*list = NULL;
 	shift_path(path, ns, NULL);
 	do {
 		if (next)
-			snprintf(url, sizeof(url), "%s?limit=%d&continue=%s", path, LIST_LIMIT,
-				 next);
+			n = asprintf(&url, "%s?limit=%d&continue=%s", path, LIST_LIMIT, next);
 		else
-			snprintf(url, sizeof(url), "%s?limit=%d", path, LIST_LIMIT);
+			n = asprintf(&url, "%s?limit=%d", path, LIST_LIMIT);
 		free(next);
 		next = NULL;
-		if (api(k, "GET", url, NULL, NULL, &a)) {
+		if (n < 0 || api(k, "GET", url, NULL, NULL, &a)) {
+			if (n >= 0)
+				free(url);
 			json_object_put(*list);
-			return EXIT_FAILED;
+			return n < 0 ? fail("out of memory") : EXIT_FAILED;
 		}
+		free(url);
 		if (!ok_status(&a)) {
 			fail("%s: %s (HTTP %ld)", ns ? ns : "every namespace", a.msg, a.status);
 			answer_free(&a);
@@ -934,8 +956,11 @@ static int list_all(struct kctx *k, const char *ns, struct json_object **list)
 			return EXIT_FAILED;
 		}
 		cont = get_str(a.obj, "metadata", "continue", NULL);
-		if (cont && *cont)
-			next = strdup(cont); /* tokens are URL-safe base64 */
+		if (cont && *cont && !(next = url_escape(cont))) {
+			answer_free(&a);
+			json_object_put(*list);
+			return fail("out of memory");
+		}
 		if (!*list) {
 			*list = json_object_get(a.obj);
 		} else if (json_object_object_get_ex(a.obj, "items", &more) &&
@@ -946,8 +971,11 @@ static int list_all(struct kctx *k, const char *ns, struct json_object **list)
 		}
 		answer_free(&a);
 	} while (next);
-	json_object_object_get_ex(*list, "metadata", &more);
-	json_object_object_del(more, "continue");
+	/* one List, as if it had come in one page */
+	if (json_object_object_get_ex(*list, "metadata", &more)) {
+		json_object_object_del(more, "continue");
+		json_object_object_del(more, "remainingItemCount");
+	}
 	return EXIT_OK;
 }
 
