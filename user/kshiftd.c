@@ -642,7 +642,7 @@ int main(int argc, char **argv)
 	const char *state_dir = KS_DEFAULT_STATE_DIR;
 	struct daemon d = { .epfd = -1, .sigfd = -1, .inofd = -1, .ctl.listenfd = -1, .kubefd = -1,
 			    .metricsfd = -1, .nlfd = -1 };
-	bool uninstall = false;
+	bool uninstall = false, *optional;
 	char missing_caps[128];
 	const char *missing;
 	struct ks_dp_opts dp_opts = {};
@@ -785,9 +785,15 @@ int main(int argc, char **argv)
 			dp_opts.xdp_veth = true;
 	err = ks_dp_open(&d.dp, &dp_opts);
 	ks_shifts_init(&d.shifts, &d.dp);
-	/* all or nothing: a refusal leaves every interface as it was */
+	/* all or nothing for the interfaces named: a refusal leaves every
+	 * interface as it was; one a pattern matched is skipped instead */
+	optional = calloc(nr_ifnames + 1, sizeof(*optional));
+	for (i = 0; optional && i < nr_ifnames; i++)
+		optional[i] = !ks_ifpats_named(&d.ifpats, ifnames[i]);
 	if (!err)
-		err = ks_dp_attach_all(&d.dp, ifnames, nr_ifnames, mode);
+		err = optional ? ks_dp_attach_all(&d.dp, ifnames, optional, nr_ifnames, mode)
+			       : -ENOMEM;
+	free(optional);
 	if (!err)
 		err = setup_loop(&d, socket_path, socket_group);
 	if (!err)

@@ -9,6 +9,9 @@
 #     second, and HTTP through the VIP works from it
 #   - cli1 is deleted: kshiftd forgets it (log, pin gone); created again:
 #     attached again, and steered again
+#   - an interface a pattern matches that carries another program at start
+#     (here a rival kshiftd's) is skipped with a warning naming it, and the
+#     start goes on; its program is left alone
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 ks_init ifaces
@@ -93,7 +96,23 @@ from() {
 for mode in $(ks_modes); do
 	ks_setup "$mode" stable:198.18.2.2 && ks_httpd_all 8080 || { ks_mode_end; continue; }
 	manifest 198.18.2.2 >"$KS_CONF/web.yaml"
+	# ep9 carries a rival's program (a kshiftd with a pin path of its own,
+	# stopped: its link stays)
+	ip -n "$KS_NODE" link add name ep9 type veth peer name x9 &&
+		ip -n "$KS_NODE" link set ep9 up
+	ip netns exec "$KS_NODE" "$KSHIFTD" --iface ep9 --mode "$mode" --pin-path "$KS_BPFFS/rival" \
+		--socket "$KS_TMP/rival.sock" --state-dir "$KS_TMP/rival-state" \
+		>"$KS_TMP/rival.log" 2>&1 &
+	rival=$!
+	ks_wait_file "$KS_TMP/rival.sock" 15
+	kill -TERM "$rival"
+	wait "$rival"
+	rival_hooks=$(ks_hooks "$KS_NODE" ep9)
+	[[ -n $rival_hooks ]] || not_ok "setup: a rival program on ep9 ($(tail -3 "$KS_TMP/rival.log"))"
 	ks_daemon_start --iface 'cli*,ep*' || { ks_mode_end; continue; }
+	check "ep9, matched by a pattern, with a program not ours is skipped with a warning" \
+		eval 'grep -q "ep9: .*program .* is attached and is not ours" "$KS_LOG"'
+	check "ep9's program is left alone" [ "$(ks_hooks "$KS_NODE" ep9)" = "$rival_hooks" ]
 	ks_probe "$VIP_URL" || { ks_mode_end; continue; }
 
 	# a new pod
@@ -157,6 +176,7 @@ for mode in $(ks_modes); do
 
 	ks_daemon_stop
 	ip netns exec "$KS_NODE" "$KSHIFTD" --uninstall --pin-path "$KS_PIN" >/dev/null 2>&1
+	ip netns exec "$KS_NODE" "$KSHIFTD" --uninstall --pin-path "$KS_BPFFS/rival" >/dev/null 2>&1
 	ks_mode_end
 done
 ks_done

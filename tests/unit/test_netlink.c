@@ -184,6 +184,8 @@ static void test_patterns(void **state)
 	assert_false(ks_ifpats_match(&p, "lo"));
 	assert_false(ks_ifpats_match(&p, "docker0"));
 	assert_false(ks_ifpats_match(&p, "xveth1"));
+	assert_true(ks_ifpats_named(&p, "eth0"));
+	assert_false(ks_ifpats_named(&p, "veth9f3a"));
 	ks_ifpats_free(&p);
 
 	assert_int_equal(ks_ifpats_parse("cli[0-3],ep?", &p), 0);

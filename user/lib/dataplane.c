@@ -1126,31 +1126,38 @@ int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum k
 	return 0;
 }
 
-int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, int n, enum ks_mode mode)
+int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, const bool *optional, int n,
+		     enum ks_mode mode)
 {
 	int before = dp->nr_links, i, j, ifindex, err = 0;
-	bool *fresh = NULL, *keep = NULL;
+	bool *fresh = NULL, *keep = NULL, *skip;
 	struct ks_dp_link *l;
 
+	fresh = calloc(2 * (n + 1), sizeof(*fresh));
+	if (!fresh)
+		return -ENOMEM;
+	skip = fresh + n + 1;
 	/* checked first, everywhere: a refusal leaves everything as it was */
 	for (i = 0; i < n; i++) {
 		ifindex = if_nametoindex(ifnames[i]);
-		if (!ifindex) {
-			pr_warn("%s: no such interface\n", ifnames[i]);
-			return -ENODEV;
+		err = ifindex ? check_owner(dp, ifindex, ifnames[i]) : -ENODEV;
+		if (err && optional && optional[i]) {
+			skip[i] = true;
+			err = 0;
+			continue;
 		}
-		err = check_owner(dp, ifindex, ifnames[i]);
+		if (err == -ENODEV)
+			pr_warn("%s: no such interface\n", ifnames[i]);
 		if (err)
-			return err;
+			goto out;
 	}
 	/* links made here, until all are made: rolled back on failure */
-	fresh = calloc(n + 1, sizeof(*fresh));
-	if (!fresh)
-		return -ENOMEM;
 	for (i = 0; i < n && !err; i++) {
 		enum ks_mode m = want_mode(ifnames[i], mode);
 		int fd;
 
+		if (skip[i])
+			continue;
 		ifindex = if_nametoindex(ifnames[i]);
 		l = ks_dp_link_find(dp, ifindex);
 		if (l && (!l->adopted || serves(l->mode, m)))
@@ -1189,7 +1196,7 @@ int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, int n, enum ks_mode
 	for (j = 0; j < dp->nr_links; j++) {
 		l = &dp->links[j];
 		for (i = 0; i < n; i++)
-			if (l->ifindex == (int)if_nametoindex(ifnames[i]))
+			if (!skip[i] && l->ifindex == (int)if_nametoindex(ifnames[i]))
 				break;
 		if (j >= before) {
 			keep[j] = true;

@@ -124,10 +124,13 @@ void ks_dp_close(struct ks_dp *dp);
  * interface of ifnames that has none, moves every adopted link to this
  * load's program (atomically: the hook is never empty), and detaches the
  * adopted links of interfaces not in ifnames. Refuses (-EBUSY) an
- * interface where a program that is not ours is attached. On error, the
- * links made here are removed and the rest is as it was.
+ * interface where a program that is not ours is attached, -ENODEV one
+ * that is gone; optional[i] (NULL: none is): skipped instead, with a
+ * warning (interfaces a glob pattern matched). On error, the links made
+ * here are removed and the rest is as it was.
  */
-int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, int n, enum ks_mode mode);
+int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, const bool *optional, int n,
+		     enum ks_mode mode);
 /* Attaches to one more interface; on success *used says which mode was taken. */
 int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum ks_mode *used);
 struct ks_dp_link *ks_dp_link_find(struct ks_dp *dp, int ifindex);

@@ -78,6 +78,16 @@ bool ks_ifpats_match(const struct ks_ifpats *p, const char *name)
 	return false;
 }
 
+bool ks_ifpats_named(const struct ks_ifpats *p, const char *name)
+{
+	int i;
+
+	for (i = 0; i < p->n; i++)
+		if (!ks_ifpat_is_glob(p->v[i]) && !strcmp(p->v[i], name))
+			return true;
+	return false;
+}
+
 int ks_ifpats_resolve(const struct ks_ifpats *p, bool strict, char ***names, int *n,
 		      const char **missing)
 {

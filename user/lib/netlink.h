@@ -25,6 +25,8 @@ int ks_ifpats_parse(const char *arg, struct ks_ifpats *p);
 void ks_ifpats_free(struct ks_ifpats *p);
 bool ks_ifpat_is_glob(const char *pat);
 bool ks_ifpats_match(const struct ks_ifpats *p, const char *name);
+/* Whether name is in the list as itself, not through a pattern. */
+bool ks_ifpats_named(const struct ks_ifpats *p, const char *name);
 /*
  * The interfaces that exist now and match, in ifindex order. strict: a
  * name without glob characters must exist, else -ENODEV and *missing
