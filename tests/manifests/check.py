@@ -400,6 +400,13 @@ if PARSER:
     accepted, msg = parse(yaml.safe_dump(d, sort_keys=False))
     ok(accepted, "parser accepts the object form of an endpoint {address, draining}", msg)
 
+# Another: a backend with neither service nor endpoints (CEL, not run here).
+ok(any("has(self.endpoints)" in r for r in cel_rules("spec.backends[]")),
+   "CRD has a CEL rule at spec.backends[] for: a backend with neither service nor endpoints")
+if PARSER:
+    accepted, msg = parse(yaml.safe_dump(mutate(delk(be(1), "endpoints")), sort_keys=False))
+    ok(accepted, "parser accepts a backend with neither service nor endpoints (a local manifest may)", msg)
+
 # ---- (e) the DaemonSet and RBAC -----------------------------------------
 
 ds = [d for _, d in objects("DaemonSet") if d["metadata"]["name"] == "kshift"]
