@@ -46,7 +46,6 @@ struct daemon {
 	struct ks_state state;	 /* --state-dir */
 	int epfd, sigfd, inofd;
 	uint64_t reload_at_ms; /* when the config directory is due a reload; 0: not */
-	bool reload_again;     /* due while one was under way */
 	struct ks_ctl_server ctl;
 	struct ks_kube_source *kube; /* --kubernetes, else NULL */
 	int kubefd;
@@ -100,18 +99,15 @@ static void usage(FILE *f)
 
 /* Shifts a reload applies per turn of the loop: the control socket is
  * served in between, so a reload of thousands stalls no one. */
-#define KS_RELOAD_STEP 500
+#define KS_RELOAD_STEP 200
 
-/* Starts a reload; one under way finishes first, then this one runs. */
+/* Starts a reload: the files are read in a thread, then the change is
+ * applied in steps (config_step); one asked for meanwhile follows. */
 static void config_reload(struct daemon *d)
 {
 	if (!d->config_dir)
 		return;
-	if (ks_config_busy(&d->config)) {
-		d->reload_again = true;
-		return;
-	}
-	ks_config_reload(&d->config, &d->shifts, &d->state);
+	ks_config_reload(&d->config, &d->shifts, &d->state, false);
 }
 
 /* One turn's worth of the reload under way; requests that change the
@@ -123,16 +119,13 @@ static void config_step(struct daemon *d)
 	if (ks_config_step(&d->config, KS_RELOAD_STEP) == -EINPROGRESS)
 		return;
 	ks_ctl_server_resume(&d->ctl);
-	if (d->reload_again) {
-		d->reload_again = false;
-		config_reload(d);
-	}
 }
 
 /* At start: the whole directory before anything is served. */
 static void config_load(struct daemon *d)
 {
-	config_reload(d);
+	if (d->config_dir)
+		ks_config_reload(&d->config, &d->shifts, &d->state, true);
 	while (d->config_dir && ks_config_busy(&d->config))
 		ks_config_step(&d->config, SIZE_MAX);
 }

@@ -13,6 +13,9 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include "config.h"
@@ -297,8 +300,16 @@ int ks_config_open(struct ks_config *c, const char *dir)
 		free(copy);
 		return -ENOMEM;
 	}
+	c->evfd = c->epfd = -1;
 	c->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (c->inofd < 0) {
+	/* one fd for the loop: inotify, and the reader thread's "done" */
+	c->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (c->inofd < 0 || c->evfd < 0 || c->epfd < 0 ||
+	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->inofd,
+		      &(struct epoll_event){ .events = EPOLLIN, .data.fd = c->inofd }) ||
+	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->evfd,
+		      &(struct epoll_event){ .events = EPOLLIN, .data.fd = c->evfd })) {
 		err = -errno;
 		free(copy);
 		return err;
@@ -316,8 +327,11 @@ int ks_config_open(struct ks_config *c, const char *dir)
 
 int ks_config_fd(const struct ks_config *c)
 {
-	return c->inofd;
+	return c->epfd;
 }
+
+static void plan_reload(struct ks_config *c);
+static int start_reader(struct ks_config *c);
 
 bool ks_config_event(struct ks_config *c)
 {
@@ -325,8 +339,23 @@ bool ks_config_event(struct ks_config *c)
 	const struct inotify_event *ev;
 	char *copy = strdup(c->dir), *base = copy ? basename(copy) : NULL;
 	bool due = false, rewatch = false;
+	uint64_t one;
 	ssize_t n;
 	char *p;
+
+	/* the reader thread is done: what it read becomes a change */
+	if (c->reading && read(c->evfd, &one, sizeof(one)) == sizeof(one)) {
+		pthread_join(c->reader, NULL);
+		c->reading = false;
+		if (c->again) {
+			/* the files changed while they were read: again */
+			c->again = false;
+			if (!start_reader(c))
+				goto inotify;
+		}
+		plan_reload(c);
+	}
+inotify:
 
 	while ((n = read(c->inofd, buf, sizeof(buf))) > 0) {
 		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
@@ -387,17 +416,23 @@ static void job_free(struct ks_config_job *j);
 
 void ks_config_close(struct ks_config *c)
 {
+	if (c->reading)
+		pthread_join(c->reader, NULL);
 	job_free(c->job);
 	c->job = NULL;
 	if (c->inofd >= 0)
 		close(c->inofd);
+	if (c->evfd >= 0)
+		close(c->evfd);
+	if (c->epfd >= 0)
+		close(c->epfd);
 	files_free(c);
 	ks_index_walk(&c->applied, free_applied, NULL);
 	ks_index_destroy(&c->applied);
 	ks_index_destroy(&c->refused);
 	free(c->dir);
 	memset(c, 0, sizeof(*c));
-	c->inofd = c->wd_dir = c->wd_parent = -1;
+	c->inofd = c->wd_dir = c->wd_parent = c->evfd = c->epfd = -1;
 }
 
 static struct ks_config_file *file_of(struct ks_config *c, const char *name)
@@ -801,6 +836,10 @@ static void finish(struct ks_config *c, struct ks_config_job *j, bool ok)
 		ks_state_save(j->state, j->t);
 	job_free(j);
 	c->job = NULL;
+	if (c->again) {
+		c->again = false;
+		start_reader(c);
+	}
 }
 
 int ks_config_step(struct ks_config *c, size_t budget)
@@ -822,26 +861,27 @@ int ks_config_step(struct ks_config *c, size_t budget)
 	return ret;
 }
 
-int ks_config_reload(struct ks_config *c, struct ks_shifts *t, struct ks_state *state)
+/* From what was read: the wanted set, and the change towards it checked
+ * and under way (or refused, or none). */
+static void plan_reload(struct ks_config *c)
 {
-	struct taken_arg ta = { .c = c, .t = t };
+	struct taken_arg ta = { .c = c, .t = c->t };
 	struct ks_config_job *j;
 	char err[KS_ERR_LEN] = "";
 	int ret;
 
-	if (c->job)
-		return -EBUSY;
+	if (!c->scan_ok)
+		return;
 	j = calloc(1, sizeof(*j));
-	if (!j)
-		return -ENOMEM;
-	j->t = t;
-	j->state = state;
-	j->t0 = now_ms();
-	if (!scan(c)) {
-		job_free(j);
-		return 0;
+	if (!j) {
+		pr_warn("config: %s: out of memory\n", c->dir);
+		return;
 	}
-	j->t1 = now_ms();
+	j->t = c->t;
+	j->state = c->state;
+	j->t0 = c->scan_t0;
+	j->t1 = c->scan_t1;
+	c->job = j;
 	ret = ks_config_desired(c->files, c->nr_files, taken_by_other, &ta, &j->want,
 				&j->nr_want, &j->refused, &j->nr_refused);
 	if (!ret)
@@ -850,25 +890,66 @@ int ks_config_reload(struct ks_config *c, struct ks_shifts *t, struct ks_state *
 		ret = plan(c, j);
 	if (ret) {
 		pr_warn("config: %s: out of memory\n", c->dir);
-		c->job = j;
 		finish(c, j, false);
-		return ret;
+		return;
 	}
-	c->job = j;
 	if (!j->nr_changes) {
 		finish(c, j, true);
-		return 0;
+		return;
 	}
 	j->t2 = now_ms();
 	/* checked whole here, applied in steps by ks_config_step */
-	ret = ks_shifts_commit_start(t, j->changes, j->nr_changes, &j->cm, err, sizeof(err));
+	ret = ks_shifts_commit_start(c->t, j->changes, j->nr_changes, &j->cm, err, sizeof(err));
 	if (ret) {
 		pr_warn("config: %s: reload refused, what runs stays as it was: %s\n", c->dir,
 			err);
 		finish(c, j, false);
-		return ret;
 	}
-	return (int)j->nr_changes;
+}
+
+static void *reader(void *arg)
+{
+	struct ks_config *c = arg;
+	uint64_t one = 1;
+
+	c->scan_t0 = now_ms();
+	c->scan_ok = scan(c);
+	c->scan_t1 = now_ms();
+	if (write(c->evfd, &one, sizeof(one)) != sizeof(one))
+		pr_warn("config: %s: waking the loop: %s\n", c->dir, strerror(errno));
+	return NULL;
+}
+
+/* Reads and parses the files in a thread of their own (a parser may take
+ * seconds over tens of thousands of shifts); nothing else touches files
+ * until it is done. */
+static int start_reader(struct ks_config *c)
+{
+	int err = pthread_create(&c->reader, NULL, reader, c);
+
+	if (err) {
+		pr_warn("config: %s: starting a reader: %s\n", c->dir, strerror(err));
+		return -err;
+	}
+	c->reading = true;
+	return 0;
+}
+
+int ks_config_reload(struct ks_config *c, struct ks_shifts *t, struct ks_state *state, bool wait)
+{
+	c->t = t;
+	c->state = state;
+	if (c->reading || c->job) {
+		c->again = true;
+		return -EBUSY;
+	}
+	if (!wait && !start_reader(c))
+		return 0;
+	c->scan_t0 = now_ms();
+	c->scan_ok = scan(c);
+	c->scan_t1 = now_ms();
+	plan_reload(c);
+	return 0;
 }
 
 bool ks_config_base_fp(const struct ks_config *c, const char *ns, const char *name,

@@ -41,6 +41,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/types.h>
 #include "index.h"
 #include "shift.h"
@@ -108,24 +109,34 @@ struct ks_config {
 	struct ks_index applied; /* "ns/name" -> struct ks_config_applied */
 	struct ks_index refused; /* "ns/name" -> hash of why: refused at the last reload */
 	struct ks_config_job *job; /* a reload being applied */
+	int evfd, epfd;		   /* the reader's "done"; inotify and evfd, for the loop */
+	pthread_t reader;
+	bool reading; /* the reader thread runs: files are its own */
+	bool again;   /* a reload was asked for while one was under way */
+	bool scan_ok;
+	uint64_t scan_t0, scan_t1;
+	struct ks_shifts *t;
+	struct ks_state *state;
 };
 
 /* Watches dir (and its parent, for the directory being replaced). */
 int ks_config_open(struct ks_config *c, const char *dir);
 void ks_config_close(struct ks_config *c);
-/* The inotify fd for the loop; -1 if none. */
+/* The fd for the loop (inotify, and the end of a reading); -1 if none. */
 int ks_config_fd(const struct ks_config *c);
-/* Reads the inotify events; true when the directory is due a reload. */
+/* Takes the fd's events: true when the directory is due a reload. A
+ * reading that ended becomes a change under way (ks_config_busy). */
 bool ks_config_event(struct ks_config *c);
 /*
- * Rereads the directory (unchanged files from cache), works out what should
- * run and checks the change that brings the running set there, whole.
- * Returns the number of shifts to change (the change is then under way:
- * call ks_config_step until it returns 0), 0 when nothing changes, or
- * -errno when the change is refused (logged; nothing changed). -EBUSY while
- * a change is under way.
+ * Rereads the directory (unchanged files from cache; in a thread of its
+ * own unless wait), works out what should run and checks the change that
+ * brings the running set there, whole; once that change is under way
+ * (ks_config_busy), call ks_config_step until it returns 0. A refused
+ * change is logged and changes nothing. Asked while a reload is under way,
+ * another follows it (-EBUSY). Without wait, the reading ends in
+ * ks_config_event.
  */
-int ks_config_reload(struct ks_config *c, struct ks_shifts *t, struct ks_state *st);
+int ks_config_reload(struct ks_config *c, struct ks_shifts *t, struct ks_state *st, bool wait);
 /* Applies up to budget shifts of the change under way: -EINPROGRESS while
  * there is more, 0 when done (or none under way), -errno when a step failed
  * and the change was rolled back (logged). Nothing else may change the

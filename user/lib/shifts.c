@@ -1048,9 +1048,9 @@ int ks_shifts_commit_step(struct ks_commit *cm, size_t budget)
 				seterr(cm->err, sizeof(cm->err),
 				       "%s/%s: %s%s; nothing of the change was kept",
 				       ch->shift->namespace, ch->shift->name, what,
-				       ret == -ENOSPC ? " (slots freed in the last second are held "
-							"while BPF programs may still read them: "
-							"try again)"
+				       ret == -ENOSPC ? " (a backend's endpoint and ring slots are "
+							"one run: the free ones are scattered, or "
+							"held for a second after a change)"
 						      : "");
 				return commit_fail(cm, ret);
 			}
