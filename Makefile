@@ -130,10 +130,10 @@ demo: all
 	$(Q)scripts/demo.sh
 
 bench: all
-	$(Q)scripts/bench.sh
+	$(Q)KS_BUILD=$(OUT) scripts/bench.sh
 
 bench-quick: all
-	$(Q)scripts/bench.sh --quick
+	$(Q)KS_BUILD=$(OUT) scripts/bench.sh --quick
 
 bench-k8s: all
 	$(Q)scripts/bench-k8s.sh $(SERVICES)

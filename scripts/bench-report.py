@@ -17,6 +17,9 @@ import sys
 
 DATAPLANES = ["plain", "iptables", "nftables", "kshift-xdp", "kshift-tc"]
 SIZES = ["1", "1000", "10000"]
+SCALE = ["1000", "10000", "100000"]  # the scale measurements' sizes
+FEEL = ["1", "10000"]  # bulk and loaded latency
+LOAD_KEYS = ("p50", "p90", "p99", "p999", "max", "achieved", "offered", "errors", "late")
 RATES = [("new_flows_per_s", "New flows per second"),
          ("established_pps", "Established-flow packets per second")]
 
@@ -55,6 +58,9 @@ def medians(samples):
                 if metric == "latency_us":
                     res[metric][dp][n] = {p: statistics.median(v[p] for v in vals)
                                           for p in ("p50", "p99")}
+                elif metric == "load_latency_us":
+                    res[metric][dp][n] = {p: statistics.median(v[p] for v in vals)
+                                          for p in LOAD_KEYS}
                 else:
                     res[metric][dp][n] = statistics.median(vals)
     return res
@@ -71,7 +77,7 @@ def fmt(v):
 
 
 def ratio(a, b):
-    if a is None or b is None or b == 0:
+    if a is None or b is None or a <= 0 or b <= 0:
         return "–"
     r = a / b
     return ("%.0fx" if r >= 100 else "%.1fx" if r >= 10 else "%.2fx") % r
@@ -163,6 +169,7 @@ def markdown(res, meta, wall, bench_prog):
                else ""), ""]
     out += table(res, "install_seconds", DATAPLANES[1:]) + [""]
 
+    out += feel_md(res, meta) + scale_md(res, meta)
     out += ["## Ratios", "", "| kshift mode | metric | services | ÷ iptables | ÷ nftables | "
             "÷ plain |", "| --- | --- | ---: | ---: | ---: | ---: |"]
     for k in kinds:
@@ -191,7 +198,121 @@ def markdown(res, meta, wall, bench_prog):
     return "\n".join(out)
 
 
+def cell(v, base, digits=None, lower_better=False):
+    """A value and its ratio to plain forwarding's."""
+    if v is None:
+        return "–"
+    text = fmt(v) if digits is None else ("%%.%df" % digits) % v
+    r = ratio(v, base)
+    return text if r == "–" or base is None else "%s (%s)" % (text, r)
+
+
+def feel_md(res, meta):
+    """Bulk, loaded latency and CPU per packet, each with its ratio to plain."""
+    dps = [(dp, n) for dp in DATAPLANES for n in (["1"] if dp == "plain" else FEEL)]
+    g = lambda m, dp, n, k=None: get(res, m, dp, n, k)
+    lr = res.get("load_rate_rps")
+    out = ["## What users feel", "",
+           "Each cell: the median, then (in brackets) its ratio to plain forwarding's. "
+           "Bulk: iperf3 from the client namespace to the measured service for %s s, client "
+           "and server with Linux's default offloads (TSO on) for the run. CPU per GB: the "
+           "whole machine's busy time in /proc/stat over the run (every CPU, iperf3's own "
+           "work included: the node's is not separable) per GB received, all of it counted "
+           "against forwarding. Loaded latency: %s keep-alive connections at a fixed %s "
+           "requests/s, half of what plain forwarding sustained closed-loop (%s/s), each "
+           "request timed from when it was due (so stalls show), %s s a run. Short "
+           "connections: a new TCP connection per request (the latency table above). CPU per "
+           "million packets: CPU 1's kernel time (system, irq, softirq in /proc/stat) during "
+           "the rate runs above, per million packets delivered: the node's receive path and "
+           "dataplane plus the sink's ingress drop, at saturation." % (
+               meta.get("bulk_seconds", "?"), meta.get("load_conns", "?"),
+               fmt(lr) if lr else "?", fmt(res.get("load_max_rps")),
+               meta.get("load_seconds", "?")), ""]
+    out += ["| dataplane | services | bulk 1 stream, Gbit/s | bulk 4 streams, Gbit/s | "
+            "CPU s/GB, 1 stream | CPU s/GB, 4 streams |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for dp, n in dps:
+        out.append("| %s | %s | %s | %s | %s | %s |" % (dp, n, *[
+            cell(g(m, dp, n), g(m, "plain", "1")) for m in
+            ("bulk_gbps_p1", "bulk_gbps_p4", "bulk_cpu_s_per_gb_p1", "bulk_cpu_s_per_gb_p4")]))
+    out += ["", "| dataplane | services | loaded p50, µs | loaded p99, µs | loaded p999, µs | "
+            "achieved req/s | short conn. p50, µs | short conn. p99, µs |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for dp, n in dps:
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (dp, n, *[
+            cell(g("load_latency_us", dp, n, k), g("load_latency_us", "plain", "1", k))
+            for k in ("p50", "p99", "p999")], fmt(g("load_latency_us", dp, n, "achieved")), *[
+            cell(g("latency_us", dp, n, k), g("latency_us", "plain", "1", k))
+            for k in ("p50", "p99")]))
+    out += ["", "| dataplane | services | CPU s per million packets, new flows | "
+            "established flows |", "| --- | ---: | ---: | ---: |"]
+    for dp in DATAPLANES:
+        for n in SIZES:
+            a, b = g("cpu_s_per_mpkt_new", dp, n), g("cpu_s_per_mpkt_est", dp, n)
+            if a is None and b is None:
+                continue
+            out.append("| %s | %s | %s | %s |" % (
+                dp, n, cell(a, g("cpu_s_per_mpkt_new", "plain", "1"), 3),
+                cell(b, g("cpu_s_per_mpkt_est", "plain", "1"), 3)))
+    return out + [""]
+
+
+def scale_md(res, meta):
+    g = lambda m, dp, n: get(res, m, dp, n)
+    to = res.get("install_timeout_seconds", {})
+    failed = res.get("install_failed", {})
+
+    def inst(dp):
+        def f(n):
+            if g("install_seconds", dp, n) is not None:
+                return fmt(g("install_seconds", dp, n))
+            if to.get(dp, {}).get(n) is not None:
+                return "> %s (stopped)" % fmt(to[dp][n])
+            if failed.get(dp, {}).get(n) is not None:
+                return "failed"
+            return "–"
+        return f
+    out = ["## Cost against the number of services", "",
+           "Installing every service (iptables-restore; nft -f%s; kshiftctl apply -f) and "
+           "changing one service's weights, in seconds, each including its command's start "
+           "(kshiftd's reply carries no timing, so kshift's is measured around kshiftctl). "
+           "100,000 services are installed in a node namespace of their own, without traffic, "
+           "nft in transactions of 1,000, each dataplane stopped after %s s. kshiftd's "
+           "resident memory and its BPF maps' memlock (bpftool) at each size." % (
+               " in transactions of %d" % meta["nft_chunk"] if meta["nft_chunk"] else "",
+               meta.get("scale_timeout", "?")), "",
+           "| services | install: iptables | nftables | kshift | update: iptables | nftables "
+           "| kshift | kshiftd RSS, MiB | kshift maps, MiB |",
+           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    kinst = lambda n: (inst("kshift-tc")(n) if g("install_seconds", "kshift-tc", n) is not None
+                       or n not in res.get("install_seconds", {}).get("kshift-xdp", {})
+                       else inst("kshift-xdp")(n))
+    for n in SCALE:
+        rss = g("kshiftd_rss_kb", "kshift-tc", n)
+        mem = g("map_memlock_bytes", "kshift-tc", n)
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            "{:,}".format(int(n)), inst("iptables")(n), inst("nftables")(n), kinst(n),
+            fmt(g("update_seconds", "iptables", n)), fmt(g("update_seconds", "nftables", n)),
+            fmt(g("update_seconds", "kshift", n)),
+            fmt(rss / 1024) if rss else "–", fmt(mem / 2**20) if mem else "–"))
+    flows = res.get("kshiftd_rss_kb_flows", {}).get("kshift-tc", {})
+    if flows:
+        out += ["", "After new flows through the 10,000-service network (one SYN each; the "
+                "connection table is a preallocated hash of %s entries, two per flow%s):" % (
+                    fmt(max(res.get("conns_max_entries", {}).get("kshift-tc", {}).values() or
+                            [0])),
+                    "" if meta.get("max_flows_flag") else "; kshiftd has no --max-flows yet, "
+                    "so its size is fixed at build time"), "",
+                "| flows | kshiftd RSS, MiB | kshift maps, MiB |", "| ---: | ---: | ---: |"]
+        for f in sorted(flows, key=int):
+            mem = res.get("map_memlock_bytes_flows", {}).get("kshift-tc", {}).get(f)
+            out.append("| %s | %s | %s |" % ("{:,}".format(int(f)), fmt(flows[f] / 1024),
+                                             fmt(mem / 2**20) if mem else "–"))
+    return out + [""]
+
+
 def chart(out, res):
+    """Two panels: new flows/s against services, and what services cost (install and
+    weight-update seconds) against services."""
     nf = res.get("new_flows_per_s", {})
     dat = os.path.join(out, "new_flows.dat")
     series = [dp for dp in DATAPLANES[1:] if nf.get(dp)]
@@ -207,18 +328,46 @@ def chart(out, res):
                      % plain)
     if not plots:
         return
-    script = "\n".join([
-        'set terminal pngcairo size 900,560 font "sans,11"' if has_cairo() else
-        "set terminal png size 900,560",
+    # panel 2: seconds to install all services and to change one, per dataplane
+    sizes = sorted({n for m in ("install_seconds", "update_seconds")
+                    for by_n in res.get(m, {}).values() for n in by_n}, key=int)
+    cost = os.path.join(out, "cost.dat")
+    cols = [("install_seconds", "iptables"), ("install_seconds", "nftables"),
+            ("install_seconds", "kshift-tc"), ("update_seconds", "iptables"),
+            ("update_seconds", "nftables"), ("update_seconds", "kshift")]
+    with open(cost, "w") as f:
+        f.write("# services " + " ".join("%s:%s" % c for c in cols) + "\n")
+        for n in sizes:
+            f.write(n + " " + " ".join(str(get(res, m, dp, n) or "NaN") for m, dp in cols)
+                    + "\n")
+    colour = {"iptables": 1, "nftables": 2, "kshift-tc": 4, "kshift": 4}
+    cplots = ['"%s" using 1:%d with linespoints lw 2 pt %d dt %d lc %d title "%s %s"' % (
+        cost, i + 2, 7 if m == "install_seconds" else 6, 1 if m == "install_seconds" else 2,
+        colour[dp], dp.replace("kshift-tc", "kshift"),
+        "install all" if m == "install_seconds" else "change one")
+        for i, (m, dp) in enumerate(cols) if any(get(res, m, dp, n) for n in sizes)]
+    script = [
+        'set terminal pngcairo size 1400,560 font "sans,11"' if has_cairo() else
+        "set terminal png size 1400,560",
         'set output "%s"' % os.path.join(out, "new_flows.png"),
+        "set multiplot layout 1,2",
         'set title "New flows per second vs. number of services (higher is better)"',
         'set xlabel "services installed (the last one is measured)"',
         'set ylabel "new flows / s delivered"',
         "set logscale xy", "set xrange [0.5:20000]", "set yrange [1000:*]",
         "set xtics (\"1\" 1, \"1,000\" 1000, \"10,000\" 10000)",
         "set format y \"%.0s%c\"", "set grid", "set key bottom left box opaque",
-        "plot " + ", ".join(plots), ""])
-    subprocess.run(["gnuplot"], input=script.encode(), check=True)
+        "plot " + ", ".join(plots)]
+    if cplots:
+        script += [
+            'set title "What services cost: seconds to install all, to change one (lower is '
+            'better)"', 'set xlabel "services installed"', 'set ylabel "seconds"',
+            "set xrange [500:200000]", "set yrange [*:*]",
+            "set xtics (\"1,000\" 1000, \"10,000\" 10000, \"100,000\" 100000)",
+            'set format y "%g"', "set key top left box opaque",
+            "plot " + ", ".join(cplots)]
+    script += ["unset multiplot", ""]
+    subprocess.run(["gnuplot"], input="\n".join(script).encode(), check=True)
 
 
 def has_cairo():
@@ -243,8 +392,16 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     for metric in ("new_flows_per_s", "established_pps", "latency_us", "update_seconds",
-                   "install_seconds"):
+                   "install_seconds",
+                   # what users feel (issue #12)
+                   "bulk_gbps_p1", "bulk_gbps_p4", "bulk_cpu_s_per_gb_p1",
+                   "bulk_cpu_s_per_gb_p4", "load_latency_us", "cpu_s_per_mpkt_new",
+                   "cpu_s_per_mpkt_est", "kshiftd_rss_kb", "map_memlock_bytes",
+                   "kshiftd_rss_kb_flows", "map_memlock_bytes_flows", "conns_max_entries",
+                   "install_timeout_seconds", "install_failed"):
         res[metric] = med.get(metric, {})
+    res["load_max_rps"] = get(med, "load_max_rps", "plain", "1")
+    res["load_rate_rps"] = get(med, "load_rate_rps", "plain", "1")
     res["start_seconds"] = {c: v.get("0") for c, v in med.get("start_seconds", {}).items()}
     res["generator"] = {
         "own_pps": get(med, "generator_pps", "generator", "0"),

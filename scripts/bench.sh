@@ -3,6 +3,8 @@
 # as the limit. `make bench` builds first and runs this; run it as root.
 #
 #   scripts/bench.sh [--quick]
+#   KS_BUILD=build-bench scripts/bench.sh   binaries from (and results to) another
+#                                           build directory (make OUT=... bench sets it)
 #
 # Every dataplane at every size (1, 1,000 and 10,000 services; plain
 # forwarding only at 1) gets a test network of its own, a "configuration":
@@ -21,6 +23,31 @@
 # plus the generator's own rate and a sink fed directly by it (so a reader
 # can see what bounds the numbers), and build/bench-prog's output if it exists.
 #
+# What users feel (issue #12), at 1 and 10,000 services, in the same rounds:
+#   CPU per packet    CPU 1's kernel time (system + irq + softirq in
+#                     /proc/stat) over each rate run, per million packets
+#                     delivered: the node's receive path and dataplane, plus
+#                     the sink's ingress drop (user time is the spinner's)
+#   bulk              iperf3, 1 and 4 streams, from the generator namespace
+#                     (198.18.1.254) to the measured service, with the
+#                     client's and server's offloads at their defaults (TSO
+#                     on) for the run: Gbit/s, and the whole machine's busy
+#                     CPU time (/proc/stat, every CPU) per GB received, all of
+#                     it counted against forwarding: the node's work is not
+#                     separable from iperf3's own, which is the same for every
+#                     dataplane
+#   latency, loaded   ks-load: 16 keep-alive connections at a fixed offered
+#                     rate, half of what plain forwarding sustained in a
+#                     closed-loop calibration run, p50/p99/p999 measured from
+#                     when each request was due
+# and once, after the rounds (full run; --quick does 1,000 and 10,000 only):
+#   memory            kshiftd's RSS and the memlock of its BPF maps at 1,000,
+#                     10,000 and 100,000 services, and after 100,000 and
+#                     1,000,000 new flows through the 10,000-service network
+#   install, update   at 100,000 services: iptables-restore, nft -f (in
+#                     transactions of 1,000), kshiftctl apply -f, each capped
+#                     at SCALE_TIMEOUT seconds; then one weight change
+#
 # The rates are packets that reach the measured service's endpoints, counted
 # at the sink, divided by the time the generator sent. CPU 0 runs the
 # generator (ks-gen, BPF_PROG_RUN live frames); CPU 1 runs all that the
@@ -38,11 +65,12 @@
 # configurations are built first and measured in turns: run 1 of each, then
 # run 2 of each, and so on; every number is the median of its runs, and a
 # slow spell spoils one run of several configurations, not all of one.
-# Full: 5 runs of 2 s per rate, 5 updates, 5,000 latency requests. --quick
-# (under 4 minutes): 3 runs of 0.6 s, 3 updates, 1,500 requests, and the
-# 10,000 nftables services loaded in transactions of 1,000 (one transaction
-# takes about 45 s on this kernel: it binds its anonymous numgen sets in
-# O(n^2)).
+# Full: 5 runs of 2 s per rate, 5 updates, 5,000 latency requests, bulk and
+# loaded latency in rounds 1, 3 and 5. --quick (under 5 minutes): 1 and
+# 10,000 services only, 3 runs of 0.6 s, 3 updates, 1,500 requests, bulk and
+# loaded latency in rounds 1 and 3, and the 10,000 nftables services loaded in
+# transactions of 1,000 (one transaction takes about 45 s on this kernel: it
+# binds its anonymous numgen sets in O(n^2)).
 #
 # Output: build/bench/results.json, results.md, new_flows.png (gnuplot), and
 # raw.jsonl with every sample. Only 198.18.0.0/15 addresses are used, only
@@ -52,7 +80,7 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-B=$ROOT/build
+B=$ROOT/${KS_BUILD:-build}
 OUT=$B/bench
 QUICK=0
 case ${1:-} in
@@ -63,11 +91,19 @@ esac
 
 if ((QUICK)); then
 	SECS=0.6 REPS=3 LAT_N=1500 NFT_CHUNK=1000
+	BULK_SECS=1 LOAD_SECS=1 SCALE_SIZES="1000 10000" SCALE_FLOWS="100000"
+	QUICK_SIZES="1 10000" # 1,000 only in full runs: it keeps --quick under 5 minutes
 else
 	SECS=2 REPS=5 LAT_N=5000 NFT_CHUNK=0
+	BULK_SECS=2 LOAD_SECS=2 SCALE_SIZES="1000 10000 100000" SCALE_FLOWS="100000 1000000"
 fi
+SCALE_SIZES=${KSB_SCALE_SIZES:-$SCALE_SIZES}
+SCALE_TIMEOUT=${KSB_SCALE_TIMEOUT:-150}
+FEEL_SIZES=${KSB_FEEL_SIZES:-"1 10000"} # bulk and loaded latency at these sizes
+LOAD_CONNS=16
+BULK_SRC=198.18.1.254 # outside the sink's drop rule, like the latency client's
 WARM=0.2 # the generator's pacing settles before each measured run
-SIZES=${KSB_SIZES:-"1 1000 10000"}
+SIZES=${KSB_SIZES:-${QUICK_SIZES:-"1 1000 10000"}}
 DATAPLANES=${KSB_DATAPLANES:-"plain iptables nftables kshift-xdp kshift-tc"}
 IPTABLES=${KSB_IPTABLES:-iptables} # or iptables-legacy
 PY=/usr/bin/python3                 # not a pyenv shim: those take half a second to start
@@ -83,6 +119,7 @@ TMP=
 CFGS=()               # configuration ids, in order
 declare -A C_DP C_N   # per configuration: dataplane, services
 declare -A KSD        # per configuration: kshiftd's pid
+declare -A HTTPD      # per configuration: ks-httpd's pid
 declare -A FIRST RATE # per configuration and mode: next tuple, last paced rate
 BG_PIDS=()
 SPIN_PIDS=()
@@ -150,7 +187,8 @@ net_up() {
 	fi
 	# 198.18.1.253 is the latency client's: the sink's drop rule spares it
 	ip -n "$GNS" addr add 198.18.1.2/24 dev eth0 &&
-		ip -n "$GNS" addr add 198.18.1.253/24 dev eth0 || return 1
+		ip -n "$GNS" addr add 198.18.1.253/24 dev eth0 &&
+		ip -n "$GNS" addr add $BULK_SRC/24 dev eth0 || return 1
 	for ((i = 2; i <= 251; i++)); do
 		echo "address add 198.18.2.$i/24 dev $SINK_IF"
 	done | ip -n "$SNS" -batch - || return 1
@@ -170,9 +208,17 @@ net_up() {
 	fi
 	ip netns exec "$RX_NS" sh -c "echo 1 > /sys/class/net/$RX_IF/threaded" || return 1
 	sink_rules || return 1
+	httpd_start
+}
+
+# httpd_start, httpd_stop: the sink's HTTP server (it gives way to iperf3,
+# which needs the same port: the dataplanes translate to port 8080)
+httpd_start() {
+	local i
 	rm -f "$KTMP/httpd.ready"
 	ip netns exec "$SNS" taskset -c $DP_CPU "$B/ks-httpd" --port 8080 \
 		--ready "$KTMP/httpd.ready" >>"$KTMP/httpd.log" 2>&1 &
+	HTTPD[$K]=$!
 	BG_PIDS+=($!)
 	for ((i = 0; i < 100; i++)); do
 		[[ -e $KTMP/httpd.ready ]] && return 0
@@ -180,6 +226,12 @@ net_up() {
 	done
 	log "ks-httpd did not start"
 	return 1
+}
+httpd_stop() {
+	local pid=${HTTPD[$K]:-}
+	[[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	HTTPD[$K]=
+	return 0
 }
 
 # sink_rules: the sink drops the generator's packets at its ingress hook, so
@@ -221,7 +273,12 @@ kshift_available() {
 	[[ -x $B/kshiftd && -x $B/kshiftctl ]] && "$B/kshiftd" --help >/dev/null 2>&1
 }
 
-ksctl() { "$B/kshiftctl" --socket "$KTMP/kshiftd.sock" "$@"; }
+ksctl() { "$B/kshiftctl" --socket "$KTMP/kshiftd.sock" --timeout 10m "$@"; }
+
+# kshiftd_has FLAG: whether this kshiftd knows FLAG (--max-flows and
+# --max-services are on their way; the benchmark uses them once they are there)
+kshiftd_has() { "$B/kshiftd" --help 2>&1 | grep -q -- "$1\b"; }
+KSD_EXTRA=() # more kshiftd flags, for the scale measurements
 
 kshift_start() {
 	local mode=$1 i pid
@@ -233,6 +290,8 @@ kshift_start() {
 	[[ $mode == xdp && -n $XDP_FLAGS ]] && flags=("$XDP_FLAGS")
 	# not through a shell function: $! must be kshiftd itself (ip and
 	# taskset exec it), or stopping it would miss
+	kshiftd_has --state-dir && flags+=(--state-dir "$KTMP/state")
+	flags+=("${KSD_EXTRA[@]}")
 	ip netns exec "$NNS" taskset -c $GEN_CPU "$B/kshiftd" --iface "$NG,$NS" --mode "$mode" "${flags[@]}" \
 		--config-dir "$KTMP/conf" --socket "$KTMP/kshiftd.sock" \
 		--pin-path "$KTMP/bpf/kshift" >>"$KTMP/kshiftd.log" 2>&1 &
@@ -358,7 +417,7 @@ sink_count() {
 # configuration's last run stopped, so a dataplane that remembers flows
 # (kshift) never sees an old one again.
 rate() {
-	local mode=$1 out good other c0 c1 key=$K-$1
+	local mode=$1 out good other c0 c1 k0 k1 key=$K-$1
 	local args=(--mode "$mode" --src 198.18.1.2 --dst "$DST" --dport "$DPORT")
 	pin_rx
 	ct_flush
@@ -367,8 +426,10 @@ rate() {
 	FIRST[$key]=$((${FIRST[$key]:-0} + $(jget "$out" packets)))
 	ct_flush
 	c0=$(sink_count)
+	read -r k0 _ < <(cpu_ticks $DP_CPU kernel)
 	out=$(gen "${args[@]}" --seconds $SECS --rate "$(jget "$out" rate)" --first "${FIRST[$key]}") ||
 		return 1
+	read -r k1 _ < <(cpu_ticks $DP_CPU kernel)
 	c1=$(sink_count)
 	FIRST[$key]=$((${FIRST[$key]} + $(jget "$out" packets)))
 	RATE[$key]=$(jget "$out" rate)
@@ -376,6 +437,10 @@ rate() {
 		awk '{ printf "%.0f %.0f\n", ($3 - $1) / $5, ($4 - $2) / $5 }')
 	log "$DP/$N $mode: $good/s delivered (generator sent $(jget "$out" pps)/s, $other/s elsewhere)"
 	((other > good / 100)) && log "  warning: $other/s reached the sink but not the measured endpoints"
+	# CPU 1's kernel seconds per million packets delivered
+	((good > 0)) && [[ $DP != direct ]] && record "cpu_s_per_mpkt_$mode" "$DP" "$N" "$(awk \
+		-v t=$((k1 - k0)) -v hz="$HZ" -v g="$good" -v s="$(jget "$out" seconds)" \
+		'BEGIN { printf "%.4f\n", t / hz / (g * s) * 1e6 }')"
 	echo "$good"
 }
 
@@ -385,6 +450,73 @@ latency() {
 		--dst "$DST" --port "$DPORT" --count $n) || { log "$DP/$N latency: all failed"; return 1; }
 	log "$DP/$N latency: $out"
 	echo "$out"
+}
+
+# cpu_ticks [CPU] [kernel]: busy and total clock ticks so far, of one CPU or
+# (CPU "") of all; with "kernel", busy is system + irq + softirq only
+cpu_ticks() {
+	awk -v c="cpu${1:-}" -v k="${2:-}" '$1 == c {
+		b = $4 + $7 + $8; if (k == "") b += $2 + $3
+		print b, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
+}
+HZ=$(getconf CLK_TCK)
+
+# offloads on|off: the client's and the server's veth checksum and
+# segmentation offloads (on: Linux's defaults, what a pod has; off: what the
+# packet rates are measured with, see net_up)
+offloads() {
+	ip netns exec "$GNS" ethtool -K eth0 tx "$1" tso "$1" >/dev/null 2>&1
+	ip netns exec "$SNS" ethtool -K "$SINK_IF" tx "$1" tso "$1" >/dev/null 2>&1
+	return 0
+}
+
+# bulk P: one iperf3 run of P streams to the measured service (ks-httpd
+# stopped: iperf3 takes its port); prints "Gbit/s CPU-seconds-per-GB"
+bulk() {
+	local p=$1 i out b0 b1 t0 t1
+	ip netns exec "$SNS" taskset -c $DP_CPU iperf3 -s -1 -p 8080 >>"$KTMP/iperf3-s.log" 2>&1 &
+	local spid=$!
+	for ((i = 0; i < 100; i++)); do
+		ip netns exec "$SNS" ss -Hltn 'sport = :8080' | grep -q . && break
+		sleep 0.02
+	done
+	read -r b0 t0 < <(cpu_ticks)
+	out=$(ip netns exec "$GNS" taskset -c $GEN_CPU iperf3 -c "$DST" -p "$DPORT" -B $BULK_SRC \
+		-P "$p" -t "$BULK_SECS" -J 2>&1)
+	read -r b1 t1 < <(cpu_ticks)
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	echo "$out" | $PY -c '
+import json, sys
+hz, busy = float(sys.argv[1]), float(sys.argv[2])
+try:
+    end = json.load(sys.stdin)["end"]["sum_received"]
+except (ValueError, KeyError):
+    sys.exit(1)
+if end["bytes"] <= 0 or end["seconds"] <= 0:
+    sys.exit(1)
+print("%.3f %.4f" % (end["bits_per_second"] / 1e9, busy / hz / (end["bytes"] / 1e9)))
+' "$HZ" $((b1 - b0)) || { log "$DP/$N bulk -P $p failed: $(echo "$out" | grep -m1 error)"; return 1; }
+}
+
+# load RATE: ks-load's JSON, RATE requests/s (0: closed loop, as fast as it goes)
+load() {
+	local r=()
+	[[ $1 != 0 ]] && r=(--rate "$1")
+	ip netns exec "$GNS" taskset -c $GEN_CPU "$B/ks-load" --src 198.18.1.253 --dst "$DST" \
+		--port "$DPORT" --conns $LOAD_CONNS --seconds $LOAD_SECS "${r[@]}"
+}
+
+# kshift_mem: "kshiftd's RSS in kB, its maps' memlock in bytes, max_entries of ks_conns"
+kshift_mem() {
+	local rss f mem=0 m conns=0
+	rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/${KSD[$K]}/status" 2>/dev/null)
+	while read -r f; do
+		m=$(bpftool -j map show pinned "$f" 2>/dev/null) || continue
+		[[ $m =~ \"bytes_memlock\":([0-9]+) ]] && mem=$((mem + BASH_REMATCH[1]))
+		[[ $f == */ks_conns && $m =~ \"max_entries\":([0-9]+) ]] && conns=${BASH_REMATCH[1]}
+	done < <(find "$KTMP/bpf/kshift" -type f 2>/dev/null)
+	echo "${rss:-0} $mem $conns"
 }
 
 # kshift_state: what to look at when kshift forwards wrongly
@@ -428,10 +560,10 @@ setup() {
 [[ ${BASH_SOURCE[0]} != "$0" ]] && return 0
 
 [[ $(id -u) -eq 0 ]] || die "run as root (make bench does the build, then this)"
-for t in ks-gen ks-httpd ks-lat; do
+for t in ks-gen ks-httpd ks-lat ks-load; do
 	[[ -x $B/$t ]] || die "$B/$t is missing: run 'make bench' (it builds first)"
 done
-for t in ethtool nft conntrack "$IPTABLES-restore" $PY gnuplot taskset chrt; do
+for t in ethtool nft conntrack "$IPTABLES-restore" $PY gnuplot taskset chrt iperf3 bpftool ss; do
 	command -v "$t" >/dev/null || die "$t is missing: run 'make deps'"
 done
 
@@ -445,7 +577,9 @@ rm -f "$OUT/raw.jsonl" "$OUT/kshift-state.txt" "$OUT/bench-prog.txt"
 cat >"$OUT/meta.json" <<EOF
 {"quick": $QUICK, "seconds": $SECS, "reps": $REPS, "latency_requests": $LAT_N,
  "iptables": "$($IPTABLES -V)", "loadavg": "$(cut -d' ' -f1-3 /proc/loadavg)",
- "nft_chunk": $NFT_CHUNK}
+ "nft_chunk": $NFT_CHUNK, "bulk_seconds": $BULK_SECS, "load_seconds": $LOAD_SECS,
+ "load_conns": $LOAD_CONNS, "scale_timeout": $SCALE_TIMEOUT,
+ "max_flows_flag": $(kshiftd_has --max-flows && echo true || echo false)}
 EOF
 
 for n in $SIZES; do
@@ -468,6 +602,25 @@ for dp in $DATAPLANES; do
 		setup $k "$dp" "$n" || { net_down; unset "CFGS[-1]"; }
 	done
 done
+
+# feel K: whether configuration K gets the bulk and loaded-latency runs
+feel() { [[ ${C_DP[$1]} != direct && " $FEEL_SIZES " == *" ${C_N[$1]} "* ]]; }
+
+# the loaded latency's offered rate: half of what plain forwarding sustains
+# with the same connections, closed loop (the best of two runs)
+LOAD_RATE=0
+for k in "${CFGS[@]}"; do
+	use "$k"
+	[[ $DP == plain ]] || continue
+	for r in 1 2; do
+		out=$(load 0) && v=$(jget "$out" achieved) && record load_max_rps plain 1 "$v" &&
+			log "plain: $v keep-alive requests/s, closed loop" &&
+			((${v%.*} / 2 > LOAD_RATE)) && LOAD_RATE=$((${v%.*} / 2))
+	done
+done
+((LOAD_RATE > 0)) || LOAD_RATE=2000
+record load_rate_rps plain 1 "$LOAD_RATE"
+log "latency under load at $LOAD_RATE requests/s"
 
 spinners
 # the generator flat out, with nothing after it but a veth and a sink
@@ -499,6 +652,29 @@ for ((r = 1; r <= REPS; r++)); do
 		v=$(update) && record update_seconds "${DP%-*}" "$N" "$v" &&
 			log "$DP/$N weight update: ${v}s"
 	done
+	# bulk and loaded latency in rounds 1, 3, 5: three samples each in a full
+	# run, two in a quick one, spread over the run like the others
+	((r % 2)) || continue
+	for k in "${CFGS[@]}"; do
+		feel "$k" || continue
+		use "$k"
+		v=$(load "$LOAD_RATE") && record load_latency_us "$DP" "$N" "$v" &&
+			log "$DP/$N under load: $v"
+	done
+	for k in "${CFGS[@]}"; do
+		feel "$k" || continue
+		use "$k"
+		httpd_stop
+		offloads on
+		for p in 1 4; do
+			read -r gbps cpu < <(bulk $p) || continue
+			record "bulk_gbps_p$p" "$DP" "$N" "$gbps"
+			record "bulk_cpu_s_per_gb_p$p" "$DP" "$N" "$cpu"
+			log "$DP/$N bulk, $p stream(s): $gbps Gbit/s, $cpu CPU-s/GB"
+		done
+		offloads off
+		httpd_start
+	done
 done
 # what starting each update command costs by itself: part of every update
 for ((r = 1; r <= REPS; r++)); do
@@ -510,12 +686,89 @@ for k in "${CFGS[@]}"; do
 	use "$k"
 	[[ $DP == kshift-* ]] && kshift_state
 done
+
+# memory: kshiftd and its maps as the rounds left them, then after new flows
+for k in "${CFGS[@]}"; do
+	use "$k"
+	[[ $DP == kshift-* && " $SCALE_SIZES " == *" $N "* ]] || continue
+	read -r rss mem conns < <(kshift_mem)
+	record kshiftd_rss_kb "$DP" "$N" "$rss"
+	record map_memlock_bytes "$DP" "$N" "$mem"
+	log "$DP/$N: kshiftd RSS $rss kB, maps $mem bytes (ks_conns: $conns entries)"
+	[[ $DP == kshift-tc && $N == 10000 ]] || continue
+	sent=0
+	for f in $SCALE_FLOWS; do
+		# the rest of F new flows, one SYN each, at whatever rate the node takes
+		out=$(gen --mode new --src 198.18.1.2 --dst "$DST" --dport "$DPORT" \
+			--count $((f - sent)) --first $((${FIRST[$k-new]:-0} + sent))) || break
+		sent=$f
+		read -r rss mem conns < <(kshift_mem)
+		record kshiftd_rss_kb_flows "$DP" "$f" "$rss"
+		record map_memlock_bytes_flows "$DP" "$f" "$mem"
+		record conns_max_entries "$DP" "$f" "$conns"
+		log "$DP/$N after $f new flows: kshiftd RSS $rss kB, maps $mem bytes"
+	done
+done
 log "removing the test networks"
 cleanup
 CFGS=() BG_PIDS=()
 
-if [[ -x $B/bench-prog ]]; then
-	log "build/bench-prog (BPF_PROG_TEST_RUN ns per packet)"
+# scale: the sizes no test network was built for, installed in a node
+# namespace of their own (no traffic), with a time limit
+j=0
+for n in $SCALE_SIZES; do
+	[[ " $SIZES " == *" $n "* ]] && continue
+	rm -rf "$OUT/rules-$n"
+	$PY "$ROOT/scripts/bench-rules.py" "$n" "$OUT/rules-$n" --nft-chunk 1000 ||
+		{ log "writing the rules for $n services failed"; continue; }
+	KSD_EXTRA=()
+	kshiftd_has --max-services && KSD_EXTRA+=(--max-services $((n + n / 4)))
+	kshiftd_has --max-endpoints && KSD_EXTRA+=(--max-endpoints $((4 * n)))
+	for dp in iptables nftables kshift-tc; do
+		[[ $dp == kshift-* && " $DATAPLANES " != *" kshift"* ]] && continue
+		j=$((j + 1))
+		k=z$j # short: it is part of interface names
+		C_DP[$k]=$dp C_N[$k]=$n
+		CFGS+=("$k")
+		use "$k"
+		mkdir -p "$KTMP"
+		ns_add "$NNS" || continue
+		ip -n "$NNS" link add "$NG" type veth peer name "$NS" && ip -n "$NNS" link set "$NG" up &&
+			ip -n "$NNS" link set "$NS" up || continue
+		if [[ $dp == kshift-* ]] && ! kshift_start tc; then
+			net_down
+			continue
+		fi
+		NFT_CHUNK=1000 # one transaction of 100,000 would take hours (O(n^2), see above)
+		t=$(timeout "$SCALE_TIMEOUT" bash -c "$(declare -f timed in_node nft_load ksctl install); $(declare -p B OUT N DP NNS KTMP IPTABLES NFT_CHUNK); install")
+		rc=$?
+		if ((rc == 124)); then
+			record install_timeout_seconds "$dp" "$n" "$SCALE_TIMEOUT"
+			log "$dp/$n: install did not finish in ${SCALE_TIMEOUT}s"
+		elif ((rc == 0)); then
+			record install_seconds "$dp" "$n" "$t"
+			log "$dp/$n: installed in ${t}s"
+			v=$(update) && record update_seconds "${dp%-*}" "$n" "$v" &&
+				log "$dp/$n weight update: ${v}s"
+			if [[ $dp == kshift-* ]]; then
+				read -r rss mem conns < <(kshift_mem)
+				record kshiftd_rss_kb "$dp" "$n" "$rss"
+				record map_memlock_bytes "$dp" "$n" "$mem"
+				log "$dp/$n: kshiftd RSS $rss kB, maps $mem bytes"
+			fi
+		else
+			record install_failed "$dp" "$n" 1
+			log "$dp/$n: install failed${KSD[$K]:+: $(tail -2 "$KTMP/kshiftd.log")}"
+		fi
+		net_down
+	done
+done
+cleanup
+CFGS=() BG_PIDS=()
+
+# (not in --quick: `make bench-prog` runs it by itself)
+if ((!QUICK)) && [[ -x $B/bench-prog ]]; then
+	log "$B/bench-prog (BPF_PROG_TEST_RUN ns per packet)"
 	timeout 120 "$B/bench-prog" >"$OUT/bench-prog.txt" 2>&1 || log "bench-prog failed"
 	cat "$OUT/bench-prog.txt" >&2
 fi

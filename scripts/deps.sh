@@ -10,7 +10,7 @@ packages=(
 	libcmocka-dev libyaml-dev libjson-c-dev libcurl4-openssl-dev libmicrohttpd-dev
 	iproute2 ethtool procps psmisc curl python3 openssl
 	python3-yaml python3-jsonschema python3-prometheus-client
-	iptables nftables conntrack gnuplot-nox
+	iptables nftables conntrack gnuplot-nox iperf3
 )
 
 missing=()
