@@ -634,6 +634,7 @@ static int wait_programmed(struct kctx *k, const char *ns, const char *name, int
 	char seen[64];
 	int ret;
 
+	fflush(stdout); /* what was changed shows while we wait */
 	shift_path(path, ns, name);
 	for (;;) {
 		/* a poll the deadline cuts short is a wait that timed out */
