@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -106,6 +107,36 @@ static double measure(struct bench_bpf *skel, struct ks_dp *dp, int prog_fd, con
 	return ns[rounds / 2];
 }
 
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1e3 + (t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* The collector's cost on the table the last new-flow round left (flows
+ * live, nothing to delete): one default step, a whole pass, and a flush of
+ * everything (ms[0..2]). */
+static void gc_cost(struct ks_dp *dp, int flows, double ms[3])
+{
+	struct ks_ct_gc_stats st = {};
+	struct ks_ct_gc gc = {};
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ks_ct_gc_step(dp, &gc, ks_ct_now(), 0, &st);
+	ms[0] = ms_since(&t0);
+	memset(&gc, 0, sizeof(gc));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ks_ct_gc(dp, &gc, ks_ct_now(), &st);
+	ms[1] = ms_since(&t0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ks_ct_flush_all(dp);
+	ms[2] = ms_since(&t0);
+	(void)flows;
+}
+
 static int reuse_maps(struct bench_bpf *skel, struct ks_dp *dp)
 {
 	struct bpf_map *map, *ks;
@@ -160,7 +191,7 @@ int main(int argc, char **argv)
 	};
 	struct ks_dp_opts dp_opts = { .hash_seed = 42 };
 	int repeat = 1000000, rounds = 5, c, err, lb_fd, parse_fd;
-	double base, est, fresh, reply;
+	double base, est, fresh, reply, gc_ms[3];
 	struct frame fwd, rev, out;
 	struct bench_bpf *skel;
 	const char *json = NULL;
@@ -218,6 +249,7 @@ int main(int argc, char **argv)
 	base = measure(skel, &dp, parse_fd, &fwd, false, repeat, rounds);
 	est = measure(skel, &dp, lb_fd, &fwd, false, repeat, rounds);
 	fresh = measure(skel, &dp, lb_fd, &fwd, true, repeat, rounds);
+	gc_cost(&dp, repeat, gc_ms);
 	/* the flow of the reply, steered again after the flushes */
 	memcpy(skel->bss->bench_frame, &fwd, FRAME_LEN);
 	skel->bss->bench_new_flow = false;
@@ -239,6 +271,9 @@ int main(int argc, char **argv)
 	printf("  %-20s %8.1f %8.2f\n", "established flow", est, est / base);
 	printf("  %-20s %8.1f %8.2f\n", "new flow", fresh, fresh / base);
 	printf("  %-20s %8.1f %8.2f\n", "reply (reverse NAT)", reply, reply / base);
+	printf("connection table of %d flows: a GC step (%d entries) %.2f ms, a GC pass %.1f ms, "
+	       "a flush %.1f ms\n",
+	       repeat, KS_CT_GC_BUDGET, gc_ms[0], gc_ms[1], gc_ms[2]);
 	if (json && (f = fopen(json, "w"))) {
 		fprintf(f,
 			"{\"parse_ns\": %.1f, \"established_ns\": %.1f, \"new_flow_ns\": %.1f, "

@@ -390,6 +390,7 @@ static void test_gc(void **state)
 			old = udp_spec(6, 41051, PKT_PORT_MAIN);
 	struct ks_ct_gc_stats st = {};
 	char ep[INET6_ADDRSTRLEN];
+	struct ks_ct_gc gc = {};
 	struct lister l = {};
 	uint64_t now;
 
@@ -403,7 +404,7 @@ static void test_gc(void **state)
 	now = ks_ct_now();
 	assert_int_equal(ks_ct_list(&env.dp, UINT32_MAX, now, list_cb, &l), 0);
 	assert_int_equal(l.flows, 2);
-	assert_int_equal(ks_ct_gc(&env.dp, now, &st), 0);
+	assert_int_equal(ks_ct_gc(&env.dp, &gc, now, &st), 0);
 	assert_int_equal(st.expired, 1);
 	assert_int_equal(st.live, 1);
 	assert_int_equal(st.passes, 1);
@@ -477,6 +478,67 @@ static void test_flush_endpoint_and_svc(void **state)
 	}
 }
 
+/*
+ * A table of 16 flows: the 17th new flow is dropped (counted), and no flow
+ * in it is evicted for it. A SYN flood fills it with half-open flows; the
+ * collector, seeing the table nearly full, collects those idle for 5 s
+ * without waiting for their 60 s timeout, and new flows go again.
+ */
+static void test_table_full(void **state)
+{
+	struct ks_dp_opts opts = { .max_flows = 16 };
+	struct ks_ct_gc_stats st = {};
+	struct ks_ct_gc gc = {};
+	struct pkt_env small;
+	struct pkt_topo t;
+	char ep[INET6_ADDRSTRLEN];
+	struct pkt_result r;
+	struct pkt in;
+	int i;
+
+	(void)state;
+	assert_int_equal(pkt_env_open_opts(&small, &opts), 0);
+	assert_int_equal(pkt_env_topo(&small, &t), 0);
+	for (i = 0; i <= 16; i++) {
+		struct pkt_spec s = tcp_spec(4, 48000 + i, PKT_PORT_MAIN, 0x02);
+
+		pkt_build(&s, &in);
+		pkt_run(&small, PKT_XDP, in.data, in.len, &r, true);
+		if (i < 16)
+			pkt_expect(&r, PKT_XDP, PKT_PASS, KS_V_NAT_NEW);
+		else
+			pkt_expect(&r, PKT_XDP, PKT_DROP, KS_V_DROP_CT_FULL);
+	}
+	/* the first flow completes its handshake, and is still there */
+	{
+		struct pkt_spec s = tcp_spec(4, 48000, PKT_PORT_MAIN, 0x10);
+
+		pkt_build(&s, &in);
+		pkt_run(&small, PKT_XDP, in.data, in.len, &r, true);
+		pkt_expect(&r, PKT_XDP, PKT_PASS, KS_V_NAT_ESTABLISHED);
+	}
+
+	/* a pass finds nothing expired, and the table full */
+	assert_int_equal(ks_ct_gc(&small.dp, &gc, ks_ct_now(), &st), 0);
+	assert_int_equal(st.expired, 0);
+	assert_true(gc.pressure);
+	/* 10 s on: the half-open flows go, the established one stays */
+	assert_int_equal(ks_ct_gc(&small.dp, &gc, ks_ct_now() + 10 * KS_NS_PER_SEC, &st), 0);
+	assert_int_equal(st.expired, 15);
+	assert_int_equal(st.early, 15);
+	assert_int_equal(st.live, 1);
+	assert_false(gc.pressure);
+	{
+		struct pkt_spec s = tcp_spec(4, 48016, PKT_PORT_MAIN, 0x02);
+
+		pkt_build(&s, &in);
+		pkt_run(&small, PKT_XDP, in.data, in.len, &r, true);
+		pkt_expect(&r, PKT_XDP, PKT_PASS, KS_V_NAT_NEW);
+	}
+	(void)ep;
+	pkt_env_close(&small);
+}
+
 static int setup(void **state)
 {
 	int fi;
@@ -512,6 +574,7 @@ int main(void)
 		cmocka_unit_test(test_reply_tuple_clash),
 		cmocka_unit_test(test_gc),
 		cmocka_unit_test(test_flush_endpoint_and_svc),
+		cmocka_unit_test(test_table_full),
 	};
 
 	return cmocka_run_group_tests_name("pkt_conntrack", tests, setup, teardown);

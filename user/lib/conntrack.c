@@ -59,6 +59,11 @@ static bool expired(const struct ks_dp *dp, const struct ks_conn *c, uint64_t no
 	return (int64_t)(now - c->seen_ns) > (int64_t)ks_ct_timeout(dp, c->state);
 }
 
+static bool early_syn(const struct ks_conn *c, uint64_t now)
+{
+	return c->state == KS_CT_SYN_SENT && (int64_t)(now - c->seen_ns) > (int64_t)KS_CT_GC_EARLY_SYN_NS;
+}
+
 /* ks_ct_peer_key() and ks_ct_is_peer() of bpf/lib/conntrack.h */
 static void peer_key(const struct ks_flow *key, const struct ks_conn *c, struct ks_flow *peer)
 {
@@ -86,32 +91,20 @@ static int conns_fd(const struct ks_dp *dp)
 	return bpf_map__fd(dp->skel->maps.ks_conns);
 }
 
-/* Deletes the entry at key and, if it is the flow's, the other direction's. */
-static void delete_flow(struct ks_dp *dp, const struct ks_flow *key, const struct ks_conn *c)
-{
-	struct ks_flow pk;
-	struct ks_conn p;
-
-	peer_key(key, c, &pk);
-	if (!bpf_map_lookup_elem(conns_fd(dp), &pk, &p) && is_peer(key, c, &p))
-		bpf_map_delete_elem(conns_fd(dp), &pk);
-	bpf_map_delete_elem(conns_fd(dp), key);
-}
-
 /* An expired entry goes with its flow, unless the other direction is live
  * (the datapath refreshes both within KS_CT_TOUCH_NS of each other). */
 static bool collect(struct ks_dp *dp, const struct ks_flow *key, const struct ks_conn *c,
-		    uint64_t now)
+		    uint64_t now, bool early)
 {
 	struct ks_flow pk;
 	struct ks_conn p;
 	bool paired;
 
-	if (!expired(dp, c, now))
+	if (!expired(dp, c, now) && !(early && early_syn(c, now)))
 		return false;
 	peer_key(key, c, &pk);
 	paired = !bpf_map_lookup_elem(conns_fd(dp), &pk, &p) && is_peer(key, c, &p);
-	if (paired && !expired(dp, &p, now))
+	if (paired && !expired(dp, &p, now) && !(early && early_syn(&p, now)))
 		return false;
 	if (paired)
 		bpf_map_delete_elem(conns_fd(dp), &pk);
@@ -164,12 +157,16 @@ static int walk_next(struct ks_dp *dp, struct walk *w, uint32_t *batch, bool fir
 int ks_ct_gc_step(struct ks_dp *dp, struct ks_ct_gc *gc, uint64_t now_ns, uint32_t budget,
 		  struct ks_ct_gc_stats *st)
 {
+	bool done, pressure;
 	struct walk w;
-	bool done;
 	int n, i, err;
 
+	if (!budget)
+		budget = KS_CT_GC_BUDGET;
+	if (gc->pressure)
+		budget *= KS_CT_GC_PRESSURE_MUL;
 	/* a hash bucket must fit in one batch: a few entries at most */
-	err = walk_init(&w, budget ? (budget < 64 ? 64 : budget) : KS_CT_GC_BUDGET);
+	err = walk_init(&w, budget < 64 ? 64 : budget);
 	if (err)
 		return err;
 	n = walk_next(dp, &w, &gc->batch, !gc->in_pass, &done);
@@ -180,27 +177,34 @@ int ks_ct_gc_step(struct ks_dp *dp, struct ks_ct_gc *gc, uint64_t now_ns, uint32
 	}
 	gc->in_pass = true;
 	for (i = 0; i < n; i++) {
+		bool fwd = w.vals[i].dir == KS_DIR_FORWARD;
+
 		st->scanned++;
-		if (collect(dp, &w.keys[i], &w.vals[i], now_ns))
-			st->expired += w.vals[i].dir == KS_DIR_FORWARD;
-		else
-			gc->live += w.vals[i].dir == KS_DIR_FORWARD;
+		if (collect(dp, &w.keys[i], &w.vals[i], now_ns, gc->pressure)) {
+			st->expired += fwd;
+			st->early += fwd && !expired(dp, &w.vals[i], now_ns);
+		} else {
+			gc->live += fwd;
+			gc->entries++;
+		}
 	}
 	walk_free(&w);
 	if (!done)
 		return 0;
 	st->live = gc->live;
 	st->passes++;
+	pressure = gc->entries * 100 >
+		   (uint64_t)bpf_map__max_entries(dp->skel->maps.ks_conns) * KS_CT_GC_PRESSURE_PCT;
 	memset(gc, 0, sizeof(*gc));
+	gc->pressure = pressure;
 	return 1;
 }
 
-int ks_ct_gc(struct ks_dp *dp, uint64_t now_ns, struct ks_ct_gc_stats *st)
+int ks_ct_gc(struct ks_dp *dp, struct ks_ct_gc *gc, uint64_t now_ns, struct ks_ct_gc_stats *st)
 {
-	struct ks_ct_gc gc = {};
 	int err;
 
-	while (!(err = ks_ct_gc_step(dp, &gc, now_ns, 0, st)))
+	while (!(err = ks_ct_gc_step(dp, gc, now_ns, 0, st)))
 		;
 	return err < 0 ? err : 0;
 }
@@ -236,6 +240,8 @@ struct flush {
 	uint32_t svc; /* UINT32_MAX: any */
 	const struct ks_endpoint *ep;
 	int flows;
+	struct ks_flow *keys; /* to delete: both entries of a flow match */
+	size_t n, cap;
 };
 
 static int flush_one(struct ks_dp *dp, const struct ks_flow *key, const struct ks_conn *c,
@@ -254,9 +260,35 @@ static int flush_one(struct ks_dp *dp, const struct ks_flow *key, const struct k
 		    memcmp(addr, &f->ep->addr, sizeof(*addr)))
 			return 0;
 	}
-	delete_flow(dp, key, c);
+	(void)dp;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 4096;
+		struct ks_flow *k = realloc(f->keys, cap * sizeof(*k));
+
+		if (!k)
+			return -ENOMEM;
+		f->keys = k;
+		f->cap = cap;
+	}
+	f->keys[f->n++] = *key;
 	f->flows += fwd;
 	return 0;
+}
+
+/* Deletes keys[0..n) in batches; a key gone meanwhile (the datapath
+ * re-steered its flow) is skipped. */
+static void delete_keys(struct ks_dp *dp, const struct ks_flow *keys, size_t n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	size_t done = 0;
+	uint32_t count;
+
+	while (done < n) {
+		count = n - done > KS_CT_GC_BUDGET ? KS_CT_GC_BUDGET : n - done;
+		if (bpf_map_delete_batch(conns_fd(dp), keys + done, &count, &opts) && !count)
+			count = 1; /* the first is gone: skip it */
+		done += count;
+	}
 }
 
 static int flush(struct ks_dp *dp, uint32_t svc, const struct ks_endpoint *ep)
@@ -264,6 +296,9 @@ static int flush(struct ks_dp *dp, uint32_t svc, const struct ks_endpoint *ep)
 	struct flush f = { .svc = svc, .ep = ep };
 	int err = walk_all(dp, flush_one, &f);
 
+	if (!err)
+		delete_keys(dp, f.keys, f.n);
+	free(f.keys);
 	return err < 0 ? err : f.flows;
 }
 
