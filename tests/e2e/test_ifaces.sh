@@ -9,6 +9,8 @@
 #     second, and HTTP through the VIP works from it
 #   - cli1 is deleted: kshiftd forgets it (log, pin gone); created again:
 #     attached again, and steered again
+#   - cli1 renamed cli2 (still matching): its pin follows, still steered;
+#     renamed zz2 (matching nothing): detached
 #   - an interface a pattern matches that carries another program at start
 #     (here a rival kshiftd's) is skipped with a warning naming it, and the
 #     start goes on; its program is left alone
@@ -167,6 +169,22 @@ for mode in $(ks_modes); do
 		jq_ok "$res" 'd["failures"] == 0 and d["ok"] == 20'
 	res=$(ks_client split "$VIP_URL" 20)
 	check "the first client is still steered" jq_ok "$res" 'd["failures"] == 0'
+
+	# renamed
+	mark=$(wc -l <"$KS_LOG")
+	ip -n "$KS_NODE" link set cli1 name cli2
+	check "cli1 renamed cli2 is followed (log: cli1 is now cli2)" logged_within 1 "cli1 is now cli2"
+	check "its pin follows (links/cli2, no links/cli1)" \
+		eval '[ -e "$KS_PIN/links/cli2" ] && [ ! -e "$KS_PIN/links/cli1" ]'
+	res=$(from "$KS_PFX-cli1")
+	check "HTTP through the VIP works from behind cli2" jq_ok "$res" 'd["failures"] == 0'
+	mark=$(wc -l <"$KS_LOG")
+	ip -n "$KS_NODE" link set cli2 name zz2
+	check "cli2 renamed zz2, matching nothing, is detached (log)" \
+		logged_within 1 "detached from cli2"
+	n=$(ks_hooks "$KS_NODE" zz2 | wc -l)
+	check "zz2 carries no program ($n), and no pin is left for it" \
+		eval '[ "$n" = 0 ] && [ ! -e "$KS_PIN/links/cli2" ] && [ ! -e "$KS_PIN/links/zz2" ]'
 	# interfaces that do not match stay untouched
 	ip -n "$KS_NODE" link add name other0 type veth peer name other1
 	sleep 0.3

@@ -311,10 +311,13 @@ static int links_scan(struct ks_dp *dp)
 		*l = (struct ks_dp_link){ .ifindex = ifindex, .mode = mode, .fd = fd,
 					  .prog_id = prog_id, .adopted = true };
 		snprintf(l->ifname, sizeof(l->ifname), "%s", ifname);
-		/* renamed while no kshiftd ran: the pin follows the name */
+		/* renamed while no kshiftd ran: the pin follows the name
+		 * (pinned anew: bpffs has no rename) */
 		if (strcmp(ifname, de->d_name)) {
 			link_pin_of(dp->pin_path, ifname, newpath, sizeof(newpath));
-			rename(path, newpath);
+			unlink(newpath);
+			if (!bpf_obj_pin(fd, newpath))
+				unlink(path);
 		}
 		pr_info("adopted the link on %s (%s, program %u)\n", ifname, ks_mode_name(mode),
 			prog_id);
@@ -453,8 +456,18 @@ static int pins_prepare(struct ks_dp *dp, const struct ks_dp_opts *opts)
 
 		pin_path_of(dp, bpf_map__name(map), path, sizeof(path));
 		fd = bpf_obj_get(path);
-		if (fd < 0)
-			continue;
+		if (fd < 0) {
+			/* a kshiftd died while re-pinning it (pins_commit) */
+			char aside[sizeof(path) + 8];
+
+			snprintf(aside, sizeof(aside), "%s/ks_new_%s", dp->pin_path,
+				 bpf_map__name(map));
+			fd = bpf_obj_get(aside);
+			if (fd < 0)
+				continue;
+			if (bpf_obj_pin(fd, path) == 0)
+				unlink(aside);
+		}
 		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
 			err = -errno;
 			close(fd);
@@ -721,7 +734,7 @@ static int pins_finish(struct ks_dp *dp, const struct ks_dp_opts *opts)
  * its links, used the old maps). A start that fails leaves no new pin. */
 static void pins_commit(struct ks_dp *dp)
 {
-	char path[sizeof(dp->pin_path) + 32];
+	char path[sizeof(dp->pin_path) + 32], tmp[sizeof(path) + 8];
 	struct bpf_map *map;
 	int i;
 
@@ -736,9 +749,15 @@ static void pins_commit(struct ks_dp *dp)
 		struct bpf_map *map = dp->repin[i].map;
 
 		pin_path_of(dp, bpf_map__name(map), path, sizeof(path));
-		unlink(path);
-		if (bpf_obj_pin(bpf_map__fd(map), path))
+		/* pinned aside first (bpffs has no rename), so that a pin
+		 * of the map always exists; pins_prepare picks up the one
+		 * aside if kshiftd died in between */
+		snprintf(tmp, sizeof(tmp), "%s/ks_new_%s", dp->pin_path, bpf_map__name(map));
+		unlink(tmp);
+		if (bpf_obj_pin(bpf_map__fd(map), tmp) || (unlink(path), 0) ||
+		    bpf_obj_pin(bpf_map__fd(map), path))
 			pr_warn("pinning %s: %s\n", path, strerror(errno));
+		unlink(tmp);
 	}
 	dp->nr_repin = 0;
 }
@@ -1283,10 +1302,14 @@ void ks_dp_rename(struct ks_dp *dp, int ifindex, const char *ifname)
 	if (!l || !strcmp(l->ifname, ifname))
 		return;
 	if (dp->pin_path[0]) {
+		/* pinned anew under the new name: bpffs has no rename */
 		link_pin_of(dp->pin_path, l->ifname, from, sizeof(from));
 		link_pin_of(dp->pin_path, ifname, to, sizeof(to));
-		if (rename(from, to))
-			pr_warn("renaming pin %s to %s: %s\n", from, to, strerror(errno));
+		unlink(to);
+		if (bpf_obj_pin(l->fd, to))
+			pr_warn("pinning %s: %s\n", to, strerror(errno));
+		else
+			unlink(from);
 	}
 	pr_info("%s is now %s\n", l->ifname, ifname);
 	snprintf(l->ifname, sizeof(l->ifname), "%s", ifname);
