@@ -350,6 +350,8 @@ bool ks_config_event(struct ks_config *c)
 		if (c->again) {
 			/* the files changed while they were read: again */
 			c->again = false;
+			if (c->wd_dir < 0)
+				watch_dir(c);
 			if (!start_reader(c))
 				goto inotify;
 		}
@@ -545,8 +547,6 @@ static bool scan(struct ks_config *c)
 	size_t i;
 	DIR *dir;
 
-	if (c->wd_dir < 0 && !watch_dir(c))
-		pr_info("config: watching %s again\n", c->dir);
 	dir = opendir(c->dir);
 	if (!dir) {
 		if (!c->dir_missing)
@@ -838,6 +838,8 @@ static void finish(struct ks_config *c, struct ks_config_job *j, bool ok)
 	c->job = NULL;
 	if (c->again) {
 		c->again = false;
+		if (c->wd_dir < 0)
+			watch_dir(c);
 		start_reader(c);
 	}
 }
@@ -943,6 +945,9 @@ int ks_config_reload(struct ks_config *c, struct ks_shifts *t, struct ks_state *
 		c->again = true;
 		return -EBUSY;
 	}
+	/* here, not in the reader: the watches are the loop's */
+	if (c->wd_dir < 0 && !watch_dir(c))
+		pr_info("config: watching %s again\n", c->dir);
 	if (!wait && !start_reader(c))
 		return 0;
 	c->scan_t0 = now_ms();
