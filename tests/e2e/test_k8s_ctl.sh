@@ -15,6 +15,10 @@
 #   - --wait times out with a message saying how many nodes programmed it,
 #     and returns once status says every node has
 #   - mirror, delete (names and -f), node-only commands, connection errors
+#   - as root, with the real kshiftd --kubernetes in a network namespace of
+#     the test's own (where the fake listens on that namespace's 127.0.0.1):
+#     apply, set and promote --wait return once the daemon has programmed
+#     the change, and the node's dataplane has the new weights
 set -uo pipefail
 KS_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$KS_ROOT/tests/k8s/lib.sh"
@@ -22,16 +26,25 @@ export -f fake_curl fake_ctl # for the checks run with bash -c
 KSHIFTCTL=${KSHIFTCTL:-$KS_ROOT/build/kshiftctl}
 BIN_DIR=$(cd "$(dirname "$KSHIFTCTL")" && pwd)
 KSHIFTCTL=$BIN_DIR/$(basename "$KSHIFTCTL")
+KSHIFTD=$(realpath -m "${KSHIFTD:-$BIN_DIR/kshiftd}")
 TS=/apis/kshift.dev/v1alpha1/namespaces/default/trafficshifts
 
 TESTS=0
 FAILS=0
 TMP=$(mktemp -d /tmp/kse-k8sctl.XXXXXX)
 WRITER_PID=
+KSHIFTD_PID=
+NODE_NS=
 
 cleanup() {
 	[[ -n $WRITER_PID ]] && kill "$WRITER_PID" 2>/dev/null
+	if [[ -n $KSHIFTD_PID ]]; then
+		kill "$KSHIFTD_PID" 2>/dev/null
+		wait "$KSHIFTD_PID" 2>/dev/null
+	fi
 	fake_stop
+	mountpoint -q "$TMP/bpf" 2>/dev/null && umount "$TMP/bpf"
+	[[ -n $NODE_NS ]] && ip netns del "$NODE_NS" 2>/dev/null
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -113,6 +126,63 @@ status_writer() {
 		sleep 0.1
 	done
 }
+
+# node_weights: the weights of web in the node's dataplane, "a=1 b=2"
+node_weights() {
+	"$KSHIFTCTL" --socket "$TMP/sock" get web -o json 2>/dev/null |
+		jq -r '[.spec.backends[] | "\(.name)=\(.weight)"] | join(" ")'
+}
+
+# node_section: run by this script inside a network namespace of its own
+# (bash test_k8s_ctl.sh --node); prints TAP lines without numbers, which
+# the outer run counts
+node_section() {
+	local w
+	ip link set lo up
+	ip link add kc0 type veth peer name kc1 && ip link set kc0 up && ip link set kc1 up
+	mkdir -p "$TMP/bpf" && mount -t bpf bpf "$TMP/bpf"
+	if ! fake_start "$TMP/fake" --bookmark-interval 0; then
+		echo "not ok - node: the fake API server in the namespace"
+		return
+	fi
+	fake_curl POST /api/v1/namespaces -H 'Content-Type: application/json' \
+		-d '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"kshift-system"}}' >/dev/null
+	"$KSHIFTD" --kubernetes --kubeconfig "$KUBECONFIG" --iface kc0 --mode tc \
+		--socket "$TMP/sock" --pin-path "$TMP/bpf/kshift" --state-dir "$TMP/state" \
+		--node-name n1 >"$TMP/kshiftd.log" 2>&1 &
+	KSHIFTD_PID=$!
+	printf '%s\n' 'apiVersion: kshift.dev/v1alpha1' 'kind: TrafficShift' 'metadata: {name: web}' \
+		'spec:' '  frontend: {addresses: ["198.18.100.1"], ports: [{port: 80, protocol: TCP}]}' \
+		'  backends:' '  - {name: stable, endpoints: ["198.18.2.2:8080"], weight: 90}' \
+		'  - {name: canary, endpoints: ["198.18.3.2:8080"], weight: 10}' >"$TMP/node.yaml"
+	ctl apply -f "$TMP/node.yaml" --wait --timeout 20s
+	if [[ $RC == 0 ]] && grep -q 'generation 1 programmed on 1 of 1 node(s)' "$TMP/out"; then
+		echo "ok - node: apply --wait returns once kshiftd has programmed it"
+	else
+		echo "not ok - node: apply --wait returns once kshiftd has programmed it"
+	fi
+	ctl set web stable=50 canary=50 --wait --timeout 20s
+	w=$(node_weights)
+	if [[ $RC == 0 && $w == "stable=50 canary=50" ]]; then
+		echo "ok - node: set --wait, then the node's dataplane has stable=50 canary=50"
+	else
+		echo "not ok - node: set --wait, then the node's dataplane has stable=50 canary=50 ($w)"
+	fi
+	ctl promote web --wait --timeout 20s
+	w=$(node_weights)
+	if [[ $RC == 0 && $w == "stable=0 canary=100" ]]; then
+		echo "ok - node: promote --wait, then the node's dataplane has stable=0 canary=100"
+	else
+		echo "not ok - node: promote --wait, then the node's dataplane has stable=0 canary=100 ($w)"
+	fi
+	# on a failure, what the daemon said
+	[[ $RC == 0 ]] || tail -n 20 "$TMP/kshiftd.log" | sed 's/^/# kshiftd: /'
+}
+
+if [[ ${1:-} == --node ]]; then
+	node_section
+	exit 0
+fi
 
 if ! [[ -x $KSHIFTCTL ]] || ! fake_start "$TMP/fake" --bookmark-interval 0; then
 	not_ok "set-up: $KSHIFTCTL and the fake API server"
@@ -323,6 +393,23 @@ check "delete NAME...: deletes, names the missing one, exit 1" \
 ctl -n prod delete -f "$TMP/prod.yaml"
 check "delete -f FILE" bash -c "[[ $RC == 0 ]] &&
 	fake_curl GET /apis/kshift.dev/v1alpha1/namespaces/prod/trafficshifts/web | grep -q NotFound"
+
+# --- with the real kshiftd ---
+if ((EUID != 0)) || ! [[ -x $KSHIFTD ]]; then
+	ok "node: # SKIP needs root and $KSHIFTD"
+else
+	NODE_NS=kse-k8sctl-$$
+	ip netns add "$NODE_NS"
+	while read -r line; do
+		case $line in
+		"ok - "*) ok "${line#ok - }" ;;
+		"not ok - "*) not_ok "${line#not ok - }" ;;
+		*) echo "$line" ;;
+		esac
+	done < <(KSHIFTCTL=$KSHIFTCTL KSHIFTD=$KSHIFTD ip netns exec "$NODE_NS" bash "$0" --node 2>&1)
+	ip netns del "$NODE_NS"
+	NODE_NS=
+fi
 
 echo "1..$TESTS"
 ((FAILS == 0))
