@@ -490,32 +490,3 @@ for dev in sys.argv[1:]:
         for i in range(struct.unpack_from("I", attr, 24)[0]):
             print(dev, "tcx", ids[i])' "$@"
 }
-
-# ks_hooks NS DEV...: the BPF programs attached to each DEV at XDP and at
-# tcx ingress, one line each ("DEV xdp ID", "DEV tcx ID"). bpftool 7.1 and
-# iproute2 6.1 do not show tcx, so this asks the kernel (BPF_PROG_QUERY)
-ks_hooks() {
-	local ns=$1
-	shift
-	in_ns "$ns" "$KS_PY" -c '
-import ctypes, platform, re, socket, struct, subprocess, sys
-libc = ctypes.CDLL(None, use_errno=True)
-NR_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine(), 321)
-BPF_PROG_QUERY, BPF_TCX_INGRESS = 16, 46
-for dev in sys.argv[1:]:
-    try:
-        idx = socket.if_nametoindex(dev)
-    except OSError:
-        continue
-    out = subprocess.run(["ip", "-d", "-o", "link", "show", "dev", dev],
-                         capture_output=True, text=True).stdout
-    for m in re.finditer(r"prog/xdp id (\d+)", out):
-        print(dev, "xdp", m.group(1))
-    ids = (ctypes.c_uint32 * 64)()
-    attr = ctypes.create_string_buffer(128)
-    struct.pack_into("IIIIQI", attr, 0, idx, BPF_TCX_INGRESS, 0, 0, ctypes.addressof(ids), 64)
-    if libc.syscall(ctypes.c_long(NR_BPF), ctypes.c_long(BPF_PROG_QUERY), attr,
-                    ctypes.c_long(128)) == 0:
-        for i in range(struct.unpack_from("I", attr, 24)[0]):
-            print(dev, "tcx", ids[i])' "$@"
-}

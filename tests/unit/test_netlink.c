@@ -256,12 +256,9 @@ static void test_lock_holder(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_new_and_del),
-		cmocka_unit_test(test_other_messages_skipped),
-		cmocka_unit_test(test_no_name),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_patterns),
-		cmocka_unit_test(test_resolve),
+		cmocka_unit_test(test_new_and_del), cmocka_unit_test(test_other_messages_skipped),
+		cmocka_unit_test(test_no_name),	    cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_patterns),    cmocka_unit_test(test_resolve),
 		cmocka_unit_test(test_lock_holder),
 	};
 

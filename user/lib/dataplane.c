@@ -70,7 +70,7 @@
  * longer than any BPF program runs between reading a split and its ring. */
 #define KS_RANGE_GRACE_NS 1000000000ull
 /* Linux 6.6 uapi; the 6.1 headers of Debian 12 do not have them yet */
-#define KS_BPF_TCX_INGRESS    46 /* enum bpf_attach_type */
+#define KS_BPF_TCX_INGRESS   46 /* enum bpf_attach_type */
 #define KS_BPF_LINK_TYPE_TCX 11 /* enum bpf_link_type */
 #define KS_LINKS_DIR	     "links"
 
@@ -308,8 +308,11 @@ static int links_scan(struct ks_dp *dp)
 			closedir(d);
 			return -ENOMEM;
 		}
-		*l = (struct ks_dp_link){ .ifindex = ifindex, .mode = mode, .fd = fd,
-					  .prog_id = prog_id, .adopted = true };
+		*l = (struct ks_dp_link){ .ifindex = ifindex,
+					  .mode = mode,
+					  .fd = fd,
+					  .prog_id = prog_id,
+					  .adopted = true };
 		snprintf(l->ifname, sizeof(l->ifname), "%s", ifname);
 		/* renamed while no kshiftd ran: the pin follows the name
 		 * (pinned anew: bpffs has no rename) */
@@ -987,8 +990,8 @@ static void refuse_foreign(const char *ifname, const char *hook, uint32_t id)
 		info.name[0] = '\0';
 	if (fd >= 0)
 		close(fd);
-	pr_warn("%s: %s program %u (%s) is attached and is not ours: not attaching there\n",
-		ifname, hook, id, info.name[0] ? info.name : "unnamed");
+	pr_warn("%s: %s program %u (%s) is attached and is not ours: not attaching there\n", ifname,
+		hook, id, info.name[0] ? info.name : "unnamed");
 }
 
 /* One owner per interface: -EBUSY (logged, naming the program) when an
@@ -1131,7 +1134,9 @@ int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum k
 		close(fd);
 		return -ENOMEM;
 	}
-	*l = (struct ks_dp_link){ .ifindex = ifindex, .mode = mode, .fd = fd,
+	*l = (struct ks_dp_link){ .ifindex = ifindex,
+				  .mode = mode,
+				  .fd = fd,
 				  .prog_id = dp->prog_ids[mode == KS_MODE_TC] };
 	snprintf(l->ifname, sizeof(l->ifname), "%s", ifname);
 	err = link_pin(dp, l);
@@ -1194,7 +1199,9 @@ int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, const bool *optiona
 			err = -ENOMEM;
 			break;
 		}
-		*l = (struct ks_dp_link){ .ifindex = ifindex, .mode = m, .fd = fd,
+		*l = (struct ks_dp_link){ .ifindex = ifindex,
+					  .mode = m,
+					  .fd = fd,
 					  .prog_id = dp->prog_ids[m == KS_MODE_TC] };
 		snprintf(l->ifname, sizeof(l->ifname), "%s", ifnames[i]);
 		fresh[i] = true;
@@ -1232,8 +1239,8 @@ int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, const bool *optiona
 		if (i < n && serves(l->mode, want_mode(l->ifname, mode))) {
 			keep[j] = !bpf_link_update(l->fd, prog_fd(dp, l->mode), NULL);
 			if (!keep[j]) {
-				pr_warn("%s: updating its link to the new program: %s\n",
-					l->ifname, strerror(errno));
+				pr_warn("%s: updating its link to the new program: %s\n", l->ifname,
+					strerror(errno));
 				continue;
 			}
 			l->adopted = false;

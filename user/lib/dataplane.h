@@ -18,7 +18,7 @@ enum ks_mode {
 	KS_MODE_AUTO,	     /* TC on veth (see bpf/lib/nat.h), native XDP elsewhere, else TC */
 	KS_MODE_XDP,	     /* native XDP, generic XDP where the driver refuses native */
 	KS_MODE_XDP_GENERIC, /* generic (skb) XDP */
-	KS_MODE_TC,	     /* TC ingress, through tcx (Linux 6.6+): no qdisc, others' filters untouched */
+	KS_MODE_TC, /* TC ingress, through tcx (Linux 6.6+): no qdisc, others' filters untouched */
 };
 
 const char *ks_mode_name(enum ks_mode mode);
@@ -101,9 +101,9 @@ struct ks_dp {
 	int nr_links, cap_links;
 	char pin_path[256];
 	int nr_cpus;
-	int lock_fd;	     /* the pin directory, flocked; valid when locked */
+	int lock_fd; /* the pin directory, flocked; valid when locked */
 	bool locked;
-	bool adopted;	     /* maps came from pins: services are adopted */
+	bool adopted;	      /* maps came from pins: services are adopted */
 	uint32_t prog_ids[2]; /* this load's XDP and TC programs */
 	struct ks_dp_repin repin[16];
 	int nr_repin;
