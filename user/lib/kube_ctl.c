@@ -714,6 +714,15 @@ static char *read_input(const char *path)
 	return buf;
 }
 
+static void free_docs(struct json_object **docs, size_t nr)
+{
+	size_t i;
+
+	for (i = 0; i < nr; i++)
+		json_object_put(docs[i]);
+	free(docs);
+}
+
 /* The manifest's documents, validated as a local manifest is and then as
  * JSON objects; the documents' namespace checked against -n. */
 static int load_docs(struct kctx *k, struct json_object ***docs, size_t *nr)
@@ -737,26 +746,21 @@ static int load_docs(struct kctx *k, struct json_object ***docs, size_t *nr)
 	free(text);
 	if (ret)
 		return fail("%s: %s", k->o->file, err);
-	if (*nr != n) /* both skip the same empty documents; never expected */
-		return fail("%s: %zu documents, but %zu shifts", k->o->file, *nr, n);
-	for (i = 0; i < n; i++) {
+	/* both skip the same empty documents, so this is never expected */
+	ret = *nr != n ? fail("%s: %zu documents, but %zu shifts", k->o->file, *nr, n) : EXIT_OK;
+	for (i = 0; i < *nr && !ret; i++) {
 		const char *ns = get_str((*docs)[i], "metadata", "namespace", NULL);
 
 		if (ns && k->o->ns && strcmp(ns, k->o->ns))
-			return fail("%s: %s: metadata.namespace %s does not match -n %s",
-				    k->o->file, get_str((*docs)[i], "metadata", "name", NULL), ns,
-				    k->o->ns);
+			ret = fail("%s: %s: metadata.namespace %s does not match -n %s", k->o->file,
+				   get_str((*docs)[i], "metadata", "name", NULL), ns, k->o->ns);
 	}
-	return EXIT_OK;
-}
-
-static void free_docs(struct json_object **docs, size_t nr)
-{
-	size_t i;
-
-	for (i = 0; i < nr; i++)
-		json_object_put(docs[i]);
-	free(docs);
+	if (ret) {
+		free_docs(*docs, *nr);
+		*docs = NULL;
+		*nr = 0;
+	}
+	return ret;
 }
 
 /* Copies doc's field key into dst, if doc has it. */
