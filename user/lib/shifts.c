@@ -7,6 +7,9 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <bpf/libbpf.h>
+#include <kshift/abi.h> /* before the skeleton, whose rodata uses its types */
+#include "kshift.skel.h"
 #include "log.h"
 #include "maglev.h"
 #include "shifts.h"
@@ -640,10 +643,14 @@ struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_
 
 /* ---- batches: checked whole, applied in an order that works, or undone ---- */
 
-/* Services the dataplane has room for: the load-time limit. */
-#ifndef KS_DP_MAX_SERVICES
-#define KS_DP_MAX_SERVICES(dp) ((void)(dp), (uint32_t)KS_MAX_SERVICES)
-#endif
+/* Services the dataplane has room for: the size ks_svc_gen was loaded
+ * with (--max-services). */
+static uint32_t max_services(const struct ks_dp *dp)
+{
+	uint32_t n = dp->skel ? bpf_map__max_entries(dp->skel->maps.ks_svc_gen) : 0;
+
+	return n && n <= KS_MAX_SERVICES ? n : KS_MAX_SERVICES;
+}
 
 static uint64_t ranges_free(const struct ks_ranges *r)
 {
@@ -731,7 +738,7 @@ static int shift_needs(struct ks_shifts *t, const struct ks_shift *s,
 int ks_shifts_check_capacity(struct ks_shifts *t, const struct ks_change *c, size_t n, char *err,
 			     size_t errlen)
 {
-	uint32_t max_svcs = KS_DP_MAX_SERVICES(t->dp), used = 0, i;
+	uint32_t max_svcs = max_services(t->dp), used = 0, i;
 	struct batch_need need = {};
 	uint64_t free_svcs, free_eps, free_ring, free_fe;
 	struct ks_index seen = {};
