@@ -89,6 +89,8 @@ static void usage(FILE *f)
 		"    [--node-name NAME]     this node in status Leases (default: the host name)\n"
 		"    [--lease-namespace NS] where the Leases live (default %s)\n"
 		"  --metrics-addr ADDR:PORT Prometheus /metrics, /healthz and /readyz\n"
+		"  --hash-seed SEED         flow hash seed, the same on every node of a cluster\n"
+		"                           (default: the running dataplane's, else random)\n"
 		"  --uninstall              detach and unpin everything under --pin-path, then exit\n"
 		"  --log-format text|json   text lines, or one JSON object a line (ts, level, msg)\n"
 		"  -v, --verbose            debug logging (twice: libbpf's too)\n",
@@ -624,6 +626,7 @@ int main(int argc, char **argv)
 		{ "apiserver", required_argument, NULL, 'A' },
 		{ "lease-namespace", required_argument, NULL, 'L' },
 		{ "metrics-addr", required_argument, NULL, 'M' },
+		{ "hash-seed", required_argument, NULL, 'H' },
 		{ "uninstall", no_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "log-format", required_argument, NULL, 'J' },
@@ -701,6 +704,19 @@ int main(int argc, char **argv)
 		case 'M':
 			metrics_addr = optarg;
 			break;
+		case 'H': {
+			char *end;
+
+			errno = 0;
+			dp_opts.hash_seed = strtoull(optarg, &end, 0);
+			if (errno || !*optarg || *end || !dp_opts.hash_seed) {
+				fprintf(stderr, "kshiftd: --hash-seed %s: must be a non-zero 64-bit "
+						"number\n",
+					optarg);
+				return 2;
+			}
+			break;
+		}
 		case 'U':
 			uninstall = true;
 			break;
