@@ -17,6 +17,8 @@
 #     applied is rolled back
 #   - weights set with `set` and `switch`, and shifts made with `apply`, are
 #     still in force after SIGTERM and a new kshiftd
+#   - the socket is 0600, or 0660 and the group's with --socket-group; logs
+#     carry time, level, values and generation; --log-format json
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 ks_init control
@@ -95,6 +97,9 @@ PY
 mode=tc
 ks_setup "$mode" stable:198.18.2.2 canary:198.18.3.2 && ks_daemon_start ||
 	{ ks_mode_end; ks_done; }
+
+mode_of() { stat -c %a "$KS_SOCK" 2>/dev/null; }
+check "the control socket is root's only by default (mode $(mode_of))" [ "$(mode_of)" = 600 ]
 
 # --- slow clients ---------------------------------------------------------
 shift_doc web 198.18.100.1 >"$KS_TMP/web.yaml"
@@ -283,9 +288,23 @@ check "after a restart the file shift keeps the weights set on it (30/70)" \
 shift_doc filed 198.18.100.40 80 20 >"$KS_CONF/filed.yaml"
 check "editing the file's shift gives its weights back to the file (80/20)" \
 	ks_wait_weights filed "stable=80 canary=20" 10
+check "a change is logged with its values and generation" \
+	grep -qE "api: set default/web: stable=50 canary=50 \(generation [0-9]+\)" "$KS_LOG"
+check "log lines carry an RFC 3339 time with ms and a level" \
+	grep -qE "^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3}Z info api: set" "$KS_LOG"
 ks_ctl delete blue >/dev/null
 ks_daemon_stop
-ks_daemon_start || { ks_mode_end; ks_done; }
+lines=$(wc -l <"$KS_LOG")
+ks_daemon_start --log-format json --socket-group nogroup || { ks_mode_end; ks_done; }
+check "--log-format json: every line an object with ts, level and msg" \
+	eval 'tail -n +$((lines + 1)) "$KS_LOG" | "$KS_PY" -c "
+import json, sys
+n = 0
+for l in sys.stdin:
+    d = json.loads(l); assert set(d) == {\"ts\", \"level\", \"msg\"}; n += 1
+assert n > 0"'
+check "--socket-group nogroup: the socket is the group's too (mode $(mode_of), group $(stat -c %G "$KS_SOCK"))" \
+	eval '[[ $(mode_of) == 660 && $(stat -c %G "$KS_SOCK") == nogroup ]]'
 check "a delete persists too (blue is gone after a restart)" \
 	eval '! ks_ctl get blue >/dev/null 2>&1'
 err=$(ks_ctl apply -f <(shift_doc filed 198.18.100.41) 2>&1)
