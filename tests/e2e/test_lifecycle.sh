@@ -15,7 +15,9 @@
 #   - another tool's TC filter (clsact, u32) survives start, stop and
 #     --uninstall
 #   - --uninstall detaches everything (no XDP or tcx program left on any
-#     interface) and removes every pin, saying what it removed
+#     interface) and removes every pin, saying what it removed; also what a
+#     kshiftd from before bpf_links left (ks_xdp attached by netlink, ks_tc
+#     as clsact filter 0x5ccf pref 1), and nothing else
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 ks_init lifecycle
@@ -219,6 +221,21 @@ for mode in $(ks_modes); do
 
 	# --uninstall: the explicit way out
 	ks_daemon_stop
+	# what a kshiftd from before bpf_links left after a kill -9, on old0
+	legacy=
+	if ip -n "$KS_NODE" link add name old0 type veth peer name old1 &&
+		ip -n "$KS_NODE" link set old0 up &&
+		bpftool prog loadall "$(dirname "$KSHIFTD")/kshift.bpf.o" "$KS_BPFFS/legacy" &&
+		in_ns "$KS_NODE" bpftool net attach xdpgeneric pinned "$KS_BPFFS/legacy/ks_xdp" \
+			dev old0 &&
+		tc -n "$KS_NODE" qdisc add dev old0 clsact &&
+		tc -n "$KS_NODE" filter add dev old0 ingress pref 1 handle 0x5ccf \
+			bpf da object-pinned "$KS_BPFFS/legacy/ks_tc"; then
+		legacy=1
+		rm -rf "$KS_BPFFS/legacy"
+	else
+		not_ok "setup: an older kshiftd's leftovers on old0"
+	fi
 	out=$(timeout 20 ip netns exec "$KS_NODE" "$KSHIFTD" --uninstall --pin-path "$KS_PIN" 2>&1)
 	rc=$?
 	diag "uninstall: $out"
@@ -234,6 +251,14 @@ for mode in $(ks_modes); do
 	check "after --uninstall no pins are left" [ -z "$left" ]
 	[[ -n $left ]] && diag "left: $left"
 	check "after --uninstall another tool's TC filter is still there" foreign_filter
+	if [[ -n $legacy ]]; then
+		check "--uninstall names an older kshiftd's leftovers (old0, xdp and tc filter)" \
+			eval '[[ $out == *"old0 (xdp, left by an older kshiftd)"* && $out == *"old0 (tc filter"* ]]'
+		check "after --uninstall old0 has no XDP program" \
+			eval '[ -z "$(ks_hooks "$KS_NODE" old0)" ]'
+		check "after --uninstall old0 has no tc filter (its clsact stays)" \
+			eval '[ -z "$(tc -n "$KS_NODE" filter show dev old0 ingress)" ]'
+	fi
 	res=$(ks_client connect 198.18.100.1 80 --timeout 1)
 	check "after --uninstall the VIP is no longer steered" \
 		jq_ok "$res" '"connected" not in d["outcomes"]'

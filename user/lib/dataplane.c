@@ -73,6 +73,9 @@
 #define KS_BPF_TCX_INGRESS   46 /* enum bpf_attach_type */
 #define KS_BPF_LINK_TYPE_TCX 11 /* enum bpf_link_type */
 #define KS_LINKS_DIR	     "links"
+/* where a kshiftd from before bpf_links put its TC filter */
+#define KS_LEGACY_TC_HANDLE 0x5ccf
+#define KS_LEGACY_TC_PRIO   1
 
 static const char *const mode_names[] = {
 	[KS_MODE_AUTO] = "auto",
@@ -990,8 +993,11 @@ static void refuse_foreign(const char *ifname, const char *hook, uint32_t id)
 		info.name[0] = '\0';
 	if (fd >= 0)
 		close(fd);
-	pr_warn("%s: %s program %u (%s) is attached and is not ours: not attaching there\n", ifname,
-		hook, id, info.name[0] ? info.name : "unnamed");
+	pr_warn("%s: %s program %u (%s) is attached and is not ours: not attaching there%s\n",
+		ifname, hook, id, info.name[0] ? info.name : "unnamed",
+		strncmp(info.name, "ks_", 3) ? ""
+					     : " (kshift's: another kshiftd's, or one an older "
+					       "kshiftd left, which kshiftd --uninstall removes)");
 }
 
 /* One owner per interface: -EBUSY (logged, naming the program) when an
@@ -1400,34 +1406,110 @@ out:
 	free(kept);
 }
 
+/* Whether program id is named name; its fd in *fd when asked for. */
+static bool prog_named(uint32_t id, const char *name, int *fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int pfd = bpf_prog_get_fd_by_id(id);
+	bool same;
+
+	if (pfd < 0)
+		return false;
+	same = !bpf_obj_get_info_by_fd(pfd, &info, &len) && !strcmp(info.name, name);
+	if (same && fd)
+		*fd = pfd;
+	else
+		close(pfd);
+	return same;
+}
+
+#define APPEND(buf, w, ...)                                                                        \
+	((w) += snprintf((buf) + (w), (w) < sizeof(buf) ? sizeof(buf) - (w) : 0, __VA_ARGS__))
+
+/*
+ * What a kshiftd from before bpf_links left on this namespace's interfaces
+ * (killed, it could not clean up): ks_xdp attached by netlink, and ks_tc
+ * as a clsact filter (handle 0x5ccf, pref 1; the qdisc stays, other tools
+ * may use it). A program attached through a link (another kshiftd's,
+ * pinned elsewhere) cannot be detached by netlink, and stays.
+ */
+static int legacy_sweep(char *what, size_t len, size_t *w, bool first)
+{
+	struct if_nameindex *all = if_nameindex(), *it;
+	int n = 0, i, pfd;
+
+	for (it = all; it && it->if_index; it++) {
+		DECLARE_LIBBPF_OPTS(bpf_xdp_query_opts, q);
+		DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = it->if_index,
+				    .attach_point = BPF_TC_INGRESS);
+		DECLARE_LIBBPF_OPTS(bpf_tc_opts, tq, .handle = KS_LEGACY_TC_HANDLE,
+				    .priority = KS_LEGACY_TC_PRIO);
+
+		if (!bpf_xdp_query(it->if_index, 0, &q)) {
+			__u32 ids[2] = { q.drv_prog_id, q.skb_prog_id };
+			__u32 flags[2] = { XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE };
+
+			for (i = 0; i < 2; i++) {
+				DECLARE_LIBBPF_OPTS(bpf_xdp_attach_opts, o);
+
+				if (!ids[i] || !prog_named(ids[i], "ks_xdp", &pfd))
+					continue;
+				o.old_prog_fd = pfd;
+				if (!bpf_xdp_detach(it->if_index, flags[i] | XDP_FLAGS_REPLACE,
+						    &o)) {
+					w[0] += snprintf(what + *w, *w < len ? len - *w : 0,
+							 "%s%s (xdp, left by an older kshiftd)",
+							 first && !n ? "" : ", ", it->if_name);
+					n++;
+				}
+				close(pfd);
+			}
+		}
+		if (!bpf_tc_query(&hook, &tq) && prog_named(tq.prog_id, "ks_tc", NULL)) {
+			DECLARE_LIBBPF_OPTS(bpf_tc_opts, del, .handle = KS_LEGACY_TC_HANDLE,
+					    .priority = KS_LEGACY_TC_PRIO);
+
+			if (!bpf_tc_detach(&hook, &del)) {
+				w[0] += snprintf(what + *w, *w < len ? len - *w : 0,
+						 "%s%s (tc filter, left by an older kshiftd)",
+						 first && !n ? "" : ", ", it->if_name);
+				n++;
+			}
+		}
+	}
+	if (all)
+		if_freenameindex(all);
+	return n;
+}
+
 int ks_dp_uninstall(const char *pin_path)
 {
-	char dir[256 + 16], path[sizeof(dir) + 256], what[1024] = "", ifname[IF_NAMESIZE];
+	char dir[256 + 16], path[sizeof(dir) + 256], what[2048] = "", ifname[IF_NAMESIZE];
 	struct ks_dp dp = {};
 	int err, fd, ifindex, links = 0, maps = 0;
 	struct dirent *de;
 	enum ks_mode mode;
 	uint32_t prog_id;
+	libbpf_print_fn_t prev;
 	size_t w = 0;
 	DIR *d;
 
 	err = pin_dir_ready(pin_path, false);
-	if (err == -ENOENT) {
-		printf("kshiftd: nothing installed under %s\n", pin_path);
-		return 0;
-	}
-	if (err) {
+	if (err && err != -ENOENT) {
 		pr_warn("kshiftd: --uninstall: pin path %s: %s\n", pin_path, strerror(-err));
 		return err;
 	}
-	snprintf(dp.pin_path, sizeof(dp.pin_path), "%s", pin_path);
-	err = lock_pin_dir(&dp, "kshiftd: --uninstall: ");
-	if (err)
-		return err;
+	if (!err) {
+		snprintf(dp.pin_path, sizeof(dp.pin_path), "%s", pin_path);
+		err = lock_pin_dir(&dp, "kshiftd: --uninstall: ");
+		if (err)
+			return err;
+	}
 
 	/* links first: their programs go with them */
 	snprintf(dir, sizeof(dir), "%s/" KS_LINKS_DIR, pin_path);
-	d = opendir(dir);
+	d = dp.locked ? opendir(dir) : NULL;
 	while (d && (de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
@@ -1435,13 +1517,11 @@ int ks_dp_uninstall(const char *pin_path)
 		fd = bpf_obj_get(path);
 		if (fd >= 0 && !link_target(fd, &prog_id, &ifindex, &mode)) {
 			if (ifindex && if_indextoname(ifindex, ifname))
-				w += snprintf(what + w, w < sizeof(what) ? sizeof(what) - w : 0,
-					      "%s%s (%s)", links ? ", " : "", ifname,
-					      ks_mode_name(mode));
+				APPEND(what, w, "%s%s (%s)", links ? ", " : "", ifname,
+				       ks_mode_name(mode));
 			else
-				w += snprintf(what + w, w < sizeof(what) ? sizeof(what) - w : 0,
-					      "%s%s (interface gone)", links ? ", " : "",
-					      de->d_name);
+				APPEND(what, w, "%s%s (interface gone)", links ? ", " : "",
+				       de->d_name);
 			bpf_link_detach(fd);
 			links++;
 		}
@@ -1451,21 +1531,27 @@ int ks_dp_uninstall(const char *pin_path)
 	}
 	if (d)
 		closedir(d);
-	rmdir(dir);
-	d = opendir(pin_path);
-	while (d && (de = readdir(d))) {
-		if (strncmp(de->d_name, "ks_", 3))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", pin_path, de->d_name);
-		if (!unlink(path))
-			maps++;
+	/* interfaces without a clsact qdisc make libbpf say so: not news */
+	prev = libbpf_set_print(NULL);
+	links += legacy_sweep(what, sizeof(what), &w, !links);
+	libbpf_set_print(prev);
+	if (dp.locked) {
+		rmdir(dir);
+		d = opendir(pin_path);
+		while (d && (de = readdir(d))) {
+			if (strncmp(de->d_name, "ks_", 3))
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", pin_path, de->d_name);
+			if (!unlink(path))
+				maps++;
+		}
+		if (d)
+			closedir(d);
+		ks_unlock(dp.lock_fd);
+		if (rmdir(pin_path) && errno != ENOENT)
+			pr_warn("kshiftd: --uninstall: %s: %s (left in place)\n", pin_path,
+				strerror(errno));
 	}
-	if (d)
-		closedir(d);
-	ks_unlock(dp.lock_fd);
-	if (rmdir(pin_path) && errno != ENOENT)
-		pr_warn("kshiftd: --uninstall: %s: %s (left in place)\n", pin_path,
-			strerror(errno));
 	if (!links && !maps) {
 		printf("kshiftd: nothing installed under %s\n", pin_path);
 		return 0;
