@@ -242,8 +242,10 @@ static struct json_object *do_apply(struct daemon *d, struct json_object *req)
 	} else {
 		state_changed(d);
 		for (i = 0; i < nr && i < 20; i++)
-			pr_info("api: applied %s/%s (generation %llu)\n", shifts[i].namespace,
-				shifts[i].name, (unsigned long long)d->state.generation);
+			pr_info("api: applied %s/%s: %s (generation %llu)\n",
+				shifts[i].namespace, shifts[i].name,
+				ks_shift_weights_str(&shifts[i], err, sizeof(err)),
+				(unsigned long long)d->state.generation);
 		pr_info("api: applied %zu shift(s) (generation %llu)\n", nr,
 			(unsigned long long)d->state.generation);
 		r = reply_ok();
@@ -327,7 +329,7 @@ static struct json_object *do_weights(struct daemon *d, struct json_object *req,
 	struct ks_shift_state *st;
 	struct json_object *w;
 	char err[KS_ERR_LEN], now[512];
-	size_t n = 0, i, off;
+	size_t n = 0, i;
 	uint64_t base;
 	int t;
 
@@ -385,9 +387,7 @@ static struct json_object *do_weights(struct daemon *d, struct json_object *req,
 			ks_override_fp(ks_state_override(&d->state, st->spec.namespace,
 							 st->spec.name)));
 	state_changed(d);
-	for (i = 0, off = 0; i < st->spec.nr_backends && off < sizeof(now); i++)
-		off += snprintf(now + off, sizeof(now) - off, "%s%s=%u", i ? " " : "",
-				st->spec.backends[i].name, st->spec.backends[i].weight);
+	ks_shift_weights_str(&st->spec, now, sizeof(now));
 	pr_info("api: %s %s/%s: %s (generation %llu)\n", cmd, st->spec.namespace, st->spec.name,
 		now, (unsigned long long)d->state.generation);
 	return reply_ok();

@@ -629,18 +629,6 @@ static bool taken_by_other(void *arg, const struct ks_shift *s, char *why, size_
 	return false;
 }
 
-/* "stable=90 canary=10" */
-static const char *weights_str(const struct ks_shift *s, char *buf, size_t len)
-{
-	size_t i, off = 0;
-
-	buf[0] = '\0';
-	for (i = 0; i < s->nr_backends && off < len; i++)
-		off += snprintf(buf + off, len - off, "%s%s=%u", i ? " " : "", s->backends[i].name,
-				s->backends[i].weight);
-	return buf;
-}
-
 struct gone {
 	char ns[KS_NAME_LEN], name[KS_NAME_LEN];
 	char source[PATH_MAX];
@@ -811,7 +799,7 @@ static void done(struct ks_config *c, struct ks_config_job *j)
 		snprintf(ap->path, sizeof(ap->path), "%s", j->changes[i].source);
 		if (logged++ < 50)
 			pr_info("config: %s: applied %s: %s%s (generation %llu)\n",
-				j->changes[i].source, key, weights_str(&j->eff[i], w, sizeof(w)),
+				j->changes[i].source, key, ks_shift_weights_str(&j->eff[i], w, sizeof(w)),
 				ks_index_get(&c->refused, key, len) ? ", now applied" : "",
 				(unsigned long long)gen);
 	}

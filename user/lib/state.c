@@ -65,6 +65,17 @@ uint64_t ks_shift_fingerprint(const struct ks_shift *s)
 	return h ? h : 1;
 }
 
+const char *ks_shift_weights_str(const struct ks_shift *s, char *buf, size_t len)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < s->nr_backends && off < len; i++)
+		off += snprintf(buf + off, len - off, "%s%s=%u", i ? " " : "", s->backends[i].name,
+				s->backends[i].weight);
+	return buf;
+}
+
 static size_t name_key(char *buf, size_t len, const char *ns, const char *name)
 {
 	return snprintf(buf, len, "%s/%s", ns, name);

@@ -57,6 +57,9 @@ uint64_t ks_override_fp(const struct ks_override *o);
 /* Gives *spec (a copy the caller owns) the override's weights. */
 void ks_override_apply(const struct ks_override *o, struct ks_shift *spec);
 
+/* "stable=90 canary=10": a shift's weights, for the log. */
+const char *ks_shift_weights_str(const struct ks_shift *s, char *buf, size_t len);
+
 /* A fingerprint of a shift's whole spec (weights included), from its JSON
  * form: equal specs, equal fingerprints. 0 on ENOMEM. */
 uint64_t ks_shift_fingerprint(const struct ks_shift *s);
