@@ -8,7 +8,7 @@
 #
 #   scripts/bench-k8s.sh [N_SERVICES]
 #
-# Everything runs in one network namespace of its own (ksb-k8s-PID): the
+# Everything runs in one network namespace of its own (ksb-k8s-PID-node): the
 # fake listens on its loopback, kshiftd serves a veth pair inside it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,8 @@ source scripts/testnet.sh
 source tests/k8s/lib.sh
 
 n=${1:-10000}
-ns=ksb-k8s-$$
+pfx=ksb-k8s-$$
+ns=$pfx-node
 tmp=$(mktemp -d "/tmp/ksb-k8s-$$-XXXXXX")
 py=$TN_PYTHON
 kpid=
@@ -24,7 +25,7 @@ kpid=
 cleanup() {
 	[[ -n $kpid ]] && kill "$kpid" 2>/dev/null && wait "$kpid" 2>/dev/null
 	fake_stop
-	tn_down "$ns"
+	tn_down "$pfx"
 	mountpoint -q "$tmp/bpf" && umount "$tmp/bpf"
 	rm -rf "$tmp"
 }

@@ -20,96 +20,60 @@ LEASE_NS=kshift-system
 kubectl() { ip netns exec "$KS_NODE" /usr/bin/kubectl --server "$FAKE_URL" "$@"; }
 curl() { ip netns exec "$KS_NODE" /usr/bin/curl "$@"; }
 
+# service NAME CLUSTER_IP...: a Service whose port 80 ("http") targets the
+# pods' port named "web"
+service() {
+	local name=$1 ips
+	shift
+	ips=$(printf '"%s",' "$@")
+	cat <<YAML
+---
+apiVersion: v1
+kind: Service
+metadata: {name: $name, namespace: default}
+spec:
+  clusterIP: $1
+  clusterIPs: [${ips%,}]
+  ports: [{name: http, port: 80, protocol: TCP, targetPort: web}]
+YAML
+}
+
+# slice NAME SERVICE IPv4|IPv6 ADDR[=CONDITIONS]...: an EndpointSlice whose
+# "http" port is 8080; CONDITIONS as YAML flow, e.g. "{ready: false}"
+slice() {
+	local name=$1 svc=$2 family=$3 ep
+	shift 3
+	cat <<YAML
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: $name
+  namespace: default
+  labels: {kubernetes.io/service-name: $svc}
+addressType: $family
+ports: [{name: http, port: 8080, protocol: TCP}]
+endpoints:
+YAML
+	for ep in "$@"; do
+		echo "- addresses: [\"${ep%%=*}\"]"
+		[[ $ep == *=* ]] && echo "  conditions: ${ep#*=}"
+	done
+}
+
 # objects: the Services and EndpointSlices of two versions, and the shift
 objects() {
+	printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n' "$LEASE_NS"
+	service web 198.18.100.1 2001:2:0:100::1
+	service web-v1 198.18.100.11
+	service web-v2 198.18.100.12
+	# two slices for web-v1, one address in both: aggregated, de-duplicated
+	slice web-v1-a web-v1 IPv4 "198.18.2.2={ready: true}" 198.18.2.3
+	slice web-v1-b web-v1 IPv4 "198.18.2.2={ready: true, serving: true, terminating: false}"
+	slice web-v1-v6 web-v1 IPv6 2001:2:0:2::2 2001:2:0:2::3
+	slice web-v2-a web-v2 IPv4 "198.18.3.2={ready: true}"
+	slice web-v2-v6 web-v2 IPv6 2001:2:0:3::2
 	cat <<'YAML'
-apiVersion: v1
-kind: Namespace
-metadata: {name: kshift-system}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  clusterIP: 198.18.100.1
-  clusterIPs: [198.18.100.1, "2001:2:0:100::1"]
-  ipFamilies: [IPv4, IPv6]
-  ports: [{name: http, port: 80, protocol: TCP, targetPort: web}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v1, namespace: default}
-spec:
-  clusterIP: 198.18.100.11
-  ports: [{name: http, port: 80, protocol: TCP, targetPort: web}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v2, namespace: default}
-spec:
-  clusterIP: 198.18.100.12
-  ports: [{name: http, port: 80, protocol: TCP, targetPort: web}]
----
-# two slices for web-v1, one address in both: aggregated and de-duplicated
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-v1-a
-  namespace: default
-  labels: {kubernetes.io/service-name: web-v1}
-addressType: IPv4
-ports: [{name: http, port: 8080, protocol: TCP}]
-endpoints:
-- addresses: [198.18.2.2]
-  conditions: {ready: true}
-- addresses: [198.18.2.3]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-v1-b
-  namespace: default
-  labels: {kubernetes.io/service-name: web-v1}
-addressType: IPv4
-ports: [{name: http, port: 8080, protocol: TCP}]
-endpoints:
-- addresses: [198.18.2.2]
-  conditions: {ready: true, serving: true, terminating: false}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-v1-v6
-  namespace: default
-  labels: {kubernetes.io/service-name: web-v1}
-addressType: IPv6
-ports: [{name: http, port: 8080, protocol: TCP}]
-endpoints:
-- addresses: ["2001:2:0:2::2"]
-- addresses: ["2001:2:0:2::3"]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-v2-a
-  namespace: default
-  labels: {kubernetes.io/service-name: web-v2}
-addressType: IPv4
-ports: [{name: http, port: 8080, protocol: TCP}]
-endpoints:
-- addresses: [198.18.3.2]
-  conditions: {ready: true}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-v2-v6
-  namespace: default
-  labels: {kubernetes.io/service-name: web-v2}
-addressType: IPv6
-ports: [{name: http, port: 8080, protocol: TCP}]
-endpoints:
-- addresses: ["2001:2:0:3::2"]
 ---
 apiVersion: kshift.dev/v1alpha1
 kind: TrafficShift
@@ -126,21 +90,8 @@ YAML
 # slice_v1a READY2 SERVING2 TERMINATING2 READY3: web-v1-a with the
 # conditions of 198.18.2.2 and 198.18.2.3 (web-v1-b is deleted first)
 slice_v1a() {
-	cat <<YAML
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-v1-a
-  namespace: default
-  labels: {kubernetes.io/service-name: web-v1}
-addressType: IPv4
-ports: [{name: http, port: 8080, protocol: TCP}]
-endpoints:
-- addresses: [198.18.2.2]
-  conditions: {ready: $1, serving: $2, terminating: $3}
-- addresses: [198.18.2.3]
-  conditions: {ready: $4}
-YAML
+	slice web-v1-a web-v1 IPv4 "198.18.2.2={ready: $1, serving: $2, terminating: $3}" \
+		"198.18.2.3={ready: $4}"
 }
 
 # ts_json: the TrafficShift as the API has it
