@@ -418,8 +418,13 @@ static void job_free(struct ks_config_job *j);
 
 void ks_config_close(struct ks_config *c)
 {
-	if (c->reading)
-		pthread_join(c->reader, NULL);
+	/* a reader still parsing (tens of seconds over a huge file) must not
+	 * hold up the exit: it is left to end with the process, with what it
+	 * uses */
+	if (c->reading) {
+		pthread_detach(c->reader);
+		return;
+	}
 	job_free(c->job);
 	c->job = NULL;
 	if (c->inofd >= 0)
