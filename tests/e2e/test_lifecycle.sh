@@ -4,6 +4,8 @@
 #     SIGTERM + start and SIGKILL + start: none fails, every keep-alive
 #     connection keeps its backend; the longest gap any client saw is
 #     printed per restart kind
+#   - the hash seed survives: connections from the same source ports as
+#     before the restarts reach the same backend
 #   - stopped, kshiftd leaves its programs attached and its pins in place;
 #     started again it adopts them (in xdp mode after SIGKILL too: no
 #     "busy" error), and the shift comes back from --config-dir
@@ -153,6 +155,8 @@ for mode in $(ks_modes); do
 	check "the shift from --config-dir is loaded" ks_wait_weights web "stable=50 canary=50" 10
 	ks_probe "$VIP_URL" || { ks_mode_end; continue; }
 	check "after start another tool's TC filter is still there" foreign_filter
+	# 5-tuples to repeat after the restarts
+	ks_client split "$VIP_URL" 40 --save "$KS_TMP/ports.json" >/dev/null
 	diag "attached: $(hooks | tr '\n' ' ')"
 
 	ks_client_bg "$KS_TMP/ka.json" keepalive "$VIP_URL" 20 --ready-file "$KS_TMP/ka.ready" \
@@ -169,6 +173,17 @@ for mode in $(ks_modes); do
 	sleep 0.5
 	restart KILL
 	sleep 0.5
+
+	# the same 5-tuples hash as before (the seed was kept): with weights
+	# 50/50, a new seed would send about half of them elsewhere
+	same=0 moved=0
+	for b in stable canary; do
+		res=$(ks_client split "$VIP_URL" 40 --reuse-ports "$KS_TMP/ports.json" --of "$b")
+		same=$((same + $(jq_py "$res" "d['backends'].get('$b', 0)")))
+		moved=$((moved + $(jq_py "$res" "d['ok'] - d['backends'].get('$b', 0) + d['failures']")))
+	done
+	check "after the restarts the same source ports reach the same backend ($same same, $moved not)" \
+		[ "$moved" = 0 ]
 
 	# rivals, while the first serves
 	first=$KS_DAEMON_PID
