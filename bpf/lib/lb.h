@@ -10,6 +10,9 @@
  *   ICMP error about a steered flow     -> translated like the flow (icmp.h)
  *   anything else                       -> untouched
  *
+ * A new flow's backend: a source rule's if one matches (bpf/lib/rules.h),
+ * else the split's weights.
+ *
  * Fragments (bpf/lib/frag.h): the first fragment of a datagram is steered
  * like any packet of its flow, and the later ones follow it, in both
  * directions. A later fragment to a frontend address whose first was not
@@ -30,6 +33,7 @@
 #include "nat.h"
 #include "parse.h"
 #include "reject.h"
+#include "rules.h"
 
 /* Set by the loader: a per-node secret, so clients cannot aim many flows
  * at one endpoint. Userspace tests set it to a known value. */
@@ -118,18 +122,26 @@ static __always_inline const struct ks_endpoint *ks_pick(__u32 svc, const struct
 		return NULL;
 	key = svc * KS_GENERATIONS + (*gen & 1);
 	split = bpf_map_lookup_elem(&ks_splits, &key);
-	if (!split || !split->nr_backends)
+	if (!split)
 		return NULL;
 
-	flow_hash = ks_hash_flow(flow);
-	hash = flow_hash >> 32;
+	/* client affinity: the client's hash picks backend and endpoint, so
+	 * every flow of a client lands on one endpoint */
 	if (split->flags & KS_SPLIT_CLIENT_AFFINITY)
-		hash = ks_hash_addr(ks_hash_seed, &flow->saddr, flow->family) >> 32;
+		flow_hash = ks_hash_addr(ks_hash_seed, &flow->saddr, flow->family);
+	else
+		flow_hash = ks_hash_flow(flow);
+	i = ks_rule_backend(split, key, flow);
+	if (i >= KS_MAX_BACKENDS) {
+		if (!split->nr_backends)
+			return NULL;
+		hash = flow_hash >> 32;
 		/* the threshold walk of ks_split_pick() in user/lib/maglev.h */
 #pragma unroll
-	for (i = 0; i < KS_MAX_BACKENDS - 1; i++)
-		if (i + 1 >= split->nr_backends || hash < split->threshold[i])
-			break;
+		for (i = 0; i < KS_MAX_BACKENDS - 1; i++)
+			if (i + 1 >= split->nr_backends || hash < split->threshold[i])
+				break;
+	}
 	if (!split->ring[i].size)
 		return NULL;
 	slot = split->ring[i].off + (__u32)flow_hash % split->ring[i].size;

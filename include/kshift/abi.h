@@ -11,6 +11,8 @@
  *   ks_svc_gen[svc]                     -> live generation g (0 or 1)
  *   ks_splits[svc * 2 + g]              -> weight thresholds and, per backend,
  *                                          a slice of the Maglev ring
+ *   ks_rules[svc * 2 + g, client]       -> a backend by source prefix, before
+ *                                          the thresholds (longest prefix wins)
  *   ks_ring[slice.off + h % slice.size] -> endpoint index i
  *   ks_endpoints[slice.ep_base + i]     -> address and port to DNAT to
  * and the choice is remembered in ks_conns for both directions.
@@ -84,6 +86,30 @@ enum ks_split_flags {
 	 * backend, and raising the last backend's weight only moves clients
 	 * onto it */
 	KS_SPLIT_CLIENT_AFFINITY = 1 << 0,
+	/* this generation has source rules in ks_rules (bpf/lib/rules.h) */
+	KS_SPLIT_RULES = 1 << 1,
+};
+
+/*
+ * ks_rules key (an LPM trie): a source prefix of one generation of one
+ * service, so that rules flip with the split they belong to. prefixlen
+ * counts every bit after itself that must match: KS_RULE_KEY_BITS for
+ * svc_gen, family and pad, then the prefix's own length.
+ */
+#define KS_MAX_RULES	 65536 /* source prefixes, node-wide, both generations */
+#define KS_RULE_KEY_BITS 64
+struct ks_rule_key {
+	__u32 prefixlen;
+	__u32 svc_gen; /* svc * KS_GENERATIONS + generation */
+	__u8 family;
+	__u8 pad[3];
+	struct ks_addr addr; /* host bits zero */
+};
+
+/* ks_rules value: the backend (index into the split) matching clients go
+ * to, before weights apply; with no usable endpoint there, weights do. */
+struct ks_rule {
+	__u32 backend;
 };
 
 /* A backend's slice of ks_ring: slots [off, off + size), whose values
@@ -255,6 +281,7 @@ _Static_assert(sizeof(struct ks_conn) == 40, "ks_conn");
 _Static_assert(sizeof(struct ks_counters) == 32, "ks_counters");
 _Static_assert(sizeof(struct ks_frag_key) == 40, "ks_frag_key");
 _Static_assert(sizeof(struct ks_frag) == 24, "ks_frag");
+_Static_assert(sizeof(struct ks_rule_key) == 28, "ks_rule_key");
 #endif
 
 /* Map names, as pinned under the pin directory. */
@@ -267,5 +294,6 @@ _Static_assert(sizeof(struct ks_frag) == 24, "ks_frag");
 #define KS_MAP_FRAGS	 "ks_frags"
 #define KS_MAP_STATS	 "ks_stats"
 #define KS_MAP_VERDICTS	 "ks_verdicts"
+#define KS_MAP_RULES	 "ks_rules"
 
 #endif /* KSHIFT_ABI_H */

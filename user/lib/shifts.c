@@ -12,6 +12,7 @@
 #include "kshift.skel.h"
 #include "log.h"
 #include "maglev.h"
+#include "rules.h"
 #include "shifts.h"
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -198,6 +199,42 @@ static bool ep_serves(const struct ks_endpoint_spec *es, const struct ks_svc_ref
 		 (!es->frontend_proto || es->frontend_proto == ref->port.proto)));
 }
 
+/* The split of one service and its source rules (user/lib/rules.h), which
+ * go live together with one flip. */
+static int program_split(struct ks_dp *dp, const struct ks_shift *s, const struct ks_svc_ref *ref,
+			 const struct ks_dp_backend *b)
+{
+	struct ks_dp_rule *rules = NULL;
+	size_t nr = 0, i, j, max = 0;
+	int flags, err;
+
+	for (i = 0; i < s->nr_rules; i++)
+		max += s->rules[i].nr_sources;
+	if (max && !(rules = calloc(max, sizeof(*rules))))
+		return -ENOMEM;
+	for (i = 0; i < s->nr_rules; i++) {
+		for (j = 0; j < s->rules[i].nr_sources; j++) {
+			const struct ks_prefix *p = &s->rules[i].sources[j];
+
+			if (p->family == ref->family)
+				rules[nr++] = (struct ks_dp_rule){ .addr = p->addr,
+								   .family = p->family,
+								   .len = p->len,
+								   .backend = s->rules[i].backend };
+		}
+	}
+	flags = ks_rules_stage(dp, ref->svc, rules, nr);
+	free(rules);
+	if (flags < 0)
+		return flags;
+	if (s->affinity == KS_AFFINITY_CLIENT)
+		flags |= KS_SPLIT_CLIENT_AFFINITY;
+	err = ks_dp_svc_set(dp, ref->svc, b, s->nr_backends, flags);
+	if (err && nr)
+		ks_rules_clear(dp, ref->svc, dp->svcs[ref->svc].gen ^ 1);
+	return err;
+}
+
 /*
  * Programs one service from the spec: each backend's endpoints that serve
  * it, with the frontend port where an endpoint names none. New flows go to
@@ -244,8 +281,7 @@ static int program_svc(struct ks_dp *dp, const struct ks_shift *s, const struct 
 		}
 		b[i].eps = eps[i];
 	}
-	err = ks_dp_svc_set(dp, ref->svc, b, s->nr_backends,
-			    s->affinity == KS_AFFINITY_CLIENT ? KS_SPLIT_CLIENT_AFFINITY : 0);
+	err = program_split(dp, s, ref, b);
 out:
 	for (i = 0; i < s->nr_backends; i++)
 		free(eps[i]);
@@ -509,8 +545,10 @@ int ks_shifts_apply(struct ks_shifts *t, const struct ks_shift *shift, const cha
 	if (old) {
 		del_frontends(t, &old->spec, shift, true);
 		for (i = 0; i < old->nr_svcs; i++)
-			if (!find_ref(refs, nr_refs, &old->svcs[i]))
+			if (!find_ref(refs, nr_refs, &old->svcs[i])) {
 				ks_dp_svc_delete(t->dp, old->svcs[i].svc);
+				ks_rules_clear(t->dp, old->svcs[i].svc, -1);
+			}
 		index_state(t, old, false);
 		for (i = 0; t->v[i] != old; i++)
 			;
@@ -550,8 +588,10 @@ int ks_shifts_delete(struct ks_shifts *t, const char *ns, const char *name, char
 		return -ENOENT;
 	}
 	del_frontends(t, &st->spec, NULL, true);
-	for (i = 0; i < st->nr_svcs; i++)
+	for (i = 0; i < st->nr_svcs; i++) {
 		ks_dp_svc_delete(t->dp, st->svcs[i].svc);
+		ks_rules_clear(t->dp, st->svcs[i].svc, -1);
+	}
 	index_state(t, st, false);
 	for (i = 0; t->v[i] != st; i++)
 		;

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Source rules in the dataplane's LPM trie, one generation at a time. The
+ * trie is not indexed by service, so clearing a generation walks it; rules
+ * are few (an A/B test names a handful of prefixes), and a service without
+ * rules never walks it unless the generation it replaces had some.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <kshift/abi.h> /* before the skeleton, whose rodata uses its types */
+#include "kshift.skel.h"
+#include "log.h"
+#include "rules.h"
+
+static int rules_fd(struct ks_dp *dp)
+{
+	return bpf_map__fd(dp->skel->maps.ks_rules);
+}
+
+static struct ks_rule_key rule_key(uint32_t svc_gen, const struct ks_dp_rule *r)
+{
+	struct ks_rule_key key;
+
+	memset(&key, 0, sizeof(key));
+	key.prefixlen = KS_RULE_KEY_BITS + r->len;
+	key.svc_gen = svc_gen;
+	key.family = r->family;
+	key.addr = r->addr;
+	return key;
+}
+
+/* Deletes every key whose svc_gen is one of want[0..n). */
+static void clear_keys(struct ks_dp *dp, const uint32_t *want, int n)
+{
+	struct ks_rule_key key, *prev = NULL, *doomed = NULL;
+	size_t nr = 0, cap = 0;
+	int fd = rules_fd(dp), i;
+
+	while (!bpf_map_get_next_key(fd, prev, &key)) {
+		prev = &key;
+		for (i = 0; i < n && key.svc_gen != want[i]; i++)
+			;
+		if (i == n)
+			continue;
+		if (nr == cap) {
+			struct ks_rule_key *v = realloc(doomed, (cap ? 2 * cap : 16) * sizeof(*v));
+
+			if (!v)
+				break; /* the rest stays, unseen by the generation's flags */
+			doomed = v;
+			cap = cap ? 2 * cap : 16;
+		}
+		doomed[nr++] = key;
+	}
+	/* deleted after the walk: a deletion would lose the walk's place */
+	while (nr--)
+		bpf_map_delete_elem(fd, &doomed[nr]);
+	free(doomed);
+}
+
+void ks_rules_clear(struct ks_dp *dp, uint32_t svc, int gen)
+{
+	uint32_t want[KS_GENERATIONS];
+	int n = 0, g;
+
+	for (g = 0; g < KS_GENERATIONS; g++)
+		if (gen < 0 || g == gen)
+			want[n++] = svc * KS_GENERATIONS + g;
+	clear_keys(dp, want, n);
+}
+
+/* Whether generation gen of svc was written with rules. */
+static bool had_rules(struct ks_dp *dp, uint32_t svc, uint32_t gen)
+{
+	uint32_t key = svc * KS_GENERATIONS + gen;
+	struct ks_split split;
+
+	return bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.ks_splits), &key, &split) ||
+	       (split.flags & KS_SPLIT_RULES);
+}
+
+int ks_rules_stage(struct ks_dp *dp, uint32_t svc, const struct ks_dp_rule *r, size_t n)
+{
+	uint32_t gen, svc_gen;
+	struct ks_rule_key key;
+	struct ks_rule val;
+	size_t i;
+	int err = 0;
+
+	if (svc >= KS_MAX_SERVICES || !dp->svcs[svc].used)
+		return -EINVAL;
+	gen = dp->svcs[svc].gen ^ 1;
+	svc_gen = svc * KS_GENERATIONS + gen;
+	/* a generation with rules starts from none: the trie may still hold
+	 * those of a service that had this id before */
+	if (n || had_rules(dp, svc, gen))
+		clear_keys(dp, &svc_gen, 1);
+	for (i = 0; i < n; i++) {
+		if (r[i].backend >= KS_MAX_BACKENDS)
+			return (ks_rules_clear(dp, svc, gen), -EINVAL);
+		key = rule_key(svc_gen, &r[i]);
+		val = (struct ks_rule){ .backend = r[i].backend };
+		if (!bpf_map_update_elem(rules_fd(dp), &key, &val, BPF_NOEXIST))
+			continue;
+		if (errno == EEXIST)
+			continue; /* the first rule naming a prefix wins */
+		err = -errno;
+		pr_warn("service %u: writing source rule %zu of %zu: %s\n", svc, i + 1, n,
+			strerror(-err));
+		ks_rules_clear(dp, svc, gen);
+		return err;
+	}
+	return n ? KS_SPLIT_RULES : 0;
+}

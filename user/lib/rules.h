@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Source rules in the dataplane (bpf/lib/rules.h): the prefixes of a
+ * service's split, written into the generation ks_dp_svc_set is about to
+ * flip to, so that rules and weights change together.
+ */
+#ifndef KSHIFT_RULES_H
+#define KSHIFT_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "dataplane.h"
+
+struct ks_dp_rule {
+	struct ks_addr addr; /* host bits zero */
+	uint8_t family;
+	uint8_t len; /* prefix length */
+	uint8_t backend;
+};
+
+/*
+ * Replaces the rules of svc's idle generation (the one the next
+ * ks_dp_svc_set writes and flips to) with r[0..n); a prefix listed twice
+ * keeps its first backend. Returns the split flags the generation needs
+ * (KS_SPLIT_RULES, or 0 for no rules), or -errno with nothing of r left
+ * in the map.
+ */
+int ks_rules_stage(struct ks_dp *dp, uint32_t svc, const struct ks_dp_rule *r, size_t n);
+
+/* Removes the rules of generation gen of svc, or of both with gen < 0. */
+void ks_rules_clear(struct ks_dp *dp, uint32_t svc, int gen);
+
+#endif /* KSHIFT_RULES_H */
