@@ -266,7 +266,9 @@ def scale_md(res, meta):
             if g("install_seconds", dp, n) is not None:
                 return fmt(g("install_seconds", dp, n))
             if to.get(dp, {}).get(n) is not None:
-                return "> %s (stopped)" % fmt(to[dp][n])
+                part = res.get("install_partial_services", {}).get(dp, {}).get(n)
+                return "> %s (stopped%s)" % (fmt(to[dp][n]), "" if part is None else
+                                              ", %s installed" % "{:,.0f}".format(part))
             if failed.get(dp, {}).get(n) is not None:
                 return "failed"
             return "–"
@@ -294,6 +296,12 @@ def scale_md(res, meta):
             fmt(g("update_seconds", "iptables", n)), fmt(g("update_seconds", "nftables", n)),
             fmt(g("update_seconds", "kshift", n)),
             fmt(rss / 1024) if rss else "–", fmt(mem / 2**20) if mem else "–"))
+    kfail = sorted(failed.get("kshift-tc", {}), key=int)
+    if kfail:
+        out += ["", "kshift failed at %s services%s." % (
+            ", ".join("{:,}".format(int(n)) for n in kfail),
+            "" if meta.get("max_services_flag") else ": its maps hold 16,384 services "
+            "(KS_MAX_SERVICES) and this kshiftd has no --max-services yet")]
     flows = res.get("kshiftd_rss_kb_flows", {}).get("kshift-tc", {})
     if flows:
         out += ["", "After new flows through the 10,000-service network (one SYN each; the "
@@ -398,7 +406,7 @@ def main():
                    "bulk_cpu_s_per_gb_p4", "load_latency_us", "cpu_s_per_mpkt_new",
                    "cpu_s_per_mpkt_est", "kshiftd_rss_kb", "map_memlock_bytes",
                    "kshiftd_rss_kb_flows", "map_memlock_bytes_flows", "conns_max_entries",
-                   "install_timeout_seconds", "install_failed"):
+                   "install_timeout_seconds", "install_partial_services", "install_failed"):
         res[metric] = med.get(metric, {})
     res["load_max_rps"] = get(med, "load_max_rps", "plain", "1")
     res["load_rate_rps"] = get(med, "load_rate_rps", "plain", "1")

@@ -9,7 +9,8 @@ OUTDIR gets:
                        the way kube-proxy's partial sync writes it (iptables-
                        restore --noflush: KUBE-SERVICES in full, plus the one
                        changed KUBE-SVC chain)
-  nftables.nft         nft -f input, kube-proxy's nftables layout
+  nftables.nft         nft -f input, kube-proxy's nftables layout (not
+                       with --nft-chunk: it would go unused)
   nftables-part-*.nft  with --nft-chunk K: the same in transactions of K
                        services each, to load in order (faster: one big
                        transaction binds its anonymous sets in O(n^2))
@@ -289,14 +290,15 @@ def main():
     files = {
         "iptables.rules": iptables(svcs),
         "iptables-update.rules": iptables_update(svcs),
-        "nftables.nft": nftables(svcs),
         "nftables-update.nft": nftables_update(svcs),
         "kshift.yaml": kshift(svcs),
         "measured.json": json.dumps(dict(svcs[-1], ep_port=EP_PORT)) + "\n",
         "measured.sh": 'NAME=%s VIP=%s PORT=%d EPS="%s"\n' % (
             svcs[-1]["name"], svcs[-1]["vip"], svcs[-1]["port"], " ".join(svcs[-1]["endpoints"])),
     }
-    if chunk:
+    if not chunk:
+        files["nftables.nft"] = nftables(svcs)
+    else:
         for i, text in enumerate(nftables_parts(svcs, chunk)):
             files["nftables-part-%03d.nft" % i] = text
     for name, text in files.items():

@@ -95,10 +95,10 @@ if ((QUICK)); then
 	QUICK_SIZES="1 10000" # 1,000 only in full runs: it keeps --quick under 5 minutes
 else
 	SECS=2 REPS=5 LAT_N=5000 NFT_CHUNK=0
-	BULK_SECS=2 LOAD_SECS=2 SCALE_SIZES="1000 10000 100000" SCALE_FLOWS="100000 1000000"
+	BULK_SECS=1 LOAD_SECS=2 SCALE_SIZES="1000 10000 100000" SCALE_FLOWS="100000 1000000"
 fi
 SCALE_SIZES=${KSB_SCALE_SIZES:-$SCALE_SIZES}
-SCALE_TIMEOUT=${KSB_SCALE_TIMEOUT:-150}
+SCALE_TIMEOUT=${KSB_SCALE_TIMEOUT:-60}
 FEEL_SIZES=${KSB_FEEL_SIZES:-"1 10000"} # bulk and loaded latency at these sizes
 LOAD_CONNS=16
 BULK_SRC=198.18.1.254 # outside the sink's drop rule, like the latency client's
@@ -325,7 +325,11 @@ kshift_stop() {
 nft_load() {
 	local f
 	if ((NFT_CHUNK)); then
-		for f in "$OUT/rules-$N"/nftables-part-*.nft; do in_node nft -f "$f" || return 1; done
+		rm -f "$KTMP/nft.done"
+		for f in "$OUT/rules-$N"/nftables-part-*.nft; do
+			in_node nft -f "$f" || return 1
+			echo "$f" >>"$KTMP/nft.done" # how far it got, if it is stopped
+		done
 	else
 		in_node nft -f "$OUT/rules-$N/nftables.nft"
 	fi
@@ -555,6 +559,16 @@ setup() {
 	return 0
 }
 
+# rules N CHUNK: scripts/bench-rules.py's files for N services, unless the
+# last run left the same ones (100,000 services take minutes to write)
+rules() {
+	local dir=$OUT/rules-$1 stamp
+	stamp="$1 $2 $(sha256sum "$ROOT/scripts/bench-rules.py" | cut -d' ' -f1)"
+	[[ -f $dir/stamp && $(cat "$dir/stamp") == "$stamp" ]] && return 0
+	rm -rf "$dir"
+	$PY "$ROOT/scripts/bench-rules.py" "$1" "$dir" --nft-chunk "$2" && echo "$stamp" >"$dir/stamp"
+}
+
 # --- main -------------------------------------------------------------------------------
 
 [[ ${BASH_SOURCE[0]} != "$0" ]] && return 0
@@ -579,13 +593,12 @@ cat >"$OUT/meta.json" <<EOF
  "iptables": "$($IPTABLES -V)", "loadavg": "$(cut -d' ' -f1-3 /proc/loadavg)",
  "nft_chunk": $NFT_CHUNK, "bulk_seconds": $BULK_SECS, "load_seconds": $LOAD_SECS,
  "load_conns": $LOAD_CONNS, "scale_timeout": $SCALE_TIMEOUT,
- "max_flows_flag": $(kshiftd_has --max-flows && echo true || echo false)}
+ "max_flows_flag": $(kshiftd_has --max-flows && echo true || echo false),
+ "max_services_flag": $(kshiftd_has --max-services && echo true || echo false)}
 EOF
 
 for n in $SIZES; do
-	rm -rf "$OUT/rules-$n"
-	$PY "$ROOT/scripts/bench-rules.py" "$n" "$OUT/rules-$n" --nft-chunk "$NFT_CHUNK" ||
-		die "writing the rules for $n services failed"
+	rules "$n" "$NFT_CHUNK" || die "writing the rules for $n services failed"
 done
 if [[ " $DATAPLANES " == *" kshift"* ]] && ! kshift_available; then
 	log "skipping kshift-xdp and kshift-tc: $B/kshiftd or $B/kshiftctl is missing or does not run"
@@ -696,6 +709,7 @@ for k in "${CFGS[@]}"; do
 	record map_memlock_bytes "$DP" "$N" "$mem"
 	log "$DP/$N: kshiftd RSS $rss kB, maps $mem bytes (ks_conns: $conns entries)"
 	[[ $DP == kshift-tc && $N == 10000 ]] || continue
+	spinners # (see rate)
 	sent=0
 	for f in $SCALE_FLOWS; do
 		# the rest of F new flows, one SYN each, at whatever rate the node takes
@@ -708,6 +722,7 @@ for k in "${CFGS[@]}"; do
 		record conns_max_entries "$DP" "$f" "$conns"
 		log "$DP/$N after $f new flows: kshiftd RSS $rss kB, maps $mem bytes"
 	done
+	spinners_stop
 done
 log "removing the test networks"
 cleanup
@@ -718,9 +733,7 @@ CFGS=() BG_PIDS=()
 j=0
 for n in $SCALE_SIZES; do
 	[[ " $SIZES " == *" $n "* ]] && continue
-	rm -rf "$OUT/rules-$n"
-	$PY "$ROOT/scripts/bench-rules.py" "$n" "$OUT/rules-$n" --nft-chunk 1000 ||
-		{ log "writing the rules for $n services failed"; continue; }
+	rules "$n" 1000 || { log "writing the rules for $n services failed"; continue; }
 	KSD_EXTRA=()
 	kshiftd_has --max-services && KSD_EXTRA+=(--max-services $((n + n / 4)))
 	kshiftd_has --max-endpoints && KSD_EXTRA+=(--max-endpoints $((4 * n)))
@@ -744,6 +757,11 @@ for n in $SCALE_SIZES; do
 		rc=$?
 		if ((rc == 124)); then
 			record install_timeout_seconds "$dp" "$n" "$SCALE_TIMEOUT"
+			if [[ $dp == nftables ]]; then # the first part is the table's head
+				v=$(($(wc -l <"$KTMP/nft.done" 2>/dev/null || echo 1) - 1))
+				((v < 0)) && v=0
+				record install_partial_services "$dp" "$n" $((v * NFT_CHUNK))
+			fi
 			log "$dp/$n: install did not finish in ${SCALE_TIMEOUT}s"
 		elif ((rc == 0)); then
 			record install_seconds "$dp" "$n" "$t"
