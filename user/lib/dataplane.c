@@ -1192,6 +1192,13 @@ int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, const bool *optiona
 		l = ks_dp_link_find(dp, ifindex);
 		if (l && (!l->adopted || serves(l->mode, m)))
 			continue;
+		if (l && l->mode != KS_MODE_TC && m != KS_MODE_TC) {
+			/* native and generic XDP cannot be attached at once: a
+			 * change between them leaves a gap (detached below) */
+			pr_info("%s: from %s to %s: detaching first\n", ifnames[i],
+				ks_mode_name(l->mode), ks_mode_name(m));
+			bpf_link_detach(l->fd);
+		}
 		fd = link_create(dp, ifnames[i], ifindex, &m);
 		if (fd < 0) {
 			pr_warn("attaching to %s (%s): %s\n", ifnames[i], ks_mode_name(m),
