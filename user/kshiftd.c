@@ -31,6 +31,7 @@
 #include "lib/log.h"
 #include "lib/netlink.h"
 #include "lib/metrics.h"
+#include "lib/shadow.h"
 #include "lib/shifts.h"
 #include "lib/state.h"
 
@@ -47,6 +48,7 @@ struct daemon {
 	int epfd, sigfd, inofd;
 	uint64_t reload_at_ms; /* when the config directory is due a reload; 0: not */
 	struct ks_ctl_server ctl;
+	struct ks_parse_job apply_job; /* a large `apply` being parsed aside */
 	struct ks_kube_source *kube; /* --kubernetes, else NULL */
 	int kubefd;
 	struct ks_metrics *metrics; /* --metrics-addr, else NULL */
@@ -55,6 +57,8 @@ struct daemon {
 	struct ks_ifpats ifpats;    /* --iface */
 	enum ks_mode mode;	    /* --mode */
 	int nlfd;		    /* link events: interfaces that come and go */
+	struct ks_shadow *shadow;   /* TCP stream shadow: replays mirrored flows */
+	int shadowfd;
 };
 
 /* What /readyz says: NULL when the dataplane holds the current
@@ -205,6 +209,41 @@ static const char *str_field(struct json_object *req, const char *key)
 	return json_object_get_string(v);
 }
 
+/* Manifests up to this size are parsed at once; larger ones in a thread,
+ * while the loop goes on (the parser takes seconds over tens of thousands
+ * of shifts). */
+#define KS_APPLY_INLINE (256u << 10)
+
+/* Parses an apply's manifest: at once, or aside (-EINPROGRESS: the request
+ * is parked and offered again when the parse is done). */
+static int parse_apply(struct daemon *d, struct json_object *req, const char *text,
+		       struct ks_shift **shifts, size_t *nr, char *err, size_t errlen)
+{
+	struct ks_parse_job *j = &d->apply_job;
+	struct json_object *idv;
+	size_t len = strlen(text);
+	int64_t id;
+
+	if (json_object_object_get_ex(req, "_parse", &idv)) {
+		id = json_object_get_int64(idv);
+		if (j->id == (uint64_t)id && j->done)
+			return ks_parse_job_take(j, shifts, nr, err, errlen);
+		if (j->id == (uint64_t)id)
+			return -EINPROGRESS;
+		/* its result was dropped (it could not be taken then): again */
+		json_object_object_del(req, "_parse");
+	}
+	if (len <= KS_APPLY_INLINE || j->fd < 0)
+		return ks_manifest_parse(text, len, shifts, nr, err, errlen);
+	if (j->running || j->done)
+		return -EINPROGRESS; /* another apply's: this one waits its turn */
+	id = ks_parse_job_start(j, text, len);
+	if (id < 0)
+		return ks_manifest_parse(text, len, shifts, nr, err, errlen);
+	json_object_object_add(req, "_parse", json_object_new_int64(id));
+	return -EINPROGRESS;
+}
+
 static struct json_object *do_apply(struct daemon *d, struct json_object *req)
 {
 	const char *text = str_field(req, "manifest");
@@ -213,10 +252,14 @@ static struct json_object *do_apply(struct daemon *d, struct json_object *req)
 	struct ks_shift *shifts;
 	struct json_object *r;
 	size_t nr, i;
+	int ret;
 
 	if (!text)
 		return reply_error("request: manifest: missing");
-	if (ks_manifest_parse(text, strlen(text), &shifts, &nr, err, sizeof(err)))
+	ret = parse_apply(d, req, text, &shifts, &nr, err, sizeof(err));
+	if (ret == -EINPROGRESS)
+		return NULL; /* parked until the parse is done */
+	if (ret)
 		return reply_error("%s", err);
 	changes = calloc(nr + 1, sizeof(*changes));
 	if (!changes) {
@@ -286,7 +329,7 @@ static struct json_object *do_get(struct daemon *d, struct json_object *req)
 
 		if ((ns && strcmp(ns, st->spec.namespace)) || (name && strcmp(name, st->spec.name)))
 			continue;
-		json_object_array_add(items, ks_shifts_status(&d->shifts, st));
+		json_object_array_add(items, shadow_status(d, st, ks_shifts_status(&d->shifts, st)));
 	}
 	free(sorted);
 	if (name && !json_object_array_length(items)) {
@@ -431,6 +474,8 @@ static struct json_object *handle(struct daemon *d, struct json_object *req)
 		return do_weights(d, req, cmd);
 	if (!strcmp(cmd, "delete"))
 		return do_delete(d, req);
+	if (!strcmp(cmd, "mirror"))
+		return do_mirror(d, req);
 	if (!strcmp(cmd, "verdicts"))
 		return do_verdicts(d, req);
 	return reply_error("request: cmd: %s: unknown", cmd);
@@ -524,6 +569,8 @@ static int setup_loop(struct daemon *d, const char *socket_path, const char *soc
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->sigfd < 0 || d->epfd < 0)
 		return -errno;
+	if (ks_parse_job_init(&d->apply_job) || add_fd(d, d->apply_job.fd))
+		pr_warn("large manifests will be parsed in the loop: %s\n", strerror(errno));
 	err = ks_ctl_server_open(&d->ctl, socket_path, socket_group, d->epfd, on_request, d);
 	if (err) {
 		pr_warn("control socket %s: %s\n", socket_path, strerror(-err));
@@ -569,10 +616,15 @@ static void run(struct daemon *d)
 		t = ks_ctl_server_timeout(&d->ctl);
 		if (t >= 0 && (timeout < 0 || t < timeout))
 			timeout = t;
+		t = ks_shadow_timeout(d->shadow);
+		if (t >= 0 && (timeout < 0 || t < timeout))
+			timeout = t;
 		n = epoll_wait(d->epfd, evs, 8, timeout);
 		if (n < 0 && errno != EINTR)
 			return;
 		ks_ctl_server_expire(&d->ctl);
+		if (d->shadow && !ks_shadow_timeout(d->shadow))
+			ks_shadow_process(d->shadow); /* its flows' deadlines */
 		config_step(d);
 		if (d->reload_at_ms && now_ms() >= d->reload_at_ms) {
 			d->reload_at_ms = 0;
@@ -583,6 +635,17 @@ static void run(struct daemon *d)
 
 			if (ks_ctl_server_event(&d->ctl, fd, evs[i].events)) {
 				continue;
+			} else if (fd == d->apply_job.fd) {
+				/* its request takes the result; if it went away,
+				 * the result goes too */
+				if (ks_parse_job_event(&d->apply_job)) {
+					ks_ctl_server_resume(&d->ctl);
+					ks_parse_job_drop(&d->apply_job);
+					/* the next large apply may start */
+					ks_ctl_server_resume(&d->ctl);
+				}
+			} else if (d->shadow && fd == d->shadowfd) {
+				ks_shadow_process(d->shadow);
 			} else if (d->metrics && fd == d->metricsfd) {
 				ks_metrics_serve(d->metrics);
 			} else if (d->kube && fd == d->kubefd) {
@@ -637,7 +700,7 @@ int main(int argc, char **argv)
 	const char *pin_path = KS_DEFAULT_PIN_PATH, *socket_group = NULL;
 	const char *state_dir = KS_DEFAULT_STATE_DIR;
 	struct daemon d = { .epfd = -1, .sigfd = -1, .inofd = -1, .ctl.listenfd = -1, .kubefd = -1,
-			    .metricsfd = -1, .nlfd = -1 };
+			    .metricsfd = -1, .nlfd = -1, .shadowfd = -1 };
 	bool uninstall = false, *optional;
 	char missing_caps[128];
 	const char *missing;
@@ -807,6 +870,11 @@ int main(int argc, char **argv)
 		err = setup_loop(&d, socket_path, socket_group);
 	if (!err)
 		err = add_fd(&d, d.nlfd);
+	/* without the shadow, mirrored UDP is still copied; TCP is not */
+	if (!err && ks_shadow_open(&d.shadow, &d.dp))
+		pr_warn("kshiftd: shadow replay off: mirrored TCP flows are not replayed\n");
+	if (!err && d.shadow)
+		err = add_fd(&d, d.shadowfd = ks_shadow_fd(d.shadow));
 	if (!err && kubernetes) {
 		err = ks_kube_source_start(&d.kube, &kube_opts, &d.shifts, kube_err,
 					   sizeof(kube_err));
@@ -844,6 +912,7 @@ int main(int argc, char **argv)
 	ks_metrics_stop(d.metrics);
 	ks_kube_source_stop(d.kube);
 	ks_shifts_destroy(&d.shifts);
+	ks_shadow_close(d.shadow);
 	ks_dp_close(&d.dp);
 	if (d.config_dir)
 		ks_config_close(&d.config);

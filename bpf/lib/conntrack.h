@@ -46,6 +46,30 @@ const volatile struct ks_ct_timeouts ks_ct_timeouts = {
 	.udp = KS_CT_TIMEOUT_UDP,
 };
 
+/*
+ * The datapath's clock: bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC_COARSE,
+ * which userspace reads too). The coarse clock moves once a tick, when
+ * jiffies do; jiffies are one load (the verifier inlines bpf_jiffies64),
+ * where the coarse clock is a helper call that costs a sixth of an
+ * established packet on a VM with return-thunk mitigations. So each CPU
+ * keeps the clock's value as of the current jiffy.
+ */
+static __always_inline __u64 ks_ct_now(void)
+{
+	__u64 j = bpf_jiffies64();
+	struct ks_clock *c;
+	__u32 zero = 0;
+
+	c = bpf_map_lookup_elem(&ks_clock, &zero);
+	if (!c)
+		return bpf_ktime_get_coarse_ns();
+	if (c->jiffies != j) {
+		c->jiffies = j;
+		c->ns = bpf_ktime_get_coarse_ns();
+	}
+	return c->ns;
+}
+
 static __always_inline __u64 ks_ct_timeout(__u8 state)
 {
 	switch (state) {
@@ -109,14 +133,22 @@ static __always_inline bool ks_ct_is_peer(const struct ks_flow *key, const struc
 
 /* What ks_conns says of a packet. */
 enum ks_ct_use {
-	KS_CT_MISS, /* no live entry that this packet belongs to */
-	KS_CT_HIT,  /* rewrite the packet as the entry says */
+	KS_CT_MISS,  /* no live entry that this packet belongs to */
+	KS_CT_HIT,   /* rewrite the packet as the entry says; ks_ct_update() it */
+	KS_CT_FRESH, /* ... and the entry needs no update */
 };
 
 static __always_inline enum ks_ct_use ks_ct_check(const struct ks_pkt *pkt,
 						  const struct ks_conn *c, __u64 now)
 {
-	if (!c || !ks_ct_live(c, now))
+	if (!c)
+		return KS_CT_MISS;
+	/* most packets: a flow stamped within the second (no timeout is
+	 * shorter), no flag that moves its state */
+	if (now - c->seen_ns < KS_CT_TOUCH_NS && c->state != KS_CT_SYN_SENT &&
+	    !(pkt->tcp_flags & (KS_TCP_SYN | KS_TCP_FIN | KS_TCP_RST)))
+		return KS_CT_FRESH;
+	if (!ks_ct_live(c, now))
 		return KS_CT_MISS;
 	if (pkt->flow.proto != IPPROTO_TCP)
 		return KS_CT_HIT;

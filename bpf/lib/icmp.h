@@ -108,7 +108,7 @@ static __always_inline int ks_icmp(void *ctx, const bool xdp, const struct ks_pk
 	key.sport = port[1];
 	key.dport = port[0];
 	c = bpf_map_lookup_elem(&ks_conns, &key);
-	if (!c || !ks_ct_live(c, bpf_ktime_get_coarse_ns()))
+	if (!c || !ks_ct_live(c, ks_ct_now()))
 		return -1;
 
 	/* to an endpoint: the quoted source (the frontend) and the outer

@@ -180,6 +180,7 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 	const struct ks_endpoint *ep;
 	struct ks_frontend_key key;
 	__u32 len, backend = 0;
+	enum ks_ct_use use;
 	struct ks_conn *conn;
 	__u64 now;
 	int ret;
@@ -210,12 +211,14 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		return ks_finish(ctx, xdp, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
 	}
 
-	now = bpf_ktime_get_coarse_ns();
+	now = ks_ct_now();
 	conn = bpf_map_lookup_elem(&ks_conns, &pkt.flow);
-	if (ks_ct_check(&pkt, conn, now) == KS_CT_HIT) {
+	use = ks_ct_check(&pkt, conn, now);
+	if (use != KS_CT_MISS) {
 		bool fwd = conn->dir == KS_DIR_FORWARD;
 
-		ks_ct_update(&pkt, conn, now);
+		if (use == KS_CT_HIT)
+			ks_ct_update(&pkt, conn, now);
 		if (unlikely(pkt.frag))
 			ks_frag_track(&pkt, fwd, &conn->addr, conn->svc, conn->backend);
 		ks_count(conn->svc, conn->backend, len, false, false);

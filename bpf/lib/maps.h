@@ -68,6 +68,14 @@ struct {
 	__type(value, struct ks_conn);
 } ks_conns SEC(".maps");
 
+/* The connection table's clock, per CPU: bpf/lib/conntrack.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ks_clock);
+} ks_clock SEC(".maps");
+
 /* Where the first fragment of a datagram went, for the rest to follow
  * (bpf/lib/frag.h). LRU: a datagram is reassembled, or given up on, within
  * seconds; an entry evicted early costs one datagram, never a flow. */

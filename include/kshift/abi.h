@@ -178,7 +178,8 @@ enum ks_ct_state {
 };
 
 /* Idle timeouts, ns, per state (kube-proxy's and Cilium's choices). The
- * loader may set others (struct ks_ct_timeouts in the program's rodata). */
+ * loader may set others (struct ks_ct_timeouts in the program's rodata),
+ * none shorter than KS_CT_TOUCH_NS: a flow stamped within it is live. */
 #define KS_NS_PER_SEC		 1000000000ULL
 #define KS_CT_TIMEOUT_SYN_SENT	 (60 * KS_NS_PER_SEC)
 #define KS_CT_TIMEOUT_ESTABLISHED (6 * 3600 * KS_NS_PER_SEC)
@@ -234,6 +235,13 @@ struct ks_frag {
 	__u8 backend;
 	__u16 pad;
 	__u32 svc;
+};
+
+/* ks_clock (per CPU): the coarse clock as of a jiffy, read again only when
+ * jiffies move on (bpf/lib/conntrack.h: ks_ct_now()). */
+struct ks_clock {
+	__u64 jiffies;
+	__u64 ns;
 };
 
 /* Per-CPU counters, per (service, backend) in ks_stats. */

@@ -972,3 +972,103 @@ void ks_config_note_running(struct ks_config *c, const char *ns, const char *nam
 	if (ap)
 		ap->fp = fp;
 }
+
+/* ---- a manifest parsed aside ---- */
+
+int ks_parse_job_init(struct ks_parse_job *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return j->fd < 0 ? -errno : 0;
+}
+
+static void *parse_job(void *arg)
+{
+	struct ks_parse_job *j = arg;
+	uint64_t one = 1;
+
+	j->ret = ks_manifest_parse(j->text, j->len, &j->shifts, &j->nr, j->err, sizeof(j->err));
+	if (write(j->fd, &one, sizeof(one)) != sizeof(one))
+		pr_warn("apply: waking the loop: %s\n", strerror(errno));
+	return NULL;
+}
+
+int64_t ks_parse_job_start(struct ks_parse_job *j, const char *text, size_t len)
+{
+	int err;
+
+	if (j->running || j->done)
+		return -EBUSY;
+	j->text = malloc(len + 1);
+	if (!j->text)
+		return -ENOMEM;
+	memcpy(j->text, text, len);
+	j->text[len] = '\0';
+	j->len = len;
+	j->shifts = NULL;
+	j->nr = 0;
+	j->err[0] = '\0';
+	err = pthread_create(&j->thread, NULL, parse_job, j);
+	if (err) {
+		free(j->text);
+		j->text = NULL;
+		return -err;
+	}
+	j->running = true;
+	j->id = ++j->next_id;
+	return j->id;
+}
+
+bool ks_parse_job_event(struct ks_parse_job *j)
+{
+	uint64_t one;
+
+	if (!j->running || read(j->fd, &one, sizeof(one)) != sizeof(one))
+		return false;
+	pthread_join(j->thread, NULL);
+	j->running = false;
+	j->done = true;
+	free(j->text);
+	j->text = NULL;
+	return true;
+}
+
+int ks_parse_job_take(struct ks_parse_job *j, struct ks_shift **shifts, size_t *nr, char *err,
+		      size_t errlen)
+{
+	int ret = j->ret;
+
+	*shifts = j->shifts;
+	*nr = j->nr;
+	if (ret)
+		snprintf(err, errlen, "%s", j->err);
+	j->shifts = NULL;
+	j->nr = 0;
+	j->done = false;
+	j->id = 0;
+	return ret;
+}
+
+void ks_parse_job_drop(struct ks_parse_job *j)
+{
+	if (!j->done)
+		return;
+	ks_shifts_free(j->shifts, j->nr);
+	j->shifts = NULL;
+	j->nr = 0;
+	j->done = false;
+	j->id = 0;
+}
+
+void ks_parse_job_destroy(struct ks_parse_job *j)
+{
+	/* one still running ends with the process */
+	if (j->running) {
+		pthread_detach(j->thread);
+		return;
+	}
+	ks_parse_job_drop(j);
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+}

@@ -154,3 +154,36 @@ void ks_config_note_running(struct ks_config *c, const char *ns, const char *nam
 bool ks_config_owns(const struct ks_config *c, const char *source);
 
 #endif /* KSHIFT_CONFIG_H */
+
+/*
+ * A manifest parsed in a thread of its own, for `kshiftctl apply` of a
+ * large one: the parser takes seconds over tens of thousands of shifts,
+ * and the loop must go on serving meanwhile. One at a time; fd (for the
+ * loop) turns readable when it is done.
+ */
+struct ks_parse_job {
+	int fd;		/* eventfd */
+	uint64_t id;	/* of the request it is for; 0: none */
+	uint64_t next_id;
+	char *text;
+	size_t len;
+	struct ks_shift *shifts;
+	size_t nr;
+	int ret;
+	char err[KS_ERR_LEN];
+	pthread_t thread;
+	bool running, done;
+};
+
+int ks_parse_job_init(struct ks_parse_job *j);
+void ks_parse_job_destroy(struct ks_parse_job *j);
+/* Starts parsing a copy of text; returns the job's id (> 0) or -errno. */
+int64_t ks_parse_job_start(struct ks_parse_job *j, const char *text, size_t len);
+/* Takes the fd's event: true when the job just finished. */
+bool ks_parse_job_event(struct ks_parse_job *j);
+/* Hands over the result (as ks_manifest_parse would) and frees the job
+ * for the next one. */
+int ks_parse_job_take(struct ks_parse_job *j, struct ks_shift **shifts, size_t *nr, char *err,
+		      size_t errlen);
+/* Drops a finished job's result (its request went away). */
+void ks_parse_job_drop(struct ks_parse_job *j);
