@@ -18,7 +18,7 @@ enum ks_mode {
 	KS_MODE_AUTO,	     /* TC on veth (see bpf/lib/nat.h), native XDP elsewhere, else TC */
 	KS_MODE_XDP,	     /* native XDP, generic XDP where the driver refuses native */
 	KS_MODE_XDP_GENERIC, /* generic (skb) XDP */
-	KS_MODE_TC, /* TC ingress, through tcx (Linux 6.6+): no qdisc, others' filters untouched */
+	KS_MODE_TC,	     /* TC ingress through tcx (Linux 6.6+): others' filters untouched */
 };
 
 const char *ks_mode_name(enum ks_mode mode);
