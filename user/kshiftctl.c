@@ -196,6 +196,22 @@ static struct json_object *path_get(struct json_object *o, const char *a, const 
 	return json_object_object_get_ex(x, b, &y) ? y : NULL;
 }
 
+/* A shift's source rules, under its backends: which are in force. */
+static void print_rules(struct json_object *rules)
+{
+	size_t i;
+
+	for (i = 0; i < json_object_array_length(rules); i++) {
+		struct json_object *r = json_object_array_get_idx(rules, i);
+		struct json_object *why = path_get(r, "reason", NULL);
+
+		printf("  rule for %s \u2192 %s%s%s\n",
+		       json_object_get_string(path_get(r, "source", NULL)),
+		       json_object_get_string(path_get(r, "backend", NULL)), why ? ": " : "",
+		       why ? json_object_get_string(why) : "");
+	}
+}
+
 static void print_table(struct json_object *items, bool wide)
 {
 	size_t i, j, n = json_object_array_length(items);
@@ -229,6 +245,7 @@ static void print_table(struct json_object *items, bool wide)
 						   path_get(it, "status", "source")));
 			printf("\n");
 		}
+		print_rules(path_get(it, "status", "rules"));
 	}
 }
 

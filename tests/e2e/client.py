@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The client side of the end-to-end tests: real connections, results as JSON.
 
-    client.py split URL N [--save F | --reuse-ports F --of BACKEND]
+    client.py split URL N [--save F | --reuse-ports F --of BACKEND] [--source A,B,...]
                                         N sequential new connections, one GET each
     client.py keepalive URL K --ready-file R --go-file G
                                         K persistent connections: a GET on each, then
@@ -63,7 +63,7 @@ def count(d, key):
     d[key] = d.get(key, 0) + 1
 
 
-def get_once(host, port, path, timeout=TIMEOUT, lport=0, ports=None):
+def get_once(host, port, path, timeout=TIMEOUT, lport=0, ports=None, src=None):
     """One new connection, one GET, closed. Returns (body, error). lport:
     the source port to bind (0: the kernel's choice); ports: a list that
     gets the source port used.
@@ -77,7 +77,8 @@ def get_once(host, port, path, timeout=TIMEOUT, lport=0, ports=None):
         s.settimeout(timeout)
         if lport:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("::" if ":" in host else "0.0.0.0", lport))
+        if lport or src:
+            s.bind((src or ("::" if ":" in host else "0.0.0.0"), lport))
         s.connect((host, port))
         if ports is not None:
             ports.append(s.getsockname()[1])
@@ -105,9 +106,10 @@ def get_once(host, port, path, timeout=TIMEOUT, lport=0, ports=None):
 
 def cmd_split(a):
     host, port, path = split_url(a.url)
-    backends, endpoints, errors = {}, {}, {}
+    backends, endpoints, errors, by_source = {}, {}, {}, {}
     failures = done = 0
     saved = []
+    sources = [x for x in (a.source or "").split(",") if x]
     lports = []
     if a.reuse_ports:
         # source ports of earlier connections (that reached --of), so that
@@ -122,7 +124,11 @@ def cmd_split(a):
             break
         done += 1
         used = []
-        body, err = get_once(host, port, path, lport=lports[i] if lports else 0, ports=used)
+        src = sources[i % len(sources)] if sources else None
+        body, err = get_once(host, port, path, lport=lports[i] if lports else 0, ports=used,
+                             src=src)
+        if src:
+            count(by_source.setdefault(src, {}), body if body else "error:" + err)
         saved.append([used[0] if used else None, body])
         if err:
             failures += 1
@@ -138,6 +144,8 @@ def cmd_split(a):
            "aborted": done < a.n,
            "backends": backends, "endpoints": endpoints, "errors": errors,
            "seconds": round(time.monotonic() - t0, 3)}
+    if sources:
+        out["sources"] = by_source
     print(json.dumps(out, sort_keys=True))
 
 
@@ -349,6 +357,9 @@ def main():
     s.add_argument("--reuse-ports", metavar="FILE",
                    help="bind to the source ports saved in FILE (at most N)")
     s.add_argument("--of", metavar="BACKEND", help="with --reuse-ports: only ports that reached it")
+    s.add_argument("--source", metavar="ADDR[,ADDR...]",
+                   help="source addresses, one per connection in turn; the report's \"sources\" "
+                   "counts each one's answers")
     s.set_defaults(fn=cmd_split)
 
     s = sub.add_parser("keepalive")

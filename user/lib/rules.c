@@ -6,6 +6,7 @@
  * rules never walks it unless the generation it replaces had some.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <bpf/bpf.h>
@@ -114,4 +115,46 @@ int ks_rules_stage(struct ks_dp *dp, uint32_t svc, const struct ks_dp_rule *r, s
 		return err;
 	}
 	return n ? KS_SPLIT_RULES : 0;
+}
+
+/* Whether backend b of s has an endpoint a client of family can be sent
+ * to (ready or terminating: the dataplane takes either). */
+static bool backend_serves(const struct ks_shift *s, int b, uint8_t family)
+{
+	size_t i;
+
+	for (i = 0; i < s->backends[b].nr_endpoints; i++)
+		if (s->backends[b].endpoints[i].ip.family == family)
+			return true;
+	return false;
+}
+
+struct json_object *ks_rules_status(const struct ks_shift *s)
+{
+	struct json_object *arr = json_object_new_array(), *o;
+	char addr[INET6_ADDRSTRLEN], prefix[INET6_ADDRSTRLEN + 8];
+	size_t i, j;
+
+	for (i = 0; arr && i < s->nr_rules; i++) {
+		const struct ks_rule_spec *r = &s->rules[i];
+
+		for (j = 0; j < r->nr_sources; j++) {
+			const struct ks_prefix *p = &r->sources[j];
+			struct ks_ip ip = { .addr = p->addr, .family = p->family };
+			bool live = backend_serves(s, r->backend, p->family);
+
+			snprintf(prefix, sizeof(prefix), "%s/%u", ks_ip_str(&ip, addr, sizeof(addr)),
+				 p->len);
+			o = json_object_new_object();
+			json_object_object_add(o, "source", json_object_new_string(prefix));
+			json_object_object_add(o, "backend",
+					       json_object_new_string(s->backends[r->backend].name));
+			json_object_object_add(o, "active", json_object_new_boolean(live));
+			if (!live)
+				json_object_object_add(
+					o, "reason", json_object_new_string("no endpoints, weights apply"));
+			json_object_array_add(arr, o);
+		}
+	}
+	return arr;
 }

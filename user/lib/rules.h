@@ -9,7 +9,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <json-c/json.h>
 #include "dataplane.h"
+#include "shift.h"
 
 struct ks_dp_rule {
 	struct ks_addr addr; /* host bits zero */
@@ -29,5 +31,10 @@ int ks_rules_stage(struct ks_dp *dp, uint32_t svc, const struct ks_dp_rule *r, s
 
 /* Removes the rules of generation gen of svc, or of both with gen < 0. */
 void ks_rules_clear(struct ks_dp *dp, uint32_t svc, int gen);
+
+/* status.rules of `kshiftctl get`: per source prefix of s, its backend and
+ * whether the rule is in force; one whose backend has no endpoint of the
+ * prefix's family says so ("no endpoints, weights apply"). */
+struct json_object *ks_rules_status(const struct ks_shift *s);
 
 #endif /* KSHIFT_RULES_H */

@@ -678,6 +678,8 @@ struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_
 	}
 	counters_of(t, st, KS_STATS_NONE, &none);
 	json_object_object_add(status, "rejectedFlows", json_object_new_int64(none.rejected));
+	if (st->spec.nr_rules)
+		json_object_object_add(status, "rules", ks_rules_status(&st->spec));
 	return doc;
 }
 
