@@ -31,7 +31,6 @@
 #include "lib/log.h"
 #include "lib/netlink.h"
 #include "lib/metrics.h"
-#include "lib/shadow.h"
 #include "lib/shifts.h"
 #include "lib/state.h"
 
@@ -57,8 +56,6 @@ struct daemon {
 	struct ks_ifpats ifpats;    /* --iface */
 	enum ks_mode mode;	    /* --mode */
 	int nlfd;		    /* link events: interfaces that come and go */
-	struct ks_shadow *shadow;   /* TCP stream shadow: replays mirrored flows */
-	int shadowfd;
 };
 
 /* What /readyz says: NULL when the dataplane holds the current
@@ -329,7 +326,7 @@ static struct json_object *do_get(struct daemon *d, struct json_object *req)
 
 		if ((ns && strcmp(ns, st->spec.namespace)) || (name && strcmp(name, st->spec.name)))
 			continue;
-		json_object_array_add(items, shadow_status(d, st, ks_shifts_status(&d->shifts, st)));
+		json_object_array_add(items, ks_shifts_status(&d->shifts, st));
 	}
 	free(sorted);
 	if (name && !json_object_array_length(items)) {
@@ -474,8 +471,6 @@ static struct json_object *handle(struct daemon *d, struct json_object *req)
 		return do_weights(d, req, cmd);
 	if (!strcmp(cmd, "delete"))
 		return do_delete(d, req);
-	if (!strcmp(cmd, "mirror"))
-		return do_mirror(d, req);
 	if (!strcmp(cmd, "verdicts"))
 		return do_verdicts(d, req);
 	return reply_error("request: cmd: %s: unknown", cmd);
@@ -616,15 +611,10 @@ static void run(struct daemon *d)
 		t = ks_ctl_server_timeout(&d->ctl);
 		if (t >= 0 && (timeout < 0 || t < timeout))
 			timeout = t;
-		t = ks_shadow_timeout(d->shadow);
-		if (t >= 0 && (timeout < 0 || t < timeout))
-			timeout = t;
 		n = epoll_wait(d->epfd, evs, 8, timeout);
 		if (n < 0 && errno != EINTR)
 			return;
 		ks_ctl_server_expire(&d->ctl);
-		if (d->shadow && !ks_shadow_timeout(d->shadow))
-			ks_shadow_process(d->shadow); /* its flows' deadlines */
 		config_step(d);
 		if (d->reload_at_ms && now_ms() >= d->reload_at_ms) {
 			d->reload_at_ms = 0;
@@ -644,8 +634,6 @@ static void run(struct daemon *d)
 					/* the next large apply may start */
 					ks_ctl_server_resume(&d->ctl);
 				}
-			} else if (d->shadow && fd == d->shadowfd) {
-				ks_shadow_process(d->shadow);
 			} else if (d->metrics && fd == d->metricsfd) {
 				ks_metrics_serve(d->metrics);
 			} else if (d->kube && fd == d->kubefd) {
@@ -700,7 +688,7 @@ int main(int argc, char **argv)
 	const char *pin_path = KS_DEFAULT_PIN_PATH, *socket_group = NULL;
 	const char *state_dir = KS_DEFAULT_STATE_DIR;
 	struct daemon d = { .epfd = -1, .sigfd = -1, .inofd = -1, .ctl.listenfd = -1, .kubefd = -1,
-			    .metricsfd = -1, .nlfd = -1, .shadowfd = -1 };
+			    .metricsfd = -1, .nlfd = -1 };
 	bool uninstall = false, *optional;
 	char missing_caps[128];
 	const char *missing;
@@ -870,11 +858,6 @@ int main(int argc, char **argv)
 		err = setup_loop(&d, socket_path, socket_group);
 	if (!err)
 		err = add_fd(&d, d.nlfd);
-	/* without the shadow, mirrored UDP is still copied; TCP is not */
-	if (!err && ks_shadow_open(&d.shadow, &d.dp))
-		pr_warn("kshiftd: shadow replay off: mirrored TCP flows are not replayed\n");
-	if (!err && d.shadow)
-		err = add_fd(&d, d.shadowfd = ks_shadow_fd(d.shadow));
 	if (!err && kubernetes) {
 		err = ks_kube_source_start(&d.kube, &kube_opts, &d.shifts, kube_err,
 					   sizeof(kube_err));
@@ -912,7 +895,6 @@ int main(int argc, char **argv)
 	ks_metrics_stop(d.metrics);
 	ks_kube_source_stop(d.kube);
 	ks_shifts_destroy(&d.shifts);
-	ks_shadow_close(d.shadow);
 	ks_dp_close(&d.dp);
 	if (d.config_dir)
 		ks_config_close(&d.config);
