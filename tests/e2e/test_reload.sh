@@ -8,8 +8,9 @@
 #     shift stays exactly as it was; fixing the file is picked up
 #   - `kshiftctl apply -f` and `set` of bad input exit 1 naming the field or
 #     value on stderr and change nothing; an unknown command exits 2
-#   - SIGTERM: kshiftd exits 0, removes its pins and detaches from every
-#     interface (no xdp, tc or tcx program left)
+#   - SIGTERM: kshiftd exits 0 and leaves the dataplane serving (SPEC:
+#     only --uninstall removes it); --uninstall then removes its pins and
+#     detaches from every interface (no xdp, tc or tcx program left)
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 ks_init reload
@@ -57,12 +58,10 @@ refused() {
 	check "$what: web is unchanged" [ "$(ks_spec web)" = "$spec0" ]
 }
 
-# attached: how many xdp/tc/tcx attachments bpftool sees in the node
+# attachments: how many xdp/tcx programs are attached in the node (ks_hooks:
+# bpftool 7.1 does not show tcx)
 attachments() {
-	in_ns "$KS_NODE" bpftool -j net show 2>/dev/null | "$KS_PY" -c '
-import json, sys
-d = json.load(sys.stdin)
-print(sum(len(v) for e in d for k, v in e.items() if k in ("xdp", "tc")))' 2>/dev/null || echo "?"
+	ks_hooks "$KS_NODE" $(ks_ifaces | tr , ' ') | wc -l
 }
 
 for mode in $(ks_modes); do
@@ -142,13 +141,19 @@ for mode in $(ks_modes); do
 	rc=$?
 	check "an unknown command exits 2 (got $rc)" [ "$rc" = 2 ]
 
-	# SIGTERM: clean exit, nothing left behind
+	# SIGTERM: clean exit, the dataplane stays; --uninstall: nothing left
 	n=$(attachments)
 	check "before SIGTERM programs are attached in the node ($n attachments)" \
 		between 1 "$n" 1000
 	ks_daemon_stop
 	rc=$?
 	check "kshiftd exits 0 on SIGTERM (got $rc)" [ "$rc" = 0 ]
+	n2=$(attachments)
+	check "after SIGTERM the programs stay attached ($n2 attachments)" [ "$n2" = "$n" ]
+	out=$(ip netns exec "$KS_NODE" "$KSHIFTD" --uninstall --pin-path "$KS_PIN" 2>&1)
+	rc=$?
+	check "kshiftd --uninstall exits 0 (got $rc)" [ "$rc" = 0 ]
+	diag "uninstall: $out"
 	# maps.debug and progs.debug are the kernel's own (bpf_preload): every
 	# bpffs mount has them; an empty pin directory is no pin
 	left=$(find "$KS_BPFFS" -mindepth 1 ! -type d ! -name maps.debug ! -name progs.debug)
@@ -165,7 +170,7 @@ for mode in $(ks_modes); do
 	done
 	check "no tc filter is left on any interface (tc filter show)" [ -z "$tcleft" ]
 	n=$(attachments)
-	check "bpftool net show lists no xdp, tc or tcx program ($n)" [ "$n" = 0 ]
+	check "no xdp or tcx program is left on any interface ($n)" [ "$n" = 0 ]
 
 	ks_mode_end
 done
