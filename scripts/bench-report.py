@@ -219,7 +219,7 @@ def feel_md(res, meta):
            "whole machine's busy time in /proc/stat over the run (every CPU, iperf3's own "
            "work included: the node's is not separable) per GB received, all of it counted "
            "against forwarding. Loaded latency: %s keep-alive connections at a fixed %s "
-           "requests/s, half of what plain forwarding sustained closed-loop (%s/s), each "
+           "requests/s, a third of what plain forwarding sustained closed-loop (%s/s), each "
            "request timed from when it was due (so stalls show), %s s a run. Short "
            "connections: a new TCP connection per request (the latency table above). CPU per "
            "million packets: CPU 1's kernel time (system, irq, softirq in /proc/stat) during "
