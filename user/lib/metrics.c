@@ -10,6 +10,7 @@
 #include "dataplane.h"
 #include "log.h"
 #include "metrics.h"
+#include "observe.h"
 
 #ifndef KSHIFT_VERSION
 #define KSHIFT_VERSION "0.1.0"
@@ -43,7 +44,7 @@ static void help(FILE *f, const char *name, const char *type, const char *text)
 
 /* One family of per-backend samples: value(c, weight) for every backend of
  * every shift, summed over the shift's dataplane services. */
-enum backend_metric { M_PACKETS, M_BYTES, M_NEW_FLOWS, M_WEIGHT };
+enum backend_metric { M_PACKETS, M_BYTES, M_NEW_FLOWS, M_WEIGHT, M_OPEN };
 
 static void backend_family(FILE *f, struct ks_shifts *t, const char *name, enum backend_metric m)
 {
@@ -64,8 +65,9 @@ static void backend_family(FILE *f, struct ks_shifts *t, const char *name, enum 
 				sum.bytes += c.bytes;
 				sum.new_flows += c.new_flows;
 			}
-			v = m == M_PACKETS ? sum.packets
-			    : m == M_BYTES ? sum.bytes
+			v = m == M_OPEN	       ? ks_observe_shift_open(t, st, b)
+			    : m == M_PACKETS   ? sum.packets
+			    : m == M_BYTES     ? sum.bytes
 			    : m == M_NEW_FLOWS ? sum.new_flows
 					       : st->spec.backends[b].weight;
 			fprintf(f, "%s{namespace=\"", name);
@@ -107,6 +109,9 @@ char *ks_metrics_text(struct ks_shifts *t, bool ready)
 	backend_family(f, t, "kshift_backend_new_flows_total", M_NEW_FLOWS);
 	help(f, "kshift_backend_weight", "gauge", "A backend's configured relative weight.");
 	backend_family(f, t, "kshift_backend_weight", M_WEIGHT);
+	help(f, "kshift_backend_open_connections", "gauge",
+	     "Flows to a backend in the connection table, neither closed nor expired.");
+	backend_family(f, t, "kshift_backend_open_connections", M_OPEN);
 
 	help(f, "kshift_rejected_flows_total", "counter",
 	     "New flows that found no usable endpoint (answered with a reset or unreachable).");
@@ -168,8 +173,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	(void)upload_len;
 	(void)state;
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain",
-			     strdup("only GET\n"));
+		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", strdup("only GET\n"));
 	why = m->ready(m->arg);
 	if (!strcmp(url, "/healthz"))
 		return reply(conn, MHD_HTTP_OK, "text/plain", strdup("ok\n"));
@@ -253,8 +257,7 @@ int ks_metrics_start(struct ks_metrics **out, const char *addr, struct ks_shifts
 				  64u, MHD_OPTION_END);
 	if (!m->mhd) {
 		ret = errno ? -errno : -EADDRINUSE;
-		snprintf(err, errlen, "--metrics-addr %s: cannot listen: %s", addr,
-			 strerror(-ret));
+		snprintf(err, errlen, "--metrics-addr %s: cannot listen: %s", addr, strerror(-ret));
 		free(m);
 		return ret;
 	}
