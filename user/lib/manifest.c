@@ -15,22 +15,31 @@
 #include <netinet/in.h>
 #include <yaml.h>
 
+#include "index.h"
 #include "shift.h"
 
 #define PATH_LEN  96 /* "spec.rules[12].sources[345]" and the like */
 #define VALUE_MAX 64 /* longer values are cut in messages */
-/* List items in one document, at most: far more than one shift needs, and
- * a bound on the work of a document whose aliases name one list many times
- * (libyaml shares an aliased node; our walk reads it each time). */
+/* List items walked in one document, at most, unless the document has more
+ * nodes than that: a bound on the work of a document whose aliases name one
+ * list many times (libyaml shares an aliased node; our walk reads it each
+ * time), which keeps the work linear in the input, while a plain document
+ * of 100,000 endpoints still parses. */
 #define MAX_ITEMS 65536
 
+/*
+ * Every duplicate check goes through a hash set (user/lib/index.h), never a
+ * scan of what came before: a manifest of 100,000 endpoints, keys or shifts
+ * must parse in linear time.
+ */
 struct ctx {
 	yaml_document_t *doc;
-	struct ks_shift *s;	     /* the shift being built */
-	const struct ks_shift *prev; /* the documents before it, for duplicate names */
-	size_t nr_prev;
-	size_t items; /* list items walked in this document */
-	void *list;   /* the array parse_list is filling, for item fns that compare */
+	struct ks_shift *s;    /* the shift being built */
+	struct ks_index names; /* "namespace/name" of every document so far */
+	size_t items;	       /* list items walked in this document */
+	size_t max_items;      /* and at most: MAX_ITEMS, or the document's nodes */
+	void *list;	       /* the array parse_list is filling, for item fns that compare */
+	struct ks_index *seen; /* its items so far, for item fns that refuse duplicates */
 	char *err;
 	size_t errlen;
 };
@@ -226,6 +235,10 @@ static int choice(struct ctx *c, yaml_node_t *n, const char *path, const char *c
 	return fail(c, n, path, "must be %s", want);
 }
 
+/* Mappings of up to this many keys are checked for duplicates pair by pair,
+ * which costs less than a hash set's allocations. */
+#define SMALL_MAP 16
+
 /*
  * Checks that n is a mapping whose keys are distinct strings out of known
  * (NULL-terminated; NULL: any key), so that a misspelt field is refused
@@ -233,25 +246,44 @@ static int choice(struct ctx *c, yaml_node_t *n, const char *path, const char *c
  */
 static int check_map(struct ctx *c, yaml_node_t *n, const char *path, const char *const *known)
 {
+	struct ks_index keys = {};
 	yaml_node_pair_t *a, *b;
 	const char *const *k;
+	bool small;
+	int err = 0;
 
 	if (n->type != YAML_MAPPING_NODE)
 		return fail(c, n, path, "must be a mapping, not %s", node_kind(n));
-	for (a = n->data.mapping.pairs.start; a < n->data.mapping.pairs.top; a++) {
+	small = n->data.mapping.pairs.top - n->data.mapping.pairs.start <= SMALL_MAP;
+	for (a = n->data.mapping.pairs.start; !err && a < n->data.mapping.pairs.top; a++) {
 		yaml_node_t *key = node(c, a->key);
+		size_t len;
 
-		if (key->type != YAML_SCALAR_NODE)
-			return fail(c, key, path, "field names must be strings");
+		if (key->type != YAML_SCALAR_NODE) {
+			err = fail(c, key, path, "field names must be strings");
+			break;
+		}
 		for (k = known; k && *k && strcmp(*k, str(key)); k++)
 			;
-		if (k && !*k)
-			return fail(c, key, path, "unknown field");
-		for (b = n->data.mapping.pairs.start; b < a; b++)
-			if (!strcmp(str(node(c, b->key)), str(key)))
-				return fail(c, key, path, "field given twice");
+		if (k && !*k) {
+			err = fail(c, key, path, "unknown field");
+			break;
+		}
+		if (small) {
+			for (b = n->data.mapping.pairs.start; b < a; b++)
+				if (!strcmp(str(node(c, b->key)), str(key)))
+					return fail(c, key, path, "field given twice");
+			continue;
+		}
+		/* strlen, as field() compares: "a\0b" is "a" given twice */
+		len = strlen(str(key));
+		if (ks_index_get(&keys, str(key), len))
+			err = fail(c, key, path, "field given twice");
+		else if (ks_index_put(&keys, str(key), len, key))
+			err = -ENOMEM;
 	}
-	return 0;
+	ks_index_destroy(&keys);
+	return err;
 }
 
 /* Paths are short; a cut one, marked "...", only shortens a message. */
@@ -294,8 +326,8 @@ static int seq_len(struct ctx *c, yaml_node_t *n, const char *path, size_t min, 
 	if (*len > max)
 		return fail(c, n, path, "has %zu items, at most %zu allowed", *len, max);
 	c->items += *len;
-	if (c->items > MAX_ITEMS)
-		return fail(c, n, path, "more than %d list items in one document", MAX_ITEMS);
+	if (c->items > c->max_items)
+		return fail(c, n, path, "more than %zu list items in one document", c->max_items);
 	return 0;
 }
 
@@ -309,8 +341,9 @@ static int seq_len(struct ctx *c, yaml_node_t *n, const char *path, size_t min, 
 static void *parse_list(struct ctx *c, yaml_node_t *n, const char *path, size_t min, size_t size,
 			bool unique, item_fn *fn, size_t *nr, int *err)
 {
+	struct ks_index seen = {};
 	char p[PATH_LEN];
-	size_t i, j, len;
+	size_t i, len;
 	char *arr;
 
 	*nr = 0;
@@ -326,14 +359,21 @@ static void *parse_list(struct ctx *c, yaml_node_t *n, const char *path, size_t 
 		yaml_node_t *it = item(c, n, path, i, p);
 
 		*nr = i + 1;
+		/* set for each item: fn may parse a list of its own */
 		c->list = arr;
+		c->seen = &seen;
 		*err = fn(c, it, p, arr + i * size);
-		for (j = 0; !*err && unique && j < i; j++)
-			if (!memcmp(arr + i * size, arr + j * size, size))
+		if (!*err && unique) {
+			if (ks_index_get(&seen, arr + i * size, size))
 				*err = fail(c, it, p, "listed twice");
+			else if (ks_index_put(&seen, arr + i * size, size, arr + i * size))
+				*err = -ENOMEM;
+		}
 		if (*err)
 			break;
 	}
+	ks_index_destroy(&seen);
+	c->seen = NULL;
 	return arr;
 }
 
@@ -434,6 +474,27 @@ static bool same_endpoint(const struct ks_endpoint_spec *a, const struct ks_endp
 	       a->frontend_port == b->frontend_port && a->frontend_proto == b->frontend_proto;
 }
 
+/* An endpoint's identity (same_endpoint's fields) as a hash key, built on
+ * zeroed memory since the index compares bytes. */
+struct endpoint_id {
+	struct ks_addr addr;
+	uint16_t port, frontend_port;
+	uint8_t family, frontend_proto;
+};
+
+static struct endpoint_id endpoint_id(const struct ks_endpoint_spec *ep)
+{
+	struct endpoint_id id;
+
+	memset(&id, 0, sizeof(id));
+	id.addr = ep->ip.addr;
+	id.port = ep->port;
+	id.frontend_port = ep->frontend_port;
+	id.family = ep->ip.family;
+	id.frontend_proto = ep->frontend_proto;
+	return id;
+}
+
 /*
  * An endpoint: its address as a string ("198.18.2.2:8080"), or a mapping
  * {address: "198.18.2.2:8080", draining: true} for one that keeps its
@@ -445,6 +506,7 @@ static int parse_endpoint(struct ctx *c, yaml_node_t *n, const char *path, void 
 {
 	static const char *const keys[] = { "address", "draining", NULL };
 	struct ks_endpoint_spec *ep = out, *first = c->list, *prev;
+	struct endpoint_id id;
 	char p[PATH_LEN];
 	yaml_node_t *addr = n, *v;
 	bool draining = false;
@@ -470,14 +532,13 @@ static int parse_endpoint(struct ctx *c, yaml_node_t *n, const char *path, void 
 	if (err)
 		return err;
 	ep->state = draining ? KS_EP_TERMINATING : KS_EP_READY;
-	for (prev = first; prev < ep; prev++)
-		if (same_endpoint(prev, ep))
-			return fail(c, addr, path,
-				    "listed twice, as endpoints[%td] and endpoints[%td]%s",
-				    prev - first, ep - first,
-				    prev->state != ep->state ? ", draining in only one of them"
-							     : "");
-	return 0;
+	id = endpoint_id(ep);
+	prev = ks_index_get(c->seen, &id, sizeof(id));
+	if (prev)
+		return fail(c, addr, path, "listed twice, as endpoints[%td] and endpoints[%td]%s",
+			    prev - first, ep - first,
+			    prev->state != ep->state ? ", draining in only one of them" : "");
+	return ks_index_put(c->seen, &id, sizeof(id), ep);
 }
 
 /* "198.18.1.16/28", "2001:2:0:1::/64", or a bare address: one host. */
@@ -694,10 +755,10 @@ static int parse_spec(struct ctx *c, yaml_node_t *n, struct ks_shift *s)
 static int parse_metadata(struct ctx *c, yaml_node_t *n, struct ks_shift *s)
 {
 	const char *path = "metadata";
-	char p[PATH_LEN];
+	char p[PATH_LEN], key[2 * KS_NAME_LEN];
 	yaml_node_t *v, *name;
 	uint64_t generation = 0;
-	size_t i;
+	size_t len;
 	int err;
 
 	/* labels, annotations, uid, managedFields...: Kubernetes' business */
@@ -712,11 +773,12 @@ static int parse_metadata(struct ctx *c, yaml_node_t *n, struct ks_shift *s)
 	err = v ? name_of(c, v, p, false, s->namespace) : 0;
 	if (err)
 		return err;
-	for (i = 0; i < c->nr_prev; i++)
-		if (!strcmp(c->prev[i].name, s->name) &&
-		    !strcmp(c->prev[i].namespace, s->namespace))
-			return fail(c, name, "metadata.name", "defined twice in namespace %s",
-				    s->namespace);
+	len = snprintf(key, sizeof(key), "%s/%s", s->namespace, s->name);
+	if (ks_index_get(&c->names, key, len))
+		return fail(c, name, "metadata.name", "defined twice in namespace %s",
+			    s->namespace);
+	if (ks_index_put(&c->names, key, len, (void *)1)) /* arr moves: no pointer */
+		return -ENOMEM;
 	v = field(c, n, path, "generation", p);
 	err = v ? uint_of(c, v, p, 0, INT64_MAX, &generation) : 0;
 	s->generation = generation;
@@ -778,7 +840,7 @@ int ks_manifest_parse(const char *text, size_t len, struct ks_shift **shifts, si
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_node_t *root;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 	int ret = 0;
 
 	*shifts = NULL;
@@ -803,14 +865,18 @@ int ks_manifest_parse(const char *text, size_t len, struct ks_shift **shifts, si
 			break;
 		}
 		if (!is_null(root)) {
-			bigger = realloc(arr, (n + 1) * sizeof(*arr));
+			/* grown by half, not by one: 50,000 shifts of 4 KB each */
+			bigger = n < cap ? arr : realloc(arr, (cap + cap / 2 + 4) * sizeof(*arr));
 			if (bigger) {
+				if (n == cap)
+					cap += cap / 2 + 4;
 				arr = bigger;
 				memset(&arr[n], 0, sizeof(*arr));
 				c.doc = &doc;
-				c.prev = arr;
-				c.nr_prev = n;
 				c.items = 0;
+				c.max_items = doc.nodes.top - doc.nodes.start;
+				if (c.max_items < MAX_ITEMS)
+					c.max_items = MAX_ITEMS;
 				ret = parse_doc(&c, root, &arr[n++]);
 			} else {
 				ret = -ENOMEM;
@@ -821,6 +887,7 @@ int ks_manifest_parse(const char *text, size_t len, struct ks_shift **shifts, si
 			break;
 	}
 	yaml_parser_delete(&parser);
+	ks_index_destroy(&c.names);
 	if (ret) {
 		ks_shifts_free(arr, n);
 		return ret;
