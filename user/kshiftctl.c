@@ -201,6 +201,8 @@ static void print_rules(struct json_object *rules)
 {
 	size_t i;
 
+	if (!json_object_is_type(rules, json_type_array))
+		return; /* a daemon without rules says nothing of them */
 	for (i = 0; i < json_object_array_length(rules); i++) {
 		struct json_object *r = json_object_array_get_idx(rules, i);
 		struct json_object *why = path_get(r, "reason", NULL);

@@ -37,6 +37,11 @@
 #define KS_DEFAULT_PIN_PATH "/sys/fs/bpf/kshift"
 /* Editors write a file in several steps; wait for them to settle. */
 #define KS_RELOAD_DELAY_MS  200
+/* The collector's pace: a step of KS_CT_GC_BUDGET entries (about a
+ * millisecond) every 100 ms sweeps a million entries in under a minute,
+ * well within the shortest timeout that matters (10 s after a FIN). */
+#define KS_GC_PERIOD_MS	    100
+#define KS_GC_URGENT_BUDGET 65536
 
 struct daemon {
 	struct ks_dp dp;
@@ -46,6 +51,8 @@ struct daemon {
 	struct ks_state state;	 /* --state-dir */
 	int epfd, sigfd, inofd;
 	uint64_t reload_at_ms; /* when the config directory is due a reload; 0: not */
+	uint64_t gc_at_ms;     /* the connection table collector's next step */
+	struct ks_ct_gc_stats gc_stats;
 	struct ks_ctl_server ctl;
 	struct ks_parse_job apply_job; /* a large `apply` being parsed aside */
 	struct ks_kube_source *kube; /* --kubernetes, else NULL */
@@ -53,6 +60,7 @@ struct daemon {
 	struct ks_metrics *metrics; /* --metrics-addr, else NULL */
 	int metricsfd;
 	bool serving;		    /* the loop runs: the config directory is loaded */
+	bool adopt_pending;	    /* ks_dp_adopt_done waits for the first Kubernetes sync */
 	struct ks_ifpats ifpats;    /* --iface */
 	enum ks_mode mode;	    /* --mode */
 	int nlfd;		    /* link events: interfaces that come and go */
@@ -90,6 +98,9 @@ static void usage(FILE *f)
 		"    [--node-name NAME]     this node in status Leases (default: the host name)\n"
 		"    [--lease-namespace NS] where the Leases live (default %s)\n"
 		"  --metrics-addr ADDR:PORT Prometheus /metrics, /healthz and /readyz\n"
+		"  --max-flows N            connection table size (default 1048576 flows,\n"
+		"                           about 300 MB a million, preallocated)\n"
+		"  --max-services N, --max-endpoints N   the other map sizes (at most the defaults)\n"
 		"  --hash-seed SEED         flow hash seed, the same on every node of a cluster\n"
 		"                           (default: the running dataplane's, else random)\n"
 		"  --uninstall              detach and unpin everything under --pin-path, then exit\n"
@@ -378,6 +389,11 @@ static struct json_object *do_weights(struct daemon *d, struct json_object *req,
 	st = ks_shifts_find(&d->shifts, ns ? ns : "default", name);
 	if (!st)
 		return reply_error("%s/%s: no such shift", ns ? ns : "default", name);
+	/* a local change would last only until the resource next changes */
+	if (!strcmp(st->source, KS_KUBE_SOURCE))
+		return reply_error("%s/%s: owned by Kubernetes: change the TrafficShift "
+				   "(kubectl kshift %s, or kshiftctl --kubernetes %s)",
+				   st->spec.namespace, st->spec.name, cmd, cmd);
 
 	if (!strcmp(cmd, "set")) {
 		if (!json_object_object_get_ex(req, "weights", &w) ||
@@ -593,6 +609,31 @@ static uint64_t now_ms(void)
 	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
 }
 
+/* One step of the connection table's collector, every KS_GC_PERIOD_MS;
+ * back to back while flows of removed endpoints wait to be flushed, so a
+ * client stuck on one moves on within a fraction of a second. */
+static void gc_step(struct daemon *d)
+{
+	bool urgent = ks_ct_gc_urgent(&d->shifts.gc);
+	uint64_t now = now_ms();
+	int ret;
+
+	if (!urgent && now < d->gc_at_ms)
+		return;
+	d->gc_at_ms = now + KS_GC_PERIOD_MS;
+	ret = ks_ct_gc_step(&d->dp, &d->shifts.gc, ks_ct_now(), urgent ? KS_GC_URGENT_BUDGET : 0,
+			    &d->gc_stats);
+	if (ret < 0)
+		pr_warn("connection table: collecting: %s\n", strerror(-ret));
+	else if (ret > 0)
+		pr_debug("connection table: pass %llu: %llu live flows, %llu expired, %llu "
+			 "flushed so far\n",
+			 (unsigned long long)d->gc_stats.passes,
+			 (unsigned long long)d->gc_stats.live,
+			 (unsigned long long)d->gc_stats.expired,
+			 (unsigned long long)d->gc_stats.flushed);
+}
+
 static void run(struct daemon *d)
 {
 	struct epoll_event evs[8];
@@ -611,10 +652,16 @@ static void run(struct daemon *d)
 		t = ks_ctl_server_timeout(&d->ctl);
 		if (t >= 0 && (timeout < 0 || t < timeout))
 			timeout = t;
+		t = ks_ct_gc_urgent(&d->shifts.gc) ? 0
+		    : d->gc_at_ms > now		   ? (int)(d->gc_at_ms - now)
+						   : 0;
+		if (timeout < 0 || t < timeout)
+			timeout = t;
 		n = epoll_wait(d->epfd, evs, 8, timeout);
 		if (n < 0 && errno != EINTR)
 			return;
 		ks_ctl_server_expire(&d->ctl);
+		gc_step(d);
 		config_step(d);
 		if (d->reload_at_ms && now_ms() >= d->reload_at_ms) {
 			d->reload_at_ms = 0;
@@ -638,6 +685,10 @@ static void run(struct daemon *d)
 				ks_metrics_serve(d->metrics);
 			} else if (d->kube && fd == d->kubefd) {
 				ks_kube_source_process(d->kube);
+				if (d->adopt_pending && ks_kube_source_ready(d->kube)) {
+					ks_dp_adopt_done(&d->dp);
+					d->adopt_pending = false;
+				}
 			} else if (fd == d->nlfd) {
 				ifaces_event(d);
 			} else if (fd == d->inofd) {
@@ -678,6 +729,9 @@ int main(int argc, char **argv)
 		{ "lease-namespace", required_argument, NULL, 'L' },
 		{ "metrics-addr", required_argument, NULL, 'M' },
 		{ "hash-seed", required_argument, NULL, 'H' },
+		{ "max-flows", required_argument, NULL, 'F' },
+		{ "max-services", required_argument, NULL, 'V' },
+		{ "max-endpoints", required_argument, NULL, 'E' },
 		{ "uninstall", no_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "log-format", required_argument, NULL, 'J' },
@@ -755,6 +809,25 @@ int main(int argc, char **argv)
 		case 'M':
 			metrics_addr = optarg;
 			break;
+		case 'F':
+		case 'V':
+		case 'E': {
+			char *end;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || !*optarg || *end || !v || v > UINT32_MAX) {
+				fprintf(stderr, "kshiftd: --%s %s: must be a positive number\n",
+					c == 'F' ? "max-flows" : c == 'V' ? "max-services"
+									  : "max-endpoints",
+					optarg);
+				return 2;
+			}
+			*(c == 'F' ? &dp_opts.max_flows : c == 'V' ? &dp_opts.max_services
+								  : &dp_opts.max_endpoints) = v;
+			break;
+		}
 		case 'H': {
 			char *end;
 
@@ -883,8 +956,13 @@ int main(int argc, char **argv)
 		state_replay(&d);
 		config_load(&d);
 		/* the shifts are back on fresh services: what the adopted
-		 * maps served and no shift claimed goes */
-		ks_dp_adopt_done(&d.dp);
+		 * maps served and no shift claimed goes; with Kubernetes, once
+		 * the cluster's shifts are back too (until then the adopted
+		 * ones keep serving) */
+		if (d.kube)
+			d.adopt_pending = true;
+		else
+			ks_dp_adopt_done(&d.dp);
 		d.serving = true;
 		pr_info("kshiftd: ready on %s, %d interface(s), pins under %s\n", socket_path,
 			d.dp.nr_links, pin_path);

@@ -154,11 +154,84 @@ static int walk_next(struct ks_dp *dp, struct walk *w, uint32_t *batch, bool fir
 	return (int)count;
 }
 
+/* What a queued flush matches: a service's flows to one endpoint, or with
+ * ep all zero, all of them. Built on zeroed memory: compared as bytes. */
+struct ks_ct_flush_key {
+	uint32_t svc;
+	struct ks_endpoint ep;
+};
+
+static struct ks_ct_flush_key flush_key(uint32_t svc, const struct ks_endpoint *ep)
+{
+	struct ks_ct_flush_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.svc = svc;
+	if (ep) {
+		k.ep.addr = ep->addr;
+		k.ep.port = ep->port;
+		k.ep.family = ep->family;
+	}
+	return k;
+}
+
+int ks_ct_gc_flush(struct ks_ct_gc *gc, uint32_t svc, const struct ks_endpoint *ep)
+{
+	struct ks_ct_flush_key k = flush_key(svc, ep);
+
+	/* covered from the next pass that starts, so a pass under way also
+	 * deletes what it still meets of these flows */
+	return ks_index_put(&gc->flushes, &k, sizeof(k),
+			    (void *)(uintptr_t)(gc->pass + 1 + gc->in_pass));
+}
+
+bool ks_ct_gc_urgent(const struct ks_ct_gc *gc)
+{
+	return gc->flushes.n > 0;
+}
+
+void ks_ct_gc_destroy(struct ks_ct_gc *gc)
+{
+	ks_index_destroy(&gc->flushes);
+}
+
+/* Whether a queued flush takes this entry's flow. */
+static bool flushed(const struct ks_ct_gc *gc, const struct ks_flow *key, const struct ks_conn *c)
+{
+	bool fwd = c->dir == KS_DIR_FORWARD;
+	struct ks_endpoint ep = {
+		.addr = fwd ? c->addr : key->saddr,
+		.port = fwd ? c->port : key->sport,
+		.family = key->family,
+	};
+	struct ks_ct_flush_key k;
+
+	if (!gc->flushes.n)
+		return false;
+	k = flush_key(c->svc, NULL);
+	if (ks_index_get(&gc->flushes, &k, sizeof(k)))
+		return true;
+	k = flush_key(c->svc, &ep);
+	return ks_index_get(&gc->flushes, &k, sizeof(k));
+}
+
+/* At the end of pass gc->pass: the flushes it covered whole are done. */
+static int flush_done(const void *key, size_t len, void *value, void *arg)
+{
+	struct ks_ct_gc *gc = arg;
+
+	if ((uintptr_t)value <= gc->pass)
+		ks_index_del(&gc->flushes, key, len);
+	return 0;
+}
+
 int ks_ct_gc_step(struct ks_dp *dp, struct ks_ct_gc *gc, uint64_t now_ns, uint32_t budget,
 		  struct ks_ct_gc_stats *st)
 {
+	struct ks_index flushes;
 	bool done, pressure;
 	struct walk w;
+	uint64_t pass;
 	int n, i, err;
 
 	if (!budget)
@@ -180,7 +253,11 @@ int ks_ct_gc_step(struct ks_dp *dp, struct ks_ct_gc *gc, uint64_t now_ns, uint32
 		bool fwd = w.vals[i].dir == KS_DIR_FORWARD;
 
 		st->scanned++;
-		if (collect(dp, &w.keys[i], &w.vals[i], now_ns, gc->pressure)) {
+		if (flushed(gc, &w.keys[i], &w.vals[i])) {
+			/* its other entry matches the same flush */
+			bpf_map_delete_elem(conns_fd(dp), &w.keys[i]);
+			st->flushed += fwd;
+		} else if (collect(dp, &w.keys[i], &w.vals[i], now_ns, gc->pressure)) {
 			st->expired += fwd;
 			st->early += fwd && !expired(dp, &w.vals[i], now_ns);
 		} else {
@@ -195,8 +272,13 @@ int ks_ct_gc_step(struct ks_dp *dp, struct ks_ct_gc *gc, uint64_t now_ns, uint32
 	st->passes++;
 	pressure = gc->entries * 100 >
 		   (uint64_t)bpf_map__max_entries(dp->skel->maps.ks_conns) * KS_CT_GC_PRESSURE_PCT;
+	flushes = gc->flushes;
+	pass = gc->pass + 1;
 	memset(gc, 0, sizeof(*gc));
 	gc->pressure = pressure;
+	gc->pass = pass;
+	gc->flushes = flushes;
+	ks_index_foreach(&gc->flushes, flush_done, gc);
 	return 1;
 }
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <kshift/abi.h>
 #include "dataplane.h"
+#include "index.h"
 
 /* Entries one ks_ct_gc_step() looks at by default: about 1 ms of syscalls
  * (one batched lookup) plus one delete per expired flow. */
@@ -43,13 +44,16 @@ struct ks_ct_gc_stats {
 	uint64_t passes;  /* complete passes over the table */
 };
 
-/* The collector's place in the table between calls. Zero it to start. */
+/* The collector's place in the table between calls. Zero it to start;
+ * ks_ct_gc_destroy frees what ks_ct_gc_flush queued. */
 struct ks_ct_gc {
 	uint32_t batch; /* the kernel's cursor (a hash bucket) */
 	bool in_pass;
 	bool pressure;	    /* the last pass found the table nearly full */
 	uint64_t live;	    /* live flows counted so far in this pass */
 	uint64_t entries;   /* entries kept so far in this pass */
+	uint64_t pass;	    /* complete passes so far */
+	struct ks_index flushes; /* struct ks_ct_flush_key -> first pass that covers it */
 };
 
 /* The datapath's clock (bpf_ktime_get_coarse_ns): CLOCK_MONOTONIC_COARSE. */
@@ -67,6 +71,19 @@ int ks_ct_gc_step(struct ks_dp *dp, struct ks_ct_gc *gc, uint64_t now_ns, uint32
 /* The rest of a pass (a whole one from a zeroed gc), at once: for tests and
  * tools; the daemon steps. */
 int ks_ct_gc(struct ks_dp *dp, struct ks_ct_gc *gc, uint64_t now_ns, struct ks_ct_gc_stats *st);
+
+/*
+ * Queues the flows of service svc steered to ep (NULL: every flow of svc)
+ * for deletion by the collector: every step deletes those it meets, until a
+ * whole pass begun after the call has ended. This is how a removed endpoint
+ * or a deleted service loses its flows without the loop stopping for a walk
+ * of the whole table; while flushes are queued, ks_ct_gc_urgent says so and
+ * the daemon steps without pause (a million entries in well under a
+ * second, in steps of a few milliseconds). 0 or -ENOMEM.
+ */
+int ks_ct_gc_flush(struct ks_ct_gc *gc, uint32_t svc, const struct ks_endpoint *ep);
+bool ks_ct_gc_urgent(const struct ks_ct_gc *gc);
+void ks_ct_gc_destroy(struct ks_ct_gc *gc);
 
 /*
  * Deletes every flow of service svc steered to ep (its address, port and

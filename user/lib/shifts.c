@@ -52,6 +52,7 @@ void ks_shifts_destroy(struct ks_shifts *t)
 	ks_index_destroy(&t->by_name);
 	ks_index_destroy(&t->by_frontend);
 	ks_index_destroy(&t->addr_refs);
+	ks_ct_gc_destroy(&t->gc);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -469,6 +470,73 @@ static void del_frontends(struct ks_shifts *t, const struct ks_shift *s,
 	}
 }
 
+/* Endpoint es of a backend as service ref steers to it. */
+static struct ks_endpoint dp_endpoint(const struct ks_endpoint_spec *es,
+				      const struct ks_svc_ref *ref)
+{
+	return (struct ks_endpoint){
+		.addr = es->ip.addr,
+		.family = es->ip.family,
+		.port = htons(es->port ? es->port : ref->port.port),
+	};
+}
+
+static bool lists_endpoint(const struct ks_shift *s, const struct ks_svc_ref *ref,
+			   const struct ks_endpoint *ep)
+{
+	struct ks_endpoint e;
+	size_t b, j;
+
+	for (b = 0; b < s->nr_backends; b++) {
+		for (j = 0; j < s->backends[b].nr_endpoints; j++) {
+			if (!ep_serves(&s->backends[b].endpoints[j], ref))
+				continue;
+			e = dp_endpoint(&s->backends[b].endpoints[j], ref);
+			if (e.family == ep->family && e.port == ep->port &&
+			    !memcmp(&e.addr, &ep->addr, sizeof(e.addr)))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Queues for the collector the flows a change from old to now strands:
+ * those of endpoints no longer listed, on services both versions have (a
+ * draining endpoint is still listed, and keeps its flows), and every flow
+ * of a service only the old version had. Their next packets are steered
+ * anew: a UDP client with a fixed source port moves on at once.
+ */
+static void flush_stranded(struct ks_shifts *t, const struct ks_shift_state *old,
+			   const struct ks_shift *now, const struct ks_svc_ref *refs,
+			   size_t nr_refs)
+{
+	const struct ks_svc_ref *r;
+	struct ks_endpoint ep;
+	size_t i, b, j;
+	int err = 0;
+
+	for (i = 0; i < old->nr_svcs; i++) {
+		r = &old->svcs[i];
+		if (!now || !find_ref((struct ks_svc_ref *)refs, nr_refs, r)) {
+			err |= ks_ct_gc_flush(&t->gc, r->svc, NULL);
+			continue;
+		}
+		for (b = 0; b < old->spec.nr_backends; b++) {
+			for (j = 0; j < old->spec.backends[b].nr_endpoints; j++) {
+				if (!ep_serves(&old->spec.backends[b].endpoints[j], r))
+					continue;
+				ep = dp_endpoint(&old->spec.backends[b].endpoints[j], r);
+				if (!lists_endpoint(now, r, &ep))
+					err |= ks_ct_gc_flush(&t->gc, r->svc, &ep);
+			}
+		}
+	}
+	if (err)
+		pr_warn("%s/%s: out of memory queueing the flows of removed endpoints\n",
+			old->spec.namespace, old->spec.name);
+}
+
 int ks_shifts_apply(struct ks_shifts *t, const struct ks_shift *shift, const char *source,
 		    char *err, size_t errlen)
 {
@@ -543,6 +611,7 @@ int ks_shifts_apply(struct ks_shifts *t, const struct ks_shift *shift, const cha
 	st->nr_svcs = nr_refs;
 	index_state(t, st, true);
 	if (old) {
+		flush_stranded(t, old, shift, refs, nr_refs);
 		del_frontends(t, &old->spec, shift, true);
 		for (i = 0; i < old->nr_svcs; i++)
 			if (!find_ref(refs, nr_refs, &old->svcs[i])) {
@@ -587,6 +656,7 @@ int ks_shifts_delete(struct ks_shifts *t, const char *ns, const char *name, char
 		seterr(err, errlen, "%s/%s: no such shift", ns, name);
 		return -ENOENT;
 	}
+	flush_stranded(t, st, NULL, NULL, 0);
 	del_frontends(t, &st->spec, NULL, true);
 	for (i = 0; i < st->nr_svcs; i++) {
 		ks_dp_svc_delete(t->dp, st->svcs[i].svc);

@@ -9,6 +9,7 @@
 #define KSHIFT_SHIFTS_H
 
 #include <json-c/json.h>
+#include "conntrack.h"
 #include "dataplane.h"
 #include "index.h"
 #include "shift.h"
@@ -36,6 +37,9 @@ struct ks_shifts {
 	struct ks_index by_name;     /* "namespace/name" -> state */
 	struct ks_index by_frontend; /* struct frontend_id -> state */
 	struct ks_index addr_refs;   /* struct frontend_id, port 0 -> shifts using the address */
+	/* the connection table's collector, with the flows of removed
+	 * endpoints and deleted services queued for it (the daemon steps it) */
+	struct ks_ct_gc gc;
 };
 
 void ks_shifts_init(struct ks_shifts *t, struct ks_dp *dp);
