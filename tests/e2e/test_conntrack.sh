@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# End to end: a connection table that tells the truth, in tc and xdp mode.
+#   - 2 MB go each way through the VIP on one connection
+#   - UDP replies of 3,000 bytes, fragmented by the pod, reach the client
+#     through the VIP (fragments follow their first fragment)
+#   - a UDP client with a fixed source port moves to another endpoint within
+#     1 s of its endpoint's removal (the flows of removed endpoints are
+#     flushed)
+#   - a SYN flood of twice the table's size from spoofed sources: 100
+#     long-lived connections keep working on their backend, also after a
+#     change of weights, and new connections work once the flood stops
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+ks_init conntrack
+
+FLOWS=4096 # --max-flows: a flood of twice that is quick to send
+
+# server.py: on each endpoint, TCP 9000 sends 2 MB to whoever connects and
+# reads 2 MB back ("ok" when all arrived); UDP 5353 answers every datagram
+# with 3,000 bytes of its name
+server_py() {
+	cat <<'PY'
+import socket, sys, threading
+name, addr = sys.argv[1], sys.argv[2]
+def tcp():
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, 9000)); s.listen(64)
+    while True:
+        c, _ = s.accept()
+        def serve(c):
+            try:
+                c.settimeout(20)
+                c.sendall(b"x" * 2000000)
+                got = 0
+                while got < 2000000:
+                    b = c.recv(65536)
+                    if not b: break
+                    got += len(b)
+                c.sendall(b"ok" if got == 2000000 else b"short")
+            except OSError:
+                pass
+            c.close()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+def udp():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((addr, 5353))
+    while True:
+        d, peer = u.recvfrom(2048)
+        u.sendto((name.encode() + b" " * 3000)[:3000], peer)
+threading.Thread(target=tcp, daemon=True).start()
+udp()
+PY
+}
+
+# bulk HOST: 2 MB down then 2 MB up on one connection through HOST:80
+bulk() {
+	in_ns "$KS_CLIENT" "$KS_PY" -c '
+import socket, sys
+s = socket.create_connection((sys.argv[1], 80), timeout=15)
+got = 0
+while got < 2000000:
+    b = s.recv(65536)
+    if not b: break
+    got += len(b)
+s.sendall(b"y" * 2000000)
+s.shutdown(socket.SHUT_WR)
+end = s.recv(16)
+print("down=%d up=%s" % (got, end.decode(errors="replace")))' "$1" 2>&1
+}
+
+manifest() {
+	local eps=$1
+	cat >"$KS_CONF/ct.yaml.tmp" <<EOF
+apiVersion: kshift.dev/v1alpha1
+kind: TrafficShift
+metadata: {name: bulk}
+spec:
+  frontend:
+    addresses: ["198.18.100.1"]
+    ports: [{port: 80, protocol: TCP}]
+  backends:
+  - {name: stable, endpoints: ["198.18.2.2:9000"], weight: 1}
+---
+apiVersion: kshift.dev/v1alpha1
+kind: TrafficShift
+metadata: {name: dns}
+spec:
+  frontend:
+    addresses: ["198.18.100.2"]
+    ports: [{port: 53, protocol: UDP}]
+  backends:
+  - {name: stable, endpoints: [$eps], weight: 1}
+---
+apiVersion: kshift.dev/v1alpha1
+kind: TrafficShift
+metadata: {name: web}
+spec:
+  frontend:
+    addresses: ["198.18.100.3"]
+    ports: [{port: 80, protocol: TCP}]
+  backends:
+  - {name: stable, endpoints: ["198.18.2.2:8080", "198.18.2.3:8080"], weight: 50}
+  - {name: canary, endpoints: ["198.18.3.2:8080"], weight: 50}
+EOF
+	mv "$KS_CONF/ct.yaml.tmp" "$KS_CONF/ct.yaml"
+}
+
+# udp_follow OUT SECONDS: one UDP socket (one source port) asks
+# 198.18.100.2:53 every 50 ms; OUT gets "TIME NAME" per answer
+udp_follow() {
+	ip netns exec "$KS_CLIENT" "$KS_PY" -c '
+import socket, sys, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(0.2)
+u.connect(("198.18.100.2", 53))
+end = time.time() + float(sys.argv[2])
+with open(sys.argv[1], "w") as f:
+    while time.time() < end:
+        try:
+            u.send(b"q")
+            d = u.recv(4096)
+            f.write("%.3f %s\n" % (time.time(), d.split()[0].decode())); f.flush()
+        except OSError as e:
+            f.write("%.3f error\n" % time.time()); f.flush()
+        time.sleep(0.05)' "$1" "$2" &
+	KS_LAST_PID=$!
+	KS_BG_PIDS+=($!)
+}
+
+# flood N: N SYNs to 198.18.100.3:80 from spoofed sources in 198.18.1.0/24
+flood() {
+	in_ns "$KS_CLIENT" "$KS_PY" -c '
+import random, socket, struct, sys
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+dst = socket.inet_aton("198.18.100.3")
+rnd = random.Random(7)
+for i in range(int(sys.argv[1])):
+    src = socket.inet_aton("198.18.1.%d" % rnd.randint(20, 250))
+    sport = rnd.randint(1024, 65535)
+    tcp = struct.pack("!HHIIBBHHH", sport, 80, rnd.getrandbits(32), 0, 5 << 4, 0x02, 64240, 0, 0)
+    c = csum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i & 0xffff, 0, 64, 6, 0, src, dst)
+    r.sendto(ip + tcp, ("198.18.100.3", 0))
+print(sys.argv[1])' "$1" 2>&1
+}
+
+for mode in $(ks_modes); do
+	ks_setup "$mode" stable:198.18.2.2 stable:198.18.2.3 canary:198.18.3.2 &&
+		ks_httpd_all 8080 || { ks_mode_end; continue; }
+	for i in 0 1; do
+		ip netns exec "$KS_PFX-ep$i" "$KS_PY" -c "$(server_py)" "stable$i" \
+			"${KS_EP_ADDRS[i]}" </dev/null >>"$KS_TMP/server$i.log" 2>&1 &
+		KS_BG_PIDS+=($!)
+	done
+	manifest '"198.18.2.2:5353", "198.18.2.3:5353"'
+	ks_daemon_start --max-flows "$FLOWS" || { ks_mode_end; continue; }
+	ks_until 5 0.1 ks_weights_are web "stable=50 canary=50" ||
+		{ not_ok "the manifests are applied"; ks_mode_end; continue; }
+
+	res=$(bulk 198.18.100.1)
+	check "2 MB each way through the VIP ($res)" [ "$res" = "down=2000000 up=ok" ]
+
+	# fragmented UDP replies
+	res=$(in_ns "$KS_CLIENT" "$KS_PY" -c '
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2)
+u.connect(("198.18.100.2", 53)); n = 0
+for i in range(20):
+    try:
+        u.send(b"q"); n += len(u.recv(8192)) == 3000
+    except OSError: pass
+print(n)' 2>&1)
+	check "UDP replies of 3,000 bytes (fragmented by the pod) reach the client: $res of 20" \
+		[ "$res" = 20 ]
+
+	# a fixed source port moves on when its endpoint goes
+	udp_follow "$KS_TMP/follow" 6
+	follow_pid=$KS_LAST_PID
+	sleep 1.5
+	first=$(awk 'END { print $2 }' "$KS_TMP/follow")
+	if [[ $first == stable0 ]]; then gone=198.18.2.2 keep='"198.18.2.3:5353"'; else
+		gone=198.18.2.3 keep='"198.18.2.2:5353"'; fi
+	t0=$(ks_now)
+	manifest "$keep"
+	wait "$follow_pid"
+	moved=$(awk -v t0="$t0" -v first="$first" '$1 > t0 && $2 != first && $2 != "error" {
+		print $1 - t0; exit }' "$KS_TMP/follow")
+	after=$(awk -v t0="$t0" -v first="$first" '$1 > t0 + 1.5 && $2 == first' "$KS_TMP/follow" | wc -l)
+	check "a UDP client with a fixed port leaves removed $gone for the other endpoint (after ${moved:-never} s, incl. the 0.2 s reload delay)" \
+		"$KS_PY" -c "import sys; sys.exit(not ('$moved' and float('$moved') < 1.0))"
+	check "... and never reaches it again ($after answers from it later)" [ "$after" = 0 ]
+
+	# a SYN flood of twice the table's size
+	ks_client_bg "$KS_TMP/ka.json" keepalive http://198.18.100.3/ 100 \
+		--ready-file "$KS_TMP/ka.ready" --go-file "$KS_TMP/ka.go"
+	ka_pid=$KS_LAST_PID
+	ks_wait_file "$KS_TMP/ka.ready" 20
+	sent=$(flood $((2 * FLOWS)))
+	ks_ctl set web stable=0 canary=100 >/dev/null
+	touch "$KS_TMP/ka.go"
+	wait "$ka_pid"
+	res=$(<"$KS_TMP/ka.json")
+	check "flood of $sent SYNs: 100 long-lived connections keep working on their backend ($(jq_py "$res" "{k: d[k] for k in ('kept', 'changed', 'errors')}"))" \
+		jq_ok "$res" "d['kept'] == 100"
+	verdicts=$(ks_ctl verdicts -o json 2>/dev/null || ks_ctl verdicts 2>/dev/null)
+	diag "verdicts after the flood: $(echo "$verdicts" | tr -d ' \n' | head -c 600)"
+	check "new connections work once the half-open flows are collected" \
+		ks_until 20 1 bash -c "ip netns exec $KS_CLIENT $KS_PY $KS_E2E/client.py split http://198.18.100.3/ 5 | grep -q '\"ok\": 5'"
+	ks_mode_end
+done
+ks_done
