@@ -10,11 +10,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <json-c/json.h>
 #include "lib/ctl.h"
@@ -29,6 +31,8 @@ struct ctl {
 	const char *file;   /* apply -f */
 	const char *output; /* get -o */
 	int timeout_ms;	    /* --timeout */
+	bool once;	    /* top --once */
+	bool force;	    /* set, switch: --force */
 	int argc;	    /* positionals after the command */
 	char **argv;
 };
@@ -48,6 +52,9 @@ static void usage(FILE *f)
 		   "  mirror NAME BACKEND [--percent P] | mirror NAME --off   (--kubernetes)\n"
 		   "  delete NAME... | delete -f FILE\n"
 		   "  verdicts                     the dataplane's per-reason packet counters\n"
+		   "  top [NAME] [--once]          live per-backend view\n"
+		   "  version\n"
+		   "COMMAND --help shows the command's own usage.\n"
 		   "options:\n"
 		   "  --timeout D                  give up after D (500ms, 10s, 2m; default 30s,\n"
 		   "                               60s with --wait)\n"
@@ -56,6 +63,58 @@ static void usage(FILE *f)
 		   "  -A, --all-namespaces         get: every namespace\n"
 		   "KSHIFT_SOCKET stands for --socket. As kubectl-kshift (kubectl kshift ...),\n"
 		   "--kubernetes is the default.\n");
+}
+
+#ifndef KSHIFT_VERSION
+#define KSHIFT_VERSION "0.1.0"
+#endif
+
+/* Each verb's own usage, for VERB --help. */
+static const struct verb {
+	const char *name, *synopsis, *what;
+} verbs[] = {
+	{ "apply", "apply -f FILE",
+	  "create or replace the shifts in a manifest (- for stdin); a list\n"
+	  "  that get -o yaml printed applies back as it is" },
+	{ "get", "get [NAME] [-o wide|json|yaml] [-A]",
+	  "shifts: frontends, weights and shares, endpoints, the observed split and its\n"
+	  "  window, rejected flows and open connections" },
+	{ "set", "set NAME BACKEND=W ... [--force]",
+	  "set weights (relative integers 0..1000000); refused if every backend with\n"
+	  "  weight would have no endpoint, unless --force" },
+	{ "switch", "switch NAME BACKEND [--force]",
+	  "blue/green: all weight to BACKEND, atomically; refused if it has no\n"
+	  "  endpoint, unless --force" },
+	{ "promote", "promote NAME [BACKEND]",
+	  "all weight to the canary (the last backend unless named)" },
+	{ "rollback", "rollback NAME", "all weight back to the first backend" },
+	{ "mirror", "mirror NAME BACKEND [--percent P] | mirror NAME --off",
+	  "shadow traffic: copy new flows to BACKEND, its replies dropped" },
+	{ "top", "top [NAME] [--once]",
+	  "live per-backend view, redrawn every second: weight and share, observed\n"
+	  "  share over the last 10 s, new flows/s, packets/s, bytes/s, resets, open\n"
+	  "  connections; plain lines without a terminal, one block with --once" },
+	{ "delete", "delete NAME... | delete -f FILE", "delete shifts" },
+	{ "verdicts", "verdicts [-o json]", "the dataplane's packet counters by reason" },
+	{ "version", "version", "kshiftctl's version" },
+};
+
+static const struct verb *verb_of(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (!strcmp(verbs[i].name, name))
+			return &verbs[i];
+	return NULL;
+}
+
+static void verb_usage(FILE *f, const struct verb *v)
+{
+	fprintf(f,
+		"usage: kshiftctl [--socket PATH | --kubernetes ...] [-n NAMESPACE] [--timeout D] "
+		"%s\n  %s\n",
+		v->synopsis, v->what);
 }
 
 static void vsay(const char *fmt, va_list ap)
@@ -105,8 +164,16 @@ static int call(const struct ctl *c, struct json_object *req, struct json_object
 	json_object_put(req);
 	if (ret == -ETIMEDOUT)
 		return fail("%s: no answer within %d ms (--timeout)", c->socket, c->timeout_ms);
+	if (ret == -ENOENT || ret == -ECONNREFUSED)
+		return fail("%s: %s: is kshiftd running? start it or pass --socket PATH "
+			    "(or set KSHIFT_SOCKET)",
+			    c->socket, strerror(-ret));
+	if (ret == -EACCES || ret == -EPERM)
+		return fail("%s: %s: run as root or join the socket's group", c->socket,
+			    strerror(-ret));
 	if (ret)
-		return fail("%s: %s (is kshiftd running?)", c->socket, strerror(-ret));
+		return fail("%s: %s: is this kshiftd's control socket? pass --socket PATH",
+			    c->socket, strerror(-ret));
 	if (!json_object_object_get_ex(resp, "ok", &ok) || !json_object_get_boolean(ok)) {
 		ret = fail("%s", json_object_object_get_ex(resp, "error", &err)
 					 ? json_object_get_string(err)
@@ -159,6 +226,83 @@ static char *read_input(const char *path)
 	return buf;
 }
 
+static struct json_object *path_get(struct json_object *o, const char *a, const char *b);
+
+/*
+ * What apply sends: the file as it is, so that refusals name its lines;
+ * rewritten only when it is a list (what get -o yaml prints of several
+ * shifts: a sequence, or a kind: List) or -n names the namespace, as JSON
+ * documents without their status. Refuses a file that holds no shift and a
+ * document whose namespace contradicts -n.
+ */
+static int apply_text(const struct ctl *c, char **text)
+{
+	struct json_object **docs = NULL, *all = json_object_new_array(), *items, *ns;
+	size_t nr = 0, i, j, w = 0, cap;
+	char err[KS_ERR_LEN], *out;
+	bool rewrite = c->ns != NULL;
+	int ret = EXIT_OK;
+
+	if (ks_yaml_to_json(*text, strlen(*text), &docs, &nr, err, sizeof(err))) {
+		json_object_put(all);
+		return fail("%s: %s", c->file, err); /* the daemon would say the same */
+	}
+	for (i = 0; i < nr; i++) {
+		items = docs[i];
+		if (json_object_is_type(docs[i], json_type_object) &&
+		    json_object_get_string(path_get(docs[i], "kind", NULL)) &&
+		    !strcmp(json_object_get_string(path_get(docs[i], "kind", NULL)), "List"))
+			items = path_get(docs[i], "items", NULL);
+		if (!json_object_is_type(items, json_type_array)) {
+			json_object_array_add(all, json_object_get(docs[i]));
+			continue;
+		}
+		rewrite = true;
+		for (j = 0; j < json_object_array_length(items); j++)
+			json_object_array_add(all,
+					      json_object_get(json_object_array_get_idx(items, j)));
+	}
+	for (i = 0; i < nr; i++)
+		json_object_put(docs[i]);
+	free(docs);
+	if (!json_object_array_length(all)) {
+		json_object_put(all);
+		return fail("%s: holds no TrafficShift: nothing to apply", c->file);
+	}
+	if (!rewrite) {
+		json_object_put(all);
+		return EXIT_OK;
+	}
+	cap = 1;
+	for (i = 0; i < json_object_array_length(all) && !ret; i++) {
+		struct json_object *d = json_object_array_get_idx(all, i), *meta;
+
+		if (!json_object_is_type(d, json_type_object))
+			continue; /* the daemon refuses it, naming it */
+		json_object_object_del(d, "status");
+		meta = path_get(d, "metadata", NULL);
+		ns = path_get(meta, "namespace", NULL);
+		if (c->ns && ns && strcmp(json_object_get_string(ns), c->ns))
+			ret = fail("%s: document %zu: metadata.namespace %s contradicts -n %s",
+				   c->file, i + 1, json_object_get_string(ns), c->ns);
+		else if (c->ns && json_object_is_type(meta, json_type_object))
+			json_object_object_add(meta, "namespace", json_object_new_string(c->ns));
+		cap += strlen(json_object_to_json_string(d)) + 8;
+	}
+	out = ret ? NULL : malloc(cap);
+	for (i = 0; out && i < json_object_array_length(all); i++)
+		w += snprintf(out + w, cap - w, "%s%s\n", i ? "---\n" : "",
+			      json_object_to_json_string(json_object_array_get_idx(all, i)));
+	json_object_put(all);
+	if (ret)
+		return ret;
+	if (!out)
+		return fail("out of memory");
+	free(*text);
+	*text = out;
+	return EXIT_OK;
+}
+
 static int cmd_apply(struct ctl *c)
 {
 	struct json_object *req, *resp, *n;
@@ -172,6 +316,11 @@ static int cmd_apply(struct ctl *c)
 	text = read_input(c->file);
 	if (!text)
 		return fail("%s: %s", c->file, strerror(errno));
+	ret = apply_text(c, &text);
+	if (ret) {
+		free(text);
+		return ret;
+	}
 	req = json_object_new_object();
 	json_object_object_add(req, "cmd", json_object_new_string("apply"));
 	json_object_object_add(req, "manifest", json_object_new_string(text));
@@ -196,6 +345,22 @@ static struct json_object *path_get(struct json_object *o, const char *a, const 
 	return json_object_object_get_ex(x, b, &y) ? y : NULL;
 }
 
+/* A shift's frontends and refusals, under its backends. */
+static void print_frontends(struct json_object *it)
+{
+	struct json_object *fes = path_get(it, "status", "frontends");
+	size_t i;
+
+	printf("  frontends:");
+	for (i = 0; fes && i < json_object_array_length(fes); i++)
+		printf("%s %s", i ? "," : "",
+		       json_object_get_string(json_object_array_get_idx(fes, i)));
+	printf("; rejected flows: %s; observed: %s\n",
+	       json_object_get_string(path_get(it, "status", "rejectedFlows")) ?: "0",
+	       json_object_get_string(path_get(it, "status", "observedWindow"))
+		       ?: "new flows since the last change");
+}
+
 /* A shift's source rules, under its backends: which are in force. */
 static void print_rules(struct json_object *rules)
 {
@@ -218,8 +383,8 @@ static void print_table(struct json_object *items, bool wide)
 {
 	size_t i, j, n = json_object_array_length(items);
 
-	printf("%-12s %-20s %-12s %8s %9s %10s %9s", "NAMESPACE", "NAME", "BACKEND", "WEIGHT",
-	       "ENDPOINTS", "NEW-FLOWS", "OBSERVED");
+	printf("%-12s %-20s %-12s %8s %7s %9s %10s %9s %8s", "NAMESPACE", "NAME", "BACKEND",
+	       "WEIGHT", "SHARE", "ENDPOINTS", "NEW-FLOWS", "OBSERVED", "OPEN");
 	if (wide)
 		printf(" %12s %14s %s", "PACKETS", "BYTES", "SOURCE");
 	printf("\n");
@@ -232,12 +397,14 @@ static void print_table(struct json_object *items, bool wide)
 		for (j = 0; j < json_object_array_length(backends); j++) {
 			struct json_object *b = json_object_array_get_idx(backends, j);
 
-			printf("%-12s %-20s %-12s %8s %9s %10s %8.1f%%", j ? "" : ns, j ? "" : name,
-			       json_object_get_string(path_get(b, "name", NULL)),
+			printf("%-12s %-20s %-12s %8s %6.1f%% %9s %10s %8.1f%% %8s", j ? "" : ns,
+			       j ? "" : name, json_object_get_string(path_get(b, "name", NULL)),
 			       json_object_get_string(path_get(b, "weight", NULL)),
+			       json_object_get_double(path_get(b, "sharePercent", NULL)),
 			       json_object_get_string(path_get(b, "endpoints", NULL)),
 			       json_object_get_string(path_get(b, "newFlows", NULL)),
-			       json_object_get_double(path_get(b, "observedPercent", NULL)));
+			       json_object_get_double(path_get(b, "observedPercent", NULL)),
+			       json_object_get_string(path_get(b, "openConnections", NULL)) ?: "-");
 			if (wide)
 				printf(" %12s %14s %s",
 				       json_object_get_string(path_get(b, "packets", NULL)),
@@ -247,6 +414,7 @@ static void print_table(struct json_object *items, bool wide)
 						   path_get(it, "status", "source")));
 			printf("\n");
 		}
+		print_frontends(it);
 		print_rules(path_get(it, "status", "rules"));
 	}
 }
@@ -280,6 +448,8 @@ static int cmd_get(struct ctl *c)
 			       shown, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 	else if (!strcmp(out, "yaml"))
 		ks_print_yaml(stdout, shown);
+	else if (!json_object_array_length(items))
+		fprintf(stderr, "No resources found\n");
 	else
 		print_table(items, !strcmp(out, "wide"));
 	json_object_put(resp);
@@ -300,6 +470,9 @@ static int parse_weight(const char *s, uint32_t *w)
 	*w = v;
 	return 0;
 }
+
+static int change(const struct ctl *c, const char *cmd, struct json_object *req,
+		  struct json_object *weights, const char *target);
 
 static int cmd_set(struct ctl *c)
 {
@@ -325,9 +498,290 @@ static int cmd_set(struct ctl *c)
 				    (int)(eq - c->argv[i]), c->argv[i], eq + 1, KS_WEIGHT_MAX);
 		}
 		*eq = '\0';
+		if (json_object_object_get_ex(weights, c->argv[i], NULL)) {
+			json_object_put(req);
+			return fail("set %s: backend %s named twice: give each backend once",
+				    c->argv[0], c->argv[i]);
+		}
 		json_object_object_add(weights, c->argv[i], json_object_new_int64(w));
 	}
-	return call(c, req, NULL);
+	return change(c, "set", req, weights, NULL);
+}
+
+/* ---- top: a live view from the counters, refreshed every second ---- */
+
+#define TOP_WINDOW_S 10 /* observed shares: new flows over the last 10 s */
+#define TOP_SAMPLES  (TOP_WINDOW_S + 2)
+
+struct top_sample {
+	double t; /* monotonic seconds */
+	struct json_object *items;
+};
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int top_fetch(struct ctl *c, struct top_sample *s)
+{
+	struct json_object *req = json_object_new_object(), *resp, *items;
+	int ret;
+
+	json_object_object_add(req, "cmd", json_object_new_string("get"));
+	if (c->ns || c->argc)
+		json_object_object_add(req, "namespace", json_object_new_string(ns_or_default(c)));
+	if (c->argc)
+		json_object_object_add(req, "name", json_object_new_string(c->argv[0]));
+	ret = call(c, req, &resp);
+	if (ret)
+		return ret;
+	json_object_object_get_ex(resp, "items", &items);
+	s->items = json_object_get(items);
+	s->t = mono_s();
+	json_object_put(resp);
+	return 0;
+}
+
+/* A backend's counter in an older sample: the shift and backend by name. */
+static int64_t top_old(struct json_object *items, const char *ns, const char *name,
+		       const char *backend, const char *field)
+{
+	size_t i, j;
+
+	for (i = 0; i < json_object_array_length(items); i++) {
+		struct json_object *it = json_object_array_get_idx(items, i), *bs;
+
+		if (strcmp(json_object_get_string(path_get(it, "metadata", "namespace")), ns) ||
+		    strcmp(json_object_get_string(path_get(it, "metadata", "name")), name))
+			continue;
+		if (!field)
+			return json_object_get_int64(path_get(it, "status", "rejectedFlows"));
+		bs = path_get(it, "status", "backends");
+		for (j = 0; j < json_object_array_length(bs); j++) {
+			struct json_object *b = json_object_array_get_idx(bs, j);
+
+			if (!strcmp(json_object_get_string(path_get(b, "name", NULL)), backend))
+				return json_object_get_int64(path_get(b, field, NULL));
+		}
+	}
+	return -1;
+}
+
+/* One screen: rates between prev and now, shares between win and now. */
+static void top_print(const struct top_sample *now, const struct top_sample *prev,
+		      const struct top_sample *win, bool ansi)
+{
+	double dt = now->t - prev->t, dw = now->t - win->t;
+	size_t i, j;
+
+	if (ansi)
+		printf("\033[H\033[2J");
+	printf("kshiftctl top: rates over the last %.1f s, observed shares of new flows over the "
+	       "last %.1f s\n",
+	       dt, dw);
+	printf("%-24s %-12s %8s %7s %9s %9s %10s %12s %8s %8s\n", "SHIFT", "BACKEND", "WEIGHT",
+	       "SHARE", "OBSERVED", "NEW/S", "PACKETS/S", "BYTES/S", "RESETS", "OPEN");
+	for (i = 0; i < json_object_array_length(now->items); i++) {
+		struct json_object *it = json_object_array_get_idx(now->items, i);
+		struct json_object *bs = path_get(it, "status", "backends");
+		const char *ns = json_object_get_string(path_get(it, "metadata", "namespace"));
+		const char *name = json_object_get_string(path_get(it, "metadata", "name"));
+		int64_t total = 0, rej, rej_old;
+		char shift[2 * KS_NAME_LEN];
+
+		snprintf(shift, sizeof(shift), "%s/%s", ns, name);
+		for (j = 0; j < json_object_array_length(bs); j++) {
+			struct json_object *b = json_object_array_get_idx(bs, j);
+			int64_t old = top_old(win->items, ns, name,
+					      json_object_get_string(path_get(b, "name", NULL)),
+					      "newFlows");
+
+			total += json_object_get_int64(path_get(b, "newFlows", NULL)) -
+				 (old < 0 ? 0 : old);
+		}
+		rej = json_object_get_int64(path_get(it, "status", "rejectedFlows"));
+		rej_old = top_old(prev->items, ns, name, NULL, NULL);
+		for (j = 0; j < json_object_array_length(bs); j++) {
+			struct json_object *b = json_object_array_get_idx(bs, j);
+			const char *bn = json_object_get_string(path_get(b, "name", NULL));
+			int64_t nf = json_object_get_int64(path_get(b, "newFlows", NULL));
+			int64_t wo = top_old(win->items, ns, name, bn, "newFlows");
+			int64_t po = top_old(prev->items, ns, name, bn, "newFlows");
+			int64_t pp = top_old(prev->items, ns, name, bn, "packets");
+			int64_t pb = top_old(prev->items, ns, name, bn, "bytes");
+			char obs[16];
+
+			if (total > 0)
+				snprintf(obs, sizeof(obs), "%.1f%%",
+					 100.0 * (nf - (wo < 0 ? 0 : wo)) / total);
+			else
+				snprintf(obs, sizeof(obs), "-");
+			printf("%-24s %-12s %8s %6.1f%% %9s %9.1f %10.1f %12.1f %8s %8s\n",
+			       j ? "" : shift, bn,
+			       json_object_get_string(path_get(b, "weight", NULL)),
+			       json_object_get_double(path_get(b, "sharePercent", NULL)), obs,
+			       dt > 0 && po >= 0 ? (nf - po) / dt : 0.0,
+			       dt > 0 && pp >= 0
+				       ? (json_object_get_int64(path_get(b, "packets", NULL)) -
+					  pp) / dt
+				       : 0.0,
+			       dt > 0 && pb >= 0
+				       ? (json_object_get_int64(path_get(b, "bytes", NULL)) - pb) /
+						 dt
+				       : 0.0,
+			       j ? ""
+				 : json_object_get_string(path_get(it, "status", "rejectedFlows")),
+			       json_object_get_string(path_get(b, "openConnections", NULL)) ?: "-");
+		}
+		printf("%-24s resets %.1f/s (new flows no endpoint could take)\n", "",
+		       dt > 0 && rej_old >= 0 ? (rej - rej_old) / dt : 0.0);
+	}
+	if (!json_object_array_length(now->items))
+		printf("No resources found\n");
+	fflush(stdout);
+}
+
+static void top_drop(struct top_sample *s)
+{
+	json_object_put(s->items);
+	s->items = NULL;
+}
+
+/* top [NAME] [--once]: on a terminal, a screen redrawn every second; else,
+ * or with --once, plain lines (--once: one block, rates over one second). */
+static int cmd_top(struct ctl *c)
+{
+	struct top_sample h[TOP_SAMPLES] = {};
+	bool ansi = !c->once && isatty(STDOUT_FILENO);
+	size_t n = 0, i, w;
+	int ret;
+
+	if (c->argc > 1)
+		return usage_error("top: unexpected argument %s", c->argv[1]);
+	ret = top_fetch(c, &h[0]);
+	if (ret)
+		return ret;
+	n = 1;
+	for (;;) {
+		sleep(1);
+		if (n == TOP_SAMPLES) {
+			top_drop(&h[0]);
+			memmove(h, h + 1, (TOP_SAMPLES - 1) * sizeof(h[0]));
+			memset(&h[TOP_SAMPLES - 1], 0, sizeof(h[0]));
+			n--;
+		}
+		ret = top_fetch(c, &h[n]);
+		if (ret)
+			break;
+		n++;
+		/* the oldest sample within the window */
+		for (w = 0; w + 1 < n && h[n - 1].t - h[w].t > TOP_WINDOW_S + 0.5; w++)
+			;
+		top_print(&h[n - 1], &h[n - 2], &h[w], ansi);
+		if (c->once)
+			break;
+		if (!ansi)
+			printf("\n");
+	}
+	for (i = 0; i < n; i++)
+		top_drop(&h[i]);
+	return ret;
+}
+
+/* The shift NAME as get -o json shows it (the answer holds it), or NULL
+ * with the failure said. */
+static struct json_object *get_one(const struct ctl *c, const char *name, struct json_object **resp)
+{
+	struct json_object *req = request("get", c, name), *items;
+
+	if (call(c, req, resp))
+		return NULL;
+	json_object_object_get_ex(*resp, "items", &items);
+	return json_object_array_get_idx(items, 0);
+}
+
+/* "stable=90 (90%) canary=10 (10%)" from a shift's status. */
+static void weights_line(struct json_object *ts, char *buf, size_t len)
+{
+	struct json_object *bs = path_get(ts, "status", "backends");
+	size_t i, w = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < json_object_array_length(bs) && w < len; i++) {
+		struct json_object *b = json_object_array_get_idx(bs, i);
+
+		w += snprintf(buf + w, len - w, "%s%s=%s (%.0f%%)", i ? " " : "",
+			      json_object_get_string(path_get(b, "name", NULL)),
+			      json_object_get_string(path_get(b, "weight", NULL)),
+			      json_object_get_double(path_get(b, "sharePercent", NULL)));
+	}
+}
+
+/*
+ * A weight change (set: weights; switch, promote: target), refused before
+ * it is sent if it would leave every backend that has weight without an
+ * endpoint (every new connection reset) unless --force; weights all 0 is
+ * the recreate step, and allowed. Says what it did afterwards.
+ */
+static int change(const struct ctl *c, const char *cmd, struct json_object *req,
+		  struct json_object *weights, const char *target)
+{
+	struct json_object *resp = NULL, *ts, *bs, *gen;
+	const char *name = c->argv[0];
+	bool weighted = false, served = false;
+	char line[1024];
+	size_t i;
+	int ret;
+
+	ts = get_one(c, name, &resp);
+	if (!ts) {
+		json_object_put(req);
+		json_object_put(resp);
+		return EXIT_FAILED;
+	}
+	bs = path_get(ts, "status", "backends");
+	for (i = 0; i < json_object_array_length(bs); i++) {
+		struct json_object *b = json_object_array_get_idx(bs, i), *w;
+		const char *bn = json_object_get_string(path_get(b, "name", NULL));
+		int64_t weight = json_object_get_int64(path_get(b, "weight", NULL));
+
+		if (weights && json_object_object_get_ex(weights, bn, &w))
+			weight = json_object_get_int64(w);
+		if (target)
+			weight = !strcmp(bn, target);
+		if (!strcmp(cmd, "rollback"))
+			weight = i == 0;
+		if (weight) {
+			weighted = true;
+			served |= json_object_get_int64(path_get(b, "endpoints", NULL)) > 0;
+		}
+	}
+	json_object_put(resp);
+	if (weighted && !served && !c->force) {
+		json_object_put(req);
+		return fail("%s %s: every backend with weight would have no endpoint, so every new "
+			    "connection would be reset; add endpoints first, or pass --force",
+			    cmd, name);
+	}
+	ret = call(c, req, &resp);
+	if (ret)
+		return ret;
+	gen = path_get(resp, "generation", NULL);
+	json_object_put(resp);
+	resp = NULL;
+	ts = get_one(c, name, &resp);
+	if (ts) {
+		weights_line(ts, line, sizeof(line));
+		printf("%s/%s: %s%s%s\n",
+		       json_object_get_string(path_get(ts, "metadata", "namespace")), name, line,
+		       gen ? ", generation " : "", gen ? json_object_get_string(gen) : "");
+	}
+	json_object_put(resp);
+	return EXIT_OK;
 }
 
 /* switch NAME BACKEND, promote NAME [BACKEND], rollback NAME */
@@ -343,7 +797,7 @@ static int cmd_named(struct ctl *c, const char *cmd, int min_args, int max_args)
 	req = request(cmd, c, c->argv[0]);
 	if (c->argc > 1)
 		json_object_object_add(req, "backend", json_object_new_string(c->argv[1]));
-	return call(c, req, NULL);
+	return change(c, cmd, req, NULL, c->argc > 1 ? c->argv[1] : NULL);
 }
 
 /* delete NAME... | delete -f FILE: every one is tried, one missing or
@@ -403,7 +857,24 @@ static int cmd_verdicts(struct ctl *c)
 	ret = call(c, req, &resp);
 	if (ret)
 		return ret;
-	printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+	if (c->output && !strcmp(c->output, "json")) {
+		printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+	} else if (c->output) {
+		json_object_put(resp);
+		return usage_error("verdicts: -o %s: only json", c->output);
+	} else {
+		struct json_object *v = path_get(resp, "verdicts", NULL);
+		struct json_object *ifs = path_get(resp, "interfaces", NULL);
+
+		printf("%-24s %16s\n", "VERDICT", "PACKETS");
+		json_object_object_foreach(v, key, val)
+			printf("%-24s %16s\n", key, json_object_get_string(val));
+		if (ifs) {
+			printf("\n%-24s %16s\n", "INTERFACE", "MODE");
+			json_object_object_foreach(ifs, ik, iv)
+				printf("%-24s %16s\n", ik, json_object_get_string(iv));
+		}
+	}
 	json_object_put(resp);
 	return EXIT_OK;
 }
@@ -431,13 +902,15 @@ int main(int argc, char **argv)
 		{ "all-namespaces", no_argument, NULL, 'A' },
 		{ "percent", required_argument, NULL, 'P' },
 		{ "off", no_argument, NULL, 'O' },
-		{ "once", no_argument, NULL, '1' }, /* top: taken so that top's answer is seen */
+		{ "once", no_argument, NULL, '1' }, /* top */
+		{ "force", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	struct ctl c = { .socket = getenv("KSHIFT_SOCKET") ?: KS_DEFAULT_SOCKET };
 	struct ks_kctl_opts k = { .usage = usage };
-	bool kube = false, socket = false;
+	bool kube = false, socket = false, help = false;
+	const struct verb *v;
 	const char *cmd;
 	long ms;
 	int opt;
@@ -455,7 +928,8 @@ int main(int argc, char **argv)
 			c.file = k.file = optarg;
 			break;
 		case 'o':
-			c.output = k.output = optarg;
+			/* -o json, -ojson and -o=json, as kubectl takes them */
+			c.output = k.output = optarg + (optarg[0] == '=');
 			break;
 		case 'k':
 			kube = true;
@@ -488,20 +962,44 @@ int main(int argc, char **argv)
 			k.off = true;
 			break;
 		case '1':
+			c.once = true;
+			break;
+		case 'F':
+			c.force = true;
 			break;
 		case 'h':
-			usage(stdout);
-			return EXIT_OK;
+			help = true;
+			break;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
+	if (help) {
+		v = optind < argc ? verb_of(argv[optind]) : NULL;
+		if (optind < argc && !v)
+			return usage_error("%s: unknown command", argv[optind]);
+		if (v)
+			verb_usage(stdout, v);
+		else
+			usage(stdout);
+		return EXIT_OK;
+	}
+	/* a peer that hangs up is an error to report, not a signal to die of */
+	signal(SIGPIPE, SIG_IGN);
 	if (kube && socket)
 		return usage_error("--socket and --kubernetes do not go together");
 	if (optind >= argc)
 		return usage_error("a command is required");
 	cmd = argv[optind];
+	if (!strcmp(cmd, "version")) {
+		if (argc - optind > 1)
+			return usage_error("version: unexpected argument %s", argv[optind + 1]);
+		printf("kshiftctl %s\n", KSHIFT_VERSION);
+		return EXIT_OK;
+	}
+	if (c.force && strcmp(cmd, "set") && strcmp(cmd, "switch"))
+		return usage_error("%s: --force is for set and switch", cmd);
 	c.argc = argc - optind - 1;
 	c.argv = argv + optind + 1;
 
@@ -536,7 +1034,9 @@ int main(int argc, char **argv)
 		return cmd_delete(&c);
 	if (!strcmp(cmd, "verdicts"))
 		return cmd_verdicts(&c);
-	if (!strcmp(cmd, "mirror") || !strcmp(cmd, "top") || !strcmp(cmd, "conns"))
+	if (!strcmp(cmd, "top"))
+		return cmd_top(&c);
+	if (!strcmp(cmd, "mirror") || !strcmp(cmd, "conns"))
 		return fail("%s: not available in this version", cmd);
 	return usage_error("%s: unknown command", cmd);
 }

@@ -12,6 +12,7 @@
 #include "kshift.skel.h"
 #include "log.h"
 #include "maglev.h"
+#include "observe.h"
 #include "rules.h"
 #include "shifts.h"
 
@@ -750,6 +751,7 @@ struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_
 	json_object_object_add(status, "rejectedFlows", json_object_new_int64(none.rejected));
 	if (st->spec.nr_rules)
 		json_object_object_add(status, "rules", ks_rules_status(&st->spec));
+	ks_observe_status(t, st, doc);
 	return doc;
 }
 
