@@ -5,6 +5,10 @@
 # and turned into skeletons that the userspace objects include.
 
 OUT       := build
+# SANITIZE=1: userspace (not BPF) under ASan and UBSan, built apart
+ifeq ($(SANITIZE),1)
+OUT       := build-san
+endif
 CLANG     ?= clang
 CC        ?= gcc
 BPFTOOL   ?= bpftool
@@ -16,6 +20,14 @@ CFLAGS    ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers \
 	     -Iinclude -Iuser -I$(OUT) -D_GNU_SOURCE
 LDLIBS    := -Wl,--as-needed -lbpf -lelf -lz -lyaml -ljson-c -lcurl -lmicrohttpd -lpthread
+ifeq ($(SANITIZE),1)
+override CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+# FUZZER=1: the library instrumented for libFuzzer (what `make fuzz` builds)
+ifeq ($(FUZZER),1)
+override CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	     -fno-omit-frame-pointer -Wno-error # gcc's -Werror is the one that holds
+endif
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	     -Wno-unused-parameter -Iinclude -Ibpf -I$(OUT)
 
@@ -34,6 +46,11 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(wildcard tests/unit/tes
 PKT_TESTS  := $(patsubst tests/pkt/%.c,$(OUT)/tests/%,$(wildcard tests/pkt/test_*.c))
 PKT_HELPERS := $(filter-out tests/pkt/test_%.c,$(wildcard tests/pkt/*.c))
 TOOLS     := $(patsubst tools/%.c,$(OUT)/%,$(wildcard tools/*.c))
+# libFuzzer harnesses, built by clang into FUZZ_OUT; `make fuzz` runs each
+# for FUZZ_SECONDS from its corpus in tests/fuzz/corpus/<harness>/
+FUZZ_OUT  ?= build-fuzzer
+FUZZ_SECONDS ?= 600
+FUZZERS   := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 ifeq ($(V),1)
 Q :=
@@ -44,7 +61,7 @@ endif
 .DELETE_ON_ERROR:
 .SECONDARY: $(BPF_OBJS) $(SKELS) $(OUT)/vmlinux.h
 .PHONY: all deps help test test-unit test-pkt test-e2e demo bench bench-quick bench-prog bench-k8s \
-	clean format
+	clean format fuzz fuzz-build
 
 all: deps-if-missing $(BINS) $(OUT)/kubectl-kshift $(UNIT_TESTS) $(PKT_TESTS) $(TOOLS)
 
@@ -61,6 +78,9 @@ help:
 	@echo "make bench-k8s    kshiftd --kubernetes: patch-to-dataplane time, RSS and CPU under"
 	@echo "                  endpoint churn, with SERVICES=N (default 10000) (root)"
 	@echo "make bench-prog   ns per packet of kshift's paths with BPF_PROG_TEST_RUN (root)"
+	@echo "make fuzz         libFuzzer harnesses (manifest, Kubernetes objects), FUZZ_SECONDS"
+	@echo "                  each (default 600), and 1,000,000 fuzzed packets (root)"
+	@echo "make test SANITIZE=1  unit and packet tests under ASan and UBSan, in build-san/"
 	@echo "make format       clang-format every C source"
 	@echo "make clean        remove build/"
 	@echo "V=1 shows the commands."
@@ -114,8 +134,27 @@ $(OUT)/tests/%: tests/pkt/%.c $(PKT_HELPERS) $(wildcard tests/pkt/*.h) $(LIB) $(
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS) -Itests/pkt $< $(PKT_HELPERS) $(LIB) $(LDLIBS) -lcmocka -o $@
 
-test: all
-	$(Q)tests/run.sh all
+$(OUT)/fuzz:
+	$(Q)mkdir -p $@
+
+$(OUT)/fuzz/%: tests/fuzz/%.c $(LIB) $(LIB_HDRS) | $(OUT)/fuzz
+	@echo "  FUZZ    $@"
+	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer $< $(LIB) $(LDLIBS) -o $@
+
+# the harnesses, by a make of their own: another compiler, another OUT
+fuzz-build: deps-if-missing
+	$(Q)$(MAKE) --no-print-directory OUT=$(FUZZ_OUT) CC=$(CLANG) FUZZER=1 SANITIZE= fuzz-bins
+
+.PHONY: fuzz-bins
+fuzz-bins: $(FUZZERS)
+
+fuzz: all fuzz-build
+	$(Q)KS_BUILD=$(OUT) KS_FUZZ_OUT=$(FUZZ_OUT) tests/fuzz/run.sh $(FUZZ_SECONDS)
+	$(Q)$(OUT)/tests/test_pkt_fuzz 1000000
+
+test: all $(if $(filter 1,$(SANITIZE)),,fuzz-build)
+	$(Q)KS_BUILD=$(OUT) KS_FUZZ_OUT=$(FUZZ_OUT) tests/run.sh \
+		$(if $(filter 1,$(SANITIZE)),unit pkt,all)
 
 test-unit: all
 	$(Q)tests/run.sh unit

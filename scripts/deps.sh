@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-	make gcc clang llvm pkg-config
+	make gcc clang llvm pkg-config libclang-rt-14-dev
 	libbpf-dev libelf-dev zlib1g-dev bpftool
 	libcmocka-dev libyaml-dev libjson-c-dev libcurl4-openssl-dev libmicrohttpd-dev
 	iproute2 ethtool procps psmisc curl python3 openssl

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the test suites and ends with one summary line, "N passed, N failed".
-#   tests/run.sh unit|pkt|e2e|all
+#   tests/run.sh unit|pkt|e2e|fuzz|all ...
 # Unit and packet tests are cmocka binaries under build/tests; end-to-end
 # tests are scripts tests/e2e/test_*.sh that print TAP lines ("ok - ...",
 # "not ok - ..."). A binary or script that exits non-zero without reporting
@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 passed=0
 failed=0
 failures=()
-log_dir=build/test-logs
+build=${KS_BUILD:-build} # make SANITIZE=1 builds into build-san
+log_dir=$build/test-logs
 mkdir -p "$log_dir"
 
 # run NAME COMMAND...: runs one test program, counts its cases
@@ -38,7 +39,7 @@ run() {
 
 suite_unit() {
 	local t
-	for t in build/tests/test_*; do
+	for t in "$build"/tests/test_*; do
 		[[ -x $t && $(basename "$t") != test_pkt* ]] || continue
 		run "$(basename "$t")" "$t"
 	done
@@ -46,7 +47,7 @@ suite_unit() {
 
 suite_pkt() {
 	local t
-	for t in build/tests/test_pkt*; do
+	for t in "$build"/tests/test_pkt*; do
 		[[ -x $t ]] || continue
 		run "$(basename "$t")" "$t"
 	done
@@ -60,13 +61,21 @@ suite_e2e() {
 	done
 }
 
-case ${1:-all} in
-unit) suite_unit ;;
-pkt) suite_pkt ;;
-e2e) suite_e2e ;;
-all) suite_unit; suite_pkt; suite_e2e ;;
-*) echo "usage: $0 unit|pkt|e2e|all" >&2; exit 2 ;;
-esac
+# the libFuzzer harnesses (tests/fuzz/run.sh): corpus replay and a short run
+suite_fuzz() {
+	run fuzz bash tests/fuzz/run.sh "${FUZZ_TEST_SECONDS:-20}"
+}
+
+for s in "${@:-all}"; do
+	case $s in
+	unit) suite_unit ;;
+	pkt) suite_pkt ;;
+	e2e) suite_e2e ;;
+	fuzz) suite_fuzz ;;
+	all) suite_unit; suite_pkt; suite_fuzz; suite_e2e ;;
+	*) echo "usage: $0 unit|pkt|e2e|fuzz|all ..." >&2; exit 2 ;;
+	esac
+done
 
 ((${#failures[@]})) && echo "failing: ${failures[*]}"
 echo "kshift: $passed passed, $failed failed"
