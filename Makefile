@@ -20,6 +20,11 @@ CFLAGS    ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers \
 	     -Iinclude -Iuser -I$(OUT) -D_GNU_SOURCE
 LDLIBS    := -Wl,--as-needed -lbpf -lelf -lz -lyaml -ljson-c -lcurl -lmicrohttpd -lpthread
+# One version for kshiftd, kshiftctl, /metrics and the API client's User-Agent:
+# the VERSION file, and the commit when built from a git checkout
+KSHIFT_VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)$(shell \
+	git describe --always --dirty 2>/dev/null | sed 's/^/+g/')
+override CFLAGS += -DKSHIFT_VERSION='"$(KSHIFT_VERSION)"'
 ifeq ($(SANITIZE),1)
 override CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 endif

@@ -105,7 +105,8 @@ static void usage(FILE *f)
 		"                           (default: the running dataplane's, else random)\n"
 		"  --uninstall              detach and unpin everything under --pin-path, then exit\n"
 		"  --log-format text|json   text lines, or one JSON object a line (ts, level, msg)\n"
-		"  -v, --verbose            debug logging (twice: libbpf's too)\n",
+		"  -v, --verbose            debug logging (twice: libbpf's too)\n"
+		"  --version                kshiftd's version\n",
 		KS_DEFAULT_SOCKET, KS_DEFAULT_STATE_DIR, KS_DEFAULT_PIN_PATH, KS_KUBE_LEASE_NS);
 }
 
@@ -736,6 +737,7 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "log-format", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'R' },
 		{},
 	};
 	const char *ifaces = NULL, *socket_path = KS_DEFAULT_SOCKET;
@@ -854,6 +856,9 @@ int main(int argc, char **argv)
 		case 'v':
 			verbose++;
 			break;
+		case 'R':
+			printf("kshiftd %s\n", KSHIFT_VERSION);
+			return 0;
 		case 'h':
 			usage(stdout);
 			return 0;
