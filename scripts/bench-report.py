@@ -354,6 +354,17 @@ def chart(out, res):
         colour[dp], dp.replace("kshift-tc", "kshift"),
         "install all" if m == "install_seconds" else "change one")
         for i, (m, dp) in enumerate(cols) if any(get(res, m, dp, n) for n in sizes)]
+    # installs stopped at the time limit: lower bounds, drawn as such
+    stopped = [(n, v, dp) for dp, by_n in res.get("install_timeout_seconds", {}).items()
+               for n, v in by_n.items()]
+    if stopped:
+        sdat = os.path.join(out, "stopped.dat")
+        with open(sdat, "w") as f:
+            f.write("# services seconds dataplane: install stopped at the time limit\n")
+            for n, v, dp in stopped:
+                f.write("%s %s %s\n" % (n, v, dp))
+        cplots.append('"%s" using 1:2 with points pt 9 ps 2 lc rgb "black" '
+                      'title "install stopped at the limit (took longer)"' % sdat)
     script = [
         'set terminal pngcairo size 1400,560 font "sans,11"' if has_cairo() else
         "set terminal png size 1400,560",
@@ -372,7 +383,7 @@ def chart(out, res):
             'better)"', 'set xlabel "services installed"', 'set ylabel "seconds"',
             "set xrange [500:200000]", "set yrange [*:*]",
             "set xtics (\"1,000\" 1000, \"10,000\" 10000, \"100,000\" 100000)",
-            'set format y "%g"', "set key top left box opaque",
+            'set format y "%g"', "set key bottom right box opaque",
             "plot " + ", ".join(cplots)]
     script += ["unset multiplot", ""]
     subprocess.run(["gnuplot"], input="\n".join(script).encode(), check=True)

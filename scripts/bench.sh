@@ -98,7 +98,7 @@ else
 	BULK_SECS=1 LOAD_SECS=2 SCALE_SIZES="1000 10000 100000" SCALE_FLOWS="100000 1000000"
 fi
 SCALE_SIZES=${KSB_SCALE_SIZES:-$SCALE_SIZES}
-SCALE_TIMEOUT=${KSB_SCALE_TIMEOUT:-60}
+SCALE_TIMEOUT=${KSB_SCALE_TIMEOUT:-45} # x 3 dataplanes: make bench stays near 15 minutes
 FEEL_SIZES=${KSB_FEEL_SIZES:-"1 10000"} # bulk and loaded latency at these sizes
 LOAD_CONNS=16
 BULK_SRC=198.18.1.254 # outside the sink's drop rule, like the latency client's
