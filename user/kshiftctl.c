@@ -49,7 +49,7 @@ static void usage(FILE *f)
 		   "  promote NAME [BACKEND]       all weight to the canary (the last backend "
 		   "unless named)\n"
 		   "  rollback NAME                all weight back to the first backend\n"
-		   "  mirror NAME BACKEND [--percent P] | mirror NAME --off   (--kubernetes)\n"
+		   "  mirror NAME BACKEND [--percent P] | mirror NAME --off\n"
 		   "  delete NAME... | delete -f FILE\n"
 		   "  verdicts                     the dataplane's per-reason packet counters\n"
 		   "  top [NAME] [--once]          live per-backend view\n"
@@ -800,6 +800,31 @@ static int cmd_named(struct ctl *c, const char *cmd, int min_args, int max_args)
 	return change(c, cmd, req, NULL, c->argc > 1 ? c->argv[1] : NULL);
 }
 
+/* mirror NAME BACKEND [--percent P] | mirror NAME --off (docs/shadow.md) */
+static int cmd_mirror(struct ctl *c, const char *percent, bool off)
+{
+	struct json_object *req;
+	char *end;
+	long p = 100;
+
+	if (off ? c->argc != 1 : c->argc != 2)
+		return usage_error("mirror: NAME BACKEND [--percent P] or NAME --off expected");
+	if (off && percent)
+		return usage_error("mirror: --off and --percent do not go together");
+	if (percent) {
+		errno = 0;
+		p = strtol(percent, &end, 10);
+		if (errno || !*percent || *end || p < 0 || p > 100)
+			return fail("mirror: percent %s: must be an integer 0..100", percent);
+	}
+	req = request("mirror", c, c->argv[0]);
+	if (!off) {
+		json_object_object_add(req, "backend", json_object_new_string(c->argv[1]));
+		json_object_object_add(req, "percent", json_object_new_int64(p));
+	}
+	return call(c, req, NULL);
+}
+
 /* delete NAME... | delete -f FILE: every one is tried, one missing or
  * refused does not keep the rest */
 static int cmd_delete(struct ctl *c)
@@ -1015,8 +1040,8 @@ int main(int argc, char **argv)
 		if (strcmp(cmd, "get"))
 			return usage_error("%s: -A is only for get", cmd);
 	}
-	if (k.percent || k.off)
-		return usage_error("--percent and --off are for mirror, with --kubernetes");
+	if ((k.percent || k.off) && strcmp(cmd, "mirror"))
+		return usage_error("--percent and --off are for mirror");
 	/* --wait is what local mode always does: a change returns applied */
 	if (!strcmp(cmd, "apply"))
 		return cmd_apply(&c);
@@ -1034,9 +1059,11 @@ int main(int argc, char **argv)
 		return cmd_delete(&c);
 	if (!strcmp(cmd, "verdicts"))
 		return cmd_verdicts(&c);
+	if (!strcmp(cmd, "mirror"))
+		return cmd_mirror(&c, k.percent, k.off);
 	if (!strcmp(cmd, "top"))
 		return cmd_top(&c);
-	if (!strcmp(cmd, "mirror") || !strcmp(cmd, "conns"))
+	if (!strcmp(cmd, "conns"))
 		return fail("%s: not available in this version", cmd);
 	return usage_error("%s: unknown command", cmd);
 }
