@@ -49,7 +49,7 @@ static void usage(FILE *f)
 		   "  promote NAME [BACKEND]       all weight to the canary (the last backend "
 		   "unless named)\n"
 		   "  rollback NAME                all weight back to the first backend\n"
-		   "  mirror NAME BACKEND [--percent P] | mirror NAME --off\n"
+		   "  mirror NAME BACKEND [--percent P] | mirror NAME --off   (--kubernetes)\n"
 		   "  delete NAME... | delete -f FILE\n"
 		   "  verdicts                     the dataplane's per-reason packet counters\n"
 		   "  top [NAME] [--once]          live per-backend view\n"
@@ -730,7 +730,8 @@ static void weights_line(struct json_object *ts, char *buf, size_t len)
 static int change(const struct ctl *c, const char *cmd, struct json_object *req,
 		  struct json_object *weights, const char *target)
 {
-	struct json_object *resp = NULL, *ts, *bs, *gen;
+	struct json_object *resp = NULL, *ts, *bs;
+	char gen[48] = "";
 	const char *name = c->argv[0];
 	bool weighted = false, served = false;
 	char line[1024];
@@ -770,15 +771,17 @@ static int change(const struct ctl *c, const char *cmd, struct json_object *req,
 	ret = call(c, req, &resp);
 	if (ret)
 		return ret;
-	gen = path_get(resp, "generation", NULL);
+	if (path_get(resp, "generation", NULL))
+		snprintf(gen, sizeof(gen), ", generation %s",
+			 json_object_get_string(path_get(resp, "generation", NULL)));
 	json_object_put(resp);
 	resp = NULL;
 	ts = get_one(c, name, &resp);
 	if (ts) {
 		weights_line(ts, line, sizeof(line));
-		printf("%s/%s: %s%s%s\n",
+		printf("%s/%s: %s%s\n",
 		       json_object_get_string(path_get(ts, "metadata", "namespace")), name, line,
-		       gen ? ", generation " : "", gen ? json_object_get_string(gen) : "");
+		       gen);
 	}
 	json_object_put(resp);
 	return EXIT_OK;
@@ -800,29 +803,19 @@ static int cmd_named(struct ctl *c, const char *cmd, int min_args, int max_args)
 	return change(c, cmd, req, NULL, c->argc > 1 ? c->argv[1] : NULL);
 }
 
-/* mirror NAME BACKEND [--percent P] | mirror NAME --off (docs/shadow.md) */
-static int cmd_mirror(struct ctl *c, const char *percent, bool off)
+/* One deletion, said when done. */
+static int deleted(const struct ctl *c, struct json_object *req, const char *ns, const char *name)
 {
-	struct json_object *req;
-	char *end;
-	long p = 100;
+	struct json_object *resp, *gen;
+	int ret = call(c, req, &resp);
 
-	if (off ? c->argc != 1 : c->argc != 2)
-		return usage_error("mirror: NAME BACKEND [--percent P] or NAME --off expected");
-	if (off && percent)
-		return usage_error("mirror: --off and --percent do not go together");
-	if (percent) {
-		errno = 0;
-		p = strtol(percent, &end, 10);
-		if (errno || !*percent || *end || p < 0 || p > 100)
-			return fail("mirror: percent %s: must be an integer 0..100", percent);
-	}
-	req = request("mirror", c, c->argv[0]);
-	if (!off) {
-		json_object_object_add(req, "backend", json_object_new_string(c->argv[1]));
-		json_object_object_add(req, "percent", json_object_new_int64(p));
-	}
-	return call(c, req, NULL);
+	if (ret)
+		return ret;
+	gen = path_get(resp, "generation", NULL);
+	printf("deleted %s/%s%s%s\n", ns, name, gen ? ", generation " : "",
+	       gen ? json_object_get_string(gen) : "");
+	json_object_put(resp);
+	return EXIT_OK;
 }
 
 /* delete NAME... | delete -f FILE: every one is tried, one missing or
@@ -841,7 +834,8 @@ static int cmd_delete(struct ctl *c)
 		return usage_error("delete: NAME... or -f FILE expected");
 	if (!c->file) {
 		for (i = 0; i < (size_t)c->argc; i++)
-			ret |= call(c, request("delete", c, c->argv[i]), NULL);
+			ret |= deleted(c, request("delete", c, c->argv[i]), ns_or_default(c),
+				       c->argv[i]);
 		return ret ? EXIT_FAILED : EXIT_OK;
 	}
 	text = read_input(c->file);
@@ -865,7 +859,11 @@ static int cmd_delete(struct ctl *c)
 		if (json_object_is_type(ns, json_type_string))
 			json_object_object_add(req, "namespace",
 					       json_object_new_string(json_object_get_string(ns)));
-		ret |= call(c, req, NULL);
+		ret |= deleted(c, req,
+			       json_object_is_type(ns, json_type_string)
+				       ? json_object_get_string(ns)
+				       : ns_or_default(c),
+			       json_object_get_string(name));
 	}
 	for (i = 0; i < nr; i++)
 		json_object_put(docs[i]);
@@ -1040,8 +1038,8 @@ int main(int argc, char **argv)
 		if (strcmp(cmd, "get"))
 			return usage_error("%s: -A is only for get", cmd);
 	}
-	if ((k.percent || k.off) && strcmp(cmd, "mirror"))
-		return usage_error("--percent and --off are for mirror");
+	if (k.percent || k.off)
+		return usage_error("--percent and --off are for mirror, with --kubernetes");
 	/* --wait is what local mode always does: a change returns applied */
 	if (!strcmp(cmd, "apply"))
 		return cmd_apply(&c);
@@ -1059,11 +1057,9 @@ int main(int argc, char **argv)
 		return cmd_delete(&c);
 	if (!strcmp(cmd, "verdicts"))
 		return cmd_verdicts(&c);
-	if (!strcmp(cmd, "mirror"))
-		return cmd_mirror(&c, k.percent, k.off);
 	if (!strcmp(cmd, "top"))
 		return cmd_top(&c);
-	if (!strcmp(cmd, "conns"))
+	if (!strcmp(cmd, "mirror") || !strcmp(cmd, "conns"))
 		return fail("%s: not available in this version", cmd);
 	return usage_error("%s: unknown command", cmd);
 }

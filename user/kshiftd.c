@@ -372,6 +372,16 @@ static struct json_object *do_verdicts(struct daemon *d, struct json_object *req
 	return r;
 }
 
+/* ok, with the generation a change made, for kshiftctl to say. */
+static struct json_object *reply_generation(struct daemon *d)
+{
+	struct json_object *r = reply_ok();
+
+	json_object_object_add(r, "generation",
+			       json_object_new_int64((int64_t)d->state.generation));
+	return r;
+}
+
 /* set, switch, promote and rollback: new weights for a named shift. */
 static struct json_object *do_weights(struct daemon *d, struct json_object *req, const char *cmd)
 {
@@ -447,7 +457,7 @@ static struct json_object *do_weights(struct daemon *d, struct json_object *req,
 	ks_shift_weights_str(&st->spec, now, sizeof(now));
 	pr_info("api: %s %s/%s: %s (generation %llu)\n", cmd, st->spec.namespace, st->spec.name,
 		now, (unsigned long long)d->state.generation);
-	return reply_ok();
+	return reply_generation(d);
 }
 
 static struct json_object *do_delete(struct daemon *d, struct json_object *req)
@@ -470,7 +480,7 @@ static struct json_object *do_delete(struct daemon *d, struct json_object *req)
 	/* a file shift refused for this one's name or frontend may run now */
 	if (d->config_dir && !d->reload_at_ms)
 		d->reload_at_ms = 1;
-	return reply_ok();
+	return reply_generation(d);
 }
 
 static struct json_object *handle(struct daemon *d, struct json_object *req)

@@ -118,7 +118,7 @@ for _ in range(4):
 	run 1 "every backend with weight would have no endpoint.*--force" \
 		"$CTL" "${S[@]}" set web stable=0 canary=100
 	run 1 "every backend with weight would have no endpoint" "$CTL" "${S[@]}" switch web canary
-	run 0 "^default/web: stable=75 \(75%\) canary=25 \(25%\)" \
+	run 0 "^default/web: stable=75 \(75%\) canary=25 \(25%\), generation [0-9]+" \
 		"$CTL" "${S[@]}" set web stable=75 canary=25
 	run 0 "^default/web: stable=0 \(0%\) canary=100 \(100%\)" \
 		"$CTL" "${S[@]}" set web stable=0 canary=100 --force
@@ -129,7 +129,7 @@ for _ in range(4):
 	run 2 "--force is for set and switch" "$CTL" "${S[@]}" promote api --force
 	run 0 "^VERDICT +PACKETS" "$CTL" "${S[@]}" verdicts
 	run 0 '"nat_new"' "$CTL" "${S[@]}" verdicts -o json
-	run 0 "" "$CTL" "${S[@]}" delete web api
+	run 0 "deleted default/web, generation [0-9]+" "$CTL" "${S[@]}" delete web api
 	run 1 "no such shift" "$CTL" "${S[@]}" delete web
 fi
 ks_mode_end
