@@ -49,7 +49,7 @@ static void usage(FILE *f)
 		   "  promote NAME [BACKEND]       all weight to the canary (the last backend "
 		   "unless named)\n"
 		   "  rollback NAME                all weight back to the first backend\n"
-		   "  mirror NAME BACKEND [--percent P] | mirror NAME --off   (--kubernetes)\n"
+		   "  mirror NAME BACKEND [--percent P] | mirror NAME --off\n"
 		   "  delete NAME... | delete -f FILE\n"
 		   "  verdicts                     the dataplane's per-reason packet counters\n"
 		   "  top [NAME] [--once]          live per-backend view\n"
@@ -379,6 +379,36 @@ static void print_rules(struct json_object *rules)
 	}
 }
 
+/* -o wide: a shift's mirror and how the shadow's answers compared
+ * (docs/shadow.md), with the last mismatches. */
+static void print_mirror(struct json_object *it)
+{
+	struct json_object *st = path_get(it, "status", "mirror");
+	struct json_object *spec = path_get(it, "spec", "mirror");
+	struct json_object *mm = st ? path_get(st, "lastMismatches", NULL) : NULL;
+	size_t i;
+
+	if (!st || (!spec && !json_object_get_int64(path_get(st, "mirroredFlows", NULL))))
+		return;
+	if (spec)
+		printf("  mirror: %s%% of new flows to %s;",
+		       json_object_get_string(path_get(spec, "percent", NULL)),
+		       json_object_get_string(path_get(spec, "backend", NULL)));
+	else
+		printf("  mirror: off;");
+	printf(" shadow answers: %s match, %s mismatch, %s dropped; UDP copies %s, lost "
+	       "events %s\n",
+	       json_object_get_string(path_get(st, "match", NULL)),
+	       json_object_get_string(path_get(st, "mismatch", NULL)),
+	       json_object_get_string(path_get(st, "dropped", NULL)),
+	       json_object_get_string(path_get(st, "udpCopies", NULL)),
+	       json_object_get_string(path_get(st, "lostEvents", NULL)));
+	for (i = 0; json_object_is_type(mm, json_type_array) && i < json_object_array_length(mm);
+	     i++)
+		printf("    mismatch %s\n",
+		       json_object_get_string(json_object_array_get_idx(mm, i)));
+}
+
 static void print_table(struct json_object *items, bool wide)
 {
 	size_t i, j, n = json_object_array_length(items);
@@ -416,6 +446,8 @@ static void print_table(struct json_object *items, bool wide)
 		}
 		print_frontends(it);
 		print_rules(path_get(it, "status", "rules"));
+		if (wide)
+			print_mirror(it);
 	}
 }
 
@@ -818,6 +850,31 @@ static int deleted(const struct ctl *c, struct json_object *req, const char *ns,
 	return EXIT_OK;
 }
 
+/* mirror NAME BACKEND [--percent P] | mirror NAME --off (docs/shadow.md) */
+static int cmd_mirror(struct ctl *c, const char *percent, bool off)
+{
+	struct json_object *req;
+	char *end;
+	long p = 100;
+
+	if (off ? c->argc != 1 : c->argc != 2)
+		return usage_error("mirror: NAME BACKEND [--percent P] or NAME --off expected");
+	if (off && percent)
+		return usage_error("mirror: --off and --percent do not go together");
+	if (percent) {
+		errno = 0;
+		p = strtol(percent, &end, 10);
+		if (errno || !*percent || *end || p < 0 || p > 100)
+			return fail("mirror: percent %s: must be an integer 0..100", percent);
+	}
+	req = request("mirror", c, c->argv[0]);
+	if (!off) {
+		json_object_object_add(req, "backend", json_object_new_string(c->argv[1]));
+		json_object_object_add(req, "percent", json_object_new_int64(p));
+	}
+	return call(c, req, NULL);
+}
+
 /* delete NAME... | delete -f FILE: every one is tried, one missing or
  * refused does not keep the rest */
 static int cmd_delete(struct ctl *c)
@@ -1038,8 +1095,8 @@ int main(int argc, char **argv)
 		if (strcmp(cmd, "get"))
 			return usage_error("%s: -A is only for get", cmd);
 	}
-	if (k.percent || k.off)
-		return usage_error("--percent and --off are for mirror, with --kubernetes");
+	if ((k.percent || k.off) && strcmp(cmd, "mirror"))
+		return usage_error("--percent and --off are for mirror");
 	/* --wait is what local mode always does: a change returns applied */
 	if (!strcmp(cmd, "apply"))
 		return cmd_apply(&c);
@@ -1057,9 +1114,11 @@ int main(int argc, char **argv)
 		return cmd_delete(&c);
 	if (!strcmp(cmd, "verdicts"))
 		return cmd_verdicts(&c);
+	if (!strcmp(cmd, "mirror"))
+		return cmd_mirror(&c, k.percent, k.off);
 	if (!strcmp(cmd, "top"))
 		return cmd_top(&c);
-	if (!strcmp(cmd, "mirror") || !strcmp(cmd, "conns"))
+	if (!strcmp(cmd, "conns"))
 		return fail("%s: not available in this version", cmd);
 	return usage_error("%s: unknown command", cmd);
 }

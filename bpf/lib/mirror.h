@@ -66,8 +66,8 @@ struct {
  * 512-byte stack (32 bytes): every key and value the map helpers take, the
  * arguments of a mirror call, and the head of an event. */
 struct ks_shadow_buf {
-	struct ks_flow key;  /* the mirrored flow as the client sends it, or a reply's */
-	struct ks_mflow mf;  /* its shadow */
+	struct ks_flow key;   /* the mirrored flow as the client sends it, or a reply's */
+	struct ks_mflow mf;   /* its shadow */
 	struct ks_addr paddr; /* its primary endpoint */
 	__be16 pport;
 	__u16 pad;
