@@ -10,12 +10,16 @@
 #include "conntrack.h"
 #include "observe.h"
 
-#define OPEN_CACHE_NS 1000000000ULL
+/* Counts serve for a second, or for 20 walks' time when the table is big
+ * (a million flows take about a second), so that counting never takes more
+ * than a twentieth of the daemon's time. */
+#define OPEN_CACHE_NS	1000000000ULL
+#define OPEN_WALK_SHARE 20
 
 /* The last walk's counts, per (svc, backend) slot as in ks_stats. */
 static struct {
 	const struct ks_dp *dp;
-	uint64_t at_ns;
+	uint64_t at_ns, took_ns;
 	uint32_t *open;
 } cache;
 
@@ -43,7 +47,9 @@ static const uint32_t *open_counts(struct ks_dp *dp)
 {
 	uint64_t now = mono_ns();
 
-	if (cache.open && cache.dp == dp && now - cache.at_ns < OPEN_CACHE_NS)
+	if (cache.open && cache.dp == dp &&
+	    (now - cache.at_ns < OPEN_CACHE_NS ||
+	     now - cache.at_ns < OPEN_WALK_SHARE * cache.took_ns))
 		return cache.open;
 	if (!cache.open)
 		cache.open = calloc((size_t)KS_MAX_SERVICES * KS_STATS_PER_SVC, sizeof(uint32_t));
@@ -54,7 +60,8 @@ static const uint32_t *open_counts(struct ks_dp *dp)
 		memset(cache.open, 0,
 		       (size_t)KS_MAX_SERVICES * KS_STATS_PER_SVC * sizeof(uint32_t));
 	cache.dp = dp;
-	cache.at_ns = now;
+	cache.at_ns = mono_ns();
+	cache.took_ns = cache.at_ns - now;
 	return cache.open;
 }
 
