@@ -123,9 +123,10 @@ elapsed_ms() {
 }
 
 run_mode() {
-	local mode=$1 res t0 ms kdir=$KS_TMP/api k2=$KS_TMP/node2
+	local mode=$1 res t0 ms kdir k2
 	ks_setup "$mode" stable:198.18.2.2 stable:198.18.2.3 canary:198.18.3.2 &&
 		ks_httpd_all 8080 || return
+	kdir=$KS_TMP/api k2=$KS_TMP/node2
 
 	# the API network, and a second node on it
 	KS_NSES+=("$KS_PFX-node2")
@@ -247,14 +248,23 @@ run_mode() {
 
 	# a second node
 	ip netns exec "$KS_PFX-node2" "$KSHIFTD" --iface eth0 --mode "$mode" \
-		--socket "$k2.sock" --pin-path "$KS_BPFFS/kshift2" --kubernetes \
+		--socket "$k2.sock" --pin-path "$KS_BPFFS/kshift2" --state-dir "$k2.state" --kubernetes \
 		--kubeconfig "$kdir/kubeconfig" --context fake-tokenfile --apiserver "$FAKE_URL" \
 		--node-name node2 --lease-namespace "$LEASE_NS" >>"$k2.log" 2>&1 &
 	KS_BG_PIDS+=($!)
 	check "node2 programs the shift too" \
 		ks_until 15 0.2 bash -c "$KSHIFTCTL --socket $k2.sock get web -o json 2>/dev/null | grep -q canary"
-	check "status counts both nodes: 2/2 programmed" \
-		ks_until 15 0.2 status_is "d['status']['nodes']['summary'] == '2/2'"
+	if ! ks_until 15 0.2 status_is "d['status']['nodes']['summary'] == '2/2'"; then
+		not_ok "status counts both nodes: 2/2 programmed"
+		{
+			echo "--- the TrafficShift"
+			ts_json
+			echo "--- the Leases"
+			fake_curl GET "/apis/coordination.k8s.io/v1/namespaces/$LEASE_NS/leases"
+		} | head -c 8000 | diag
+	else
+		ok "status counts both nodes: 2/2 programmed"
+	fi
 	check "exactly one daemon is the status writer" \
 		test "$(cat "$KS_LOG" "$k2.log" | grep -c 'status writer')" -eq 1
 	diag <"$k2.log"

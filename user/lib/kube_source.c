@@ -48,13 +48,14 @@ struct ks_kube_source {
 	/* Loop thread only. */
 	struct ks_index results; /* "ns/name" -> struct ts_result */
 	struct ks_index refs;	 /* "ns/service" -> struct ref_list */
+	bool news;		 /* report or verdicts changed since the status thread was woken */
 
 	/* Shared with the status thread, under mu. */
 	pthread_mutex_t mu;
 	pthread_cond_t wake;
 	bool stopping;
 	struct json_object *report;   /* {"ns/name": generation} programmed here */
-	struct json_object *verdicts; /* {"ns/name": {accepted, msg, unresolved}} */
+	struct json_object *verdicts; /* {"ns/name": {generation, accepted, message, unresolved}} */
 	pthread_t status_thread;
 	bool status_started;
 	bool leader; /* status thread only: we hold the status writer's Lease */
@@ -238,31 +239,50 @@ static int mark_key(struct ks_index *dirty, const char *key)
 	return ks_index_put(dirty, key, strlen(key), (void *)1);
 }
 
+/* Brings key's entries of what the status thread reads (src->report: the
+ * generation programmed here; src->verdicts: accepted, messages) in line
+ * with its result, or removes them; true when they changed. */
+static bool report_key(struct ks_kube_source *src, const char *key)
+{
+	const struct ts_result *r = ks_index_get(&src->results, key, strlen(key));
+	struct json_object *v = NULL, *was;
+	bool changed;
+
+	if (r) {
+		v = json_object_new_object();
+		json_object_object_add(v, "generation", json_object_new_int64(r->generation));
+		json_object_object_add(v, "accepted", json_object_new_boolean(r->accepted));
+		json_object_object_add(v, "message", json_object_new_string(r->accepted_msg));
+		json_object_object_add(v, "unresolved", json_object_new_string(r->unresolved));
+	}
+	pthread_mutex_lock(&src->mu);
+	was = json_object_object_get(src->verdicts, key);
+	changed = !json_object_equal(v, was);
+	if (v)
+		json_object_object_add(src->verdicts, key, v);
+	else
+		json_object_object_del(src->verdicts, key);
+	was = json_object_object_get(src->report, key);
+	if (r && r->programmed) {
+		changed |= json_object_get_int64(was) != r->programmed;
+		json_object_object_add(src->report, key, json_object_new_int64(r->programmed));
+	} else if (was) {
+		changed = true;
+		json_object_object_del(src->report, key);
+	}
+	pthread_mutex_unlock(&src->mu);
+	return changed;
+}
+
 static int evaluate_one(const void *key, size_t len, void *value, void *arg)
 {
+	struct ks_kube_source *src = arg;
 	char k[2 * KS_NAME_LEN];
 
 	(void)value;
 	snprintf(k, sizeof(k), "%.*s", (int)len, (const char *)key);
-	evaluate(arg, k);
-	return 0;
-}
-
-static int report_one(const void *key, size_t len, void *value, void *arg)
-{
-	const struct ts_result *r = value;
-	struct json_object **out = arg, *v;
-
-	(void)key;
-	(void)len;
-	if (r->programmed)
-		json_object_object_add(out[0], r->key, json_object_new_int64(r->programmed));
-	v = json_object_new_object();
-	json_object_object_add(v, "generation", json_object_new_int64(r->generation));
-	json_object_object_add(v, "accepted", json_object_new_boolean(r->accepted));
-	json_object_object_add(v, "message", json_object_new_string(r->accepted_msg));
-	json_object_object_add(v, "unresolved", json_object_new_string(r->unresolved));
-	json_object_object_add(out[1], r->key, v);
+	evaluate(src, k);
+	src->news |= report_key(src, k);
 	return 0;
 }
 
@@ -277,7 +297,6 @@ void ks_kube_source_process(struct ks_kube_source *src)
 {
 	struct ks_kube_change *changes;
 	struct ks_index dirty = {};
-	struct json_object *out[2];
 	char key[2 * KS_NAME_LEN];
 	uint64_t v;
 	size_t n, i, j;
@@ -315,24 +334,20 @@ void ks_kube_source_process(struct ks_kube_source *src)
 	ks_kube_changes_free(changes, n);
 	ks_index_destroy(&dirty);
 	if (synced && !src->ready) {
-		src->ready = true;
+		pthread_mutex_lock(&src->mu);
+		src->ready = true; /* the status thread reads it too */
+		pthread_mutex_unlock(&src->mu);
+		src->news = true;
 		pr_info("kube: synced: %zu TrafficShift(s)\n", src->results.n);
 	}
-
-	/* hand the status thread what this node runs now */
-	out[0] = json_object_new_object();
-	out[1] = json_object_new_object();
-	ks_index_foreach(&src->results, report_one, out);
-	pthread_mutex_lock(&src->mu);
 	/* wake the status thread only for news: our own Lease writes come
 	 * back as watch events, and must not drive another round */
-	if (!json_object_equal(out[0], src->report) || !json_object_equal(out[1], src->verdicts))
+	if (src->news) {
+		pthread_mutex_lock(&src->mu);
 		pthread_cond_signal(&src->wake);
-	json_object_put(src->report);
-	json_object_put(src->verdicts);
-	src->report = out[0];
-	src->verdicts = out[1];
-	pthread_mutex_unlock(&src->mu);
+		pthread_mutex_unlock(&src->mu);
+		src->news = false;
+	}
 }
 
 /* ---- the status thread: leases and status, every write to the API ---- */
@@ -606,12 +621,18 @@ static void status_round(struct ks_kube_source *src, struct json_object **last_r
 	size_t i;
 	long status;
 
+	/* copies: the loop goes on changing them in place */
+	report = c.verdicts = NULL;
 	pthread_mutex_lock(&src->mu);
-	report = json_object_get(src->report);
-	c.verdicts = json_object_get(src->verdicts);
+	if (src->ready &&
+	    (json_object_deep_copy(src->report, &report, NULL) ||
+	     json_object_deep_copy(src->verdicts, &c.verdicts, NULL))) {
+		json_object_put(report);
+		report = NULL;
+	}
 	pthread_mutex_unlock(&src->mu);
 	if (!report)
-		return; /* nothing evaluated yet */
+		return; /* nothing to say yet, or no memory to say it */
 
 	/* our node's Lease: on a change of what we run, and well within
 	 * its duration */
@@ -718,13 +739,15 @@ int ks_kube_source_start(struct ks_kube_source **out, const struct ks_kube_sourc
 	src->efd = -1;
 	src->shifts = shifts;
 	src->lease_seconds = opts->lease_seconds ? opts->lease_seconds : 15;
+	src->report = json_object_new_object();
+	src->verdicts = json_object_new_object();
 	pthread_mutex_init(&src->mu, NULL);
 	pthread_cond_init(&src->wake, NULL);
 	if (!opts->node_name && gethostname(host, sizeof(host)))
 		snprintf(host, sizeof(host), "unknown");
 	src->node = strdup(opts->node_name ? opts->node_name : host);
 	src->lease_ns = strdup(opts->lease_namespace ? opts->lease_namespace : KS_KUBE_LEASE_NS);
-	if (!src->node || !src->lease_ns) {
+	if (!src->node || !src->lease_ns || !src->report || !src->verdicts) {
 		ret = -ENOMEM;
 		goto fail;
 	}

@@ -750,10 +750,15 @@ static int list(struct kind_watch *kw, char *err, size_t errlen)
 			snprintf(err, errlen, "list: %s", strerror(-ret));
 	}
 	if (ret >= 0) {
+		bool first;
+
 		pthread_mutex_lock(&s->lock);
+		first = !s->synced[kw->kind];
 		s->synced[kw->kind] = true;
 		pthread_mutex_unlock(&s->lock);
-		if (ret > 0)
+		/* the first list wakes the daemon even when it found nothing
+		 * (no Lease yet, say): being synced is news of its own */
+		if (ret > 0 || first)
 			notify(kw);
 		pr_info("kube: %s: listed %zu in %d page%s at resourceVersion %s, %d changed\n",
 			kind_names[kw->kind], json_object_array_length(items), pages,
