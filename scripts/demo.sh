@@ -190,4 +190,52 @@ mixed = sum(1 for d in on.values() for v in d.values() if len(v) > 1)
 print(f"cohorts: {len(c25)} clients on the canary at 25%, {len(c50)} at 50%, "
       f"{len(c25 - c50)} moved back, {mixed} saw both versions within a step")
 PY
+# Shadow traffic (docs/shadow.md): a shadow pod gets a copy of every new
+# connection, replayed by kshiftd; the client only ever sees stable's answers
+demo_shadow() {
+	local ns=$pfx-ep3 i
+	say "Shadow: a new version gets a copy of live requests; its answers are compared, then dropped"
+	tn_ns_add "$ns"
+	ip -n "$pfx-node" link add name ep3 type veth peer name eth0 netns "$ns"
+	ip -n "$pfx-node" addr add 198.18.4.1/32 dev ep3
+	ip -n "$pfx-node" link set ep3 up
+	ip -n "$pfx-node" route add 198.18.4.2/32 dev ep3
+	ip -n "$ns" addr add 198.18.4.2/24 dev eth0
+	ip -n "$ns" link set eth0 up
+	ip -n "$ns" route add default via 198.18.4.1 dev eth0
+	ip netns exec "$ns" "$PY" tests/e2e/httpd.py --name shadow --addr 198.18.4.2 --tcp 8080 \
+		--ready-file "$tmp/shadow.ready" </dev/null >/dev/null 2>&1 &
+	disown
+	for _ in $(seq 100); do [[ -e $tmp/shadow.ready ]] && break; sleep 0.05; done
+	cat >"$tmp/shadow.yaml" <<YAML
+apiVersion: kshift.dev/v1alpha1
+kind: TrafficShift
+metadata:
+  name: web
+spec:
+  frontend:
+    addresses: ["198.18.100.1"]
+    ports:
+    - {port: 80, protocol: TCP}
+  backends:
+  - {name: stable, endpoints: ["198.18.2.2:8080", "198.18.2.3:8080"], weight: 100}
+  - {name: shadow, endpoints: ["198.18.4.2:8080"], weight: 0}
+  mirror: {backend: shadow, percent: 100}
+YAML
+	sed 's/^/   /' "$tmp/shadow.yaml"
+	ctl apply -f "$tmp/shadow.yaml"
+	echo "   (50 requests from the client: what it sees)"
+	ip netns exec "$pfx-client" "$PY" -c '
+import collections, urllib.request
+seen = collections.Counter()
+for i in range(50):
+    seen[urllib.request.urlopen("'"$VIP"'", timeout=3).read().decode().split()[0]] += 1
+print("   client saw:", dict(seen))'
+	sleep 1
+	ctl get web -o wide
+	ctl mirror web shadow --percent 10
+	ctl mirror web --off
+}
+demo_shadow
+
 say "Done; removing the test network"
