@@ -5,8 +5,8 @@
 # list that get -o yaml printed applied back with apply -f -, -n for apply
 # and get, and every refusal with its message and exit status (0 done,
 # 1 refused, 2 usage): no daemon, permission, a socket that is not
-# kshiftd's, a file with no shift, a namespace contradicting -n, a backend
-# named twice, a change that leaves every weighted backend without an
+# kshiftd's, a file with no shift, a namespace contradicting -n, an
+# endpoint of a family no frontend address has, a backend named twice, a change that leaves every weighted backend without an
 # endpoint (unless --force). One mode: nothing here depends on the hook.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -113,6 +113,10 @@ for _ in range(4):
 	"$CTL" "${S[@]}" get -o yaml >"$KS_TMP/list.yaml"
 	run 0 "applied 2 shift" "$CTL" "${S[@]}" apply -f - <"$KS_TMP/list.yaml"
 
+	sed 's/"198.18.3.2:8080"\]/"198.18.3.2:8080", "[2001:2:0:3::2]:8080"]/' "$KS_TMP/web.yaml" \
+		>"$KS_TMP/v6ep.yaml"
+	run 1 "spec.backends\[1\].endpoints\[1\]: 2001:2:0:3::2: IPv6, but no frontend address is IPv6" \
+		"$CTL" "${S[@]}" apply -f "$KS_TMP/v6ep.yaml"
 	run 1 "backend stable named twice" "$CTL" "${S[@]}" set web stable=1 stable=2
 	run 1 "weight x: must be an integer" "$CTL" "${S[@]}" set web stable=x
 	run 1 "every backend with weight would have no endpoint.*--force" \

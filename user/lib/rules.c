@@ -143,18 +143,69 @@ struct json_object *ks_rules_status(const struct ks_shift *s)
 			struct ks_ip ip = { .addr = p->addr, .family = p->family };
 			bool live = backend_serves(s, r->backend, p->family);
 
-			snprintf(prefix, sizeof(prefix), "%s/%u", ks_ip_str(&ip, addr, sizeof(addr)),
-				 p->len);
+			snprintf(prefix, sizeof(prefix), "%s/%u",
+				 ks_ip_str(&ip, addr, sizeof(addr)), p->len);
 			o = json_object_new_object();
 			json_object_object_add(o, "source", json_object_new_string(prefix));
-			json_object_object_add(o, "backend",
-					       json_object_new_string(s->backends[r->backend].name));
+			json_object_object_add(
+				o, "backend", json_object_new_string(s->backends[r->backend].name));
 			json_object_object_add(o, "active", json_object_new_boolean(live));
 			if (!live)
 				json_object_object_add(
-					o, "reason", json_object_new_string("no endpoints, weights apply"));
+					o, "reason",
+					json_object_new_string("no endpoints, weights apply"));
 			json_object_array_add(arr, o);
 		}
 	}
 	return arr;
+}
+
+static const char *family_name(uint8_t family)
+{
+	return family == KS_FAMILY_V6 ? "IPv6" : "IPv4";
+}
+
+int ks_shift_check_families(const struct ks_shift *s, char *err, size_t errlen)
+{
+	char addr[INET6_ADDRSTRLEN];
+	bool has[KS_FAMILY_V6 + 1] = {};
+	size_t i, j;
+
+	/* a Service's addresses are known only once it resolves */
+	if (s->frontend_service[0] || !s->nr_addresses)
+		return 0;
+	for (i = 0; i < s->nr_addresses; i++)
+		has[s->addresses[i].family == KS_FAMILY_V6 ? KS_FAMILY_V6 : KS_FAMILY_V4] = true;
+	for (i = 0; i < s->nr_backends; i++) {
+		for (j = 0; j < s->backends[i].nr_endpoints; j++) {
+			const struct ks_endpoint_spec *e = &s->backends[i].endpoints[j];
+
+			if (e->frontend_port || has[e->ip.family])
+				continue;
+			snprintf(err, errlen,
+				 "spec.backends[%zu].endpoints[%zu]: %s: %s, but no frontend "
+				 "address is "
+				 "%s: it could never take a connection",
+				 i, j, ks_ip_str(&e->ip, addr, sizeof(addr)),
+				 family_name(e->ip.family), family_name(e->ip.family));
+			return -EINVAL;
+		}
+	}
+	for (i = 0; i < s->nr_rules; i++) {
+		for (j = 0; j < s->rules[i].nr_sources; j++) {
+			const struct ks_prefix *p = &s->rules[i].sources[j];
+			struct ks_ip ip = { .addr = p->addr, .family = p->family };
+
+			if (has[p->family])
+				continue;
+			snprintf(err, errlen,
+				 "spec.rules[%zu].sources[%zu]: %s/%u: %s, but no frontend address "
+				 "is "
+				 "%s: the rule could never match",
+				 i, j, ks_ip_str(&ip, addr, sizeof(addr)), p->len,
+				 family_name(p->family), family_name(p->family));
+			return -EINVAL;
+		}
+	}
+	return 0;
 }

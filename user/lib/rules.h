@@ -37,4 +37,10 @@ void ks_rules_clear(struct ks_dp *dp, uint32_t svc, int gen);
  * prefix's family says so ("no endpoints, weights apply"). */
 struct json_object *ks_rules_status(const struct ks_shift *s);
 
+/* Refuses (-EINVAL, err naming the field and value) an endpoint or a rule
+ * source of a family that none of the shift's explicit frontend addresses
+ * has: it could never serve or match. Shifts whose frontend is a Service
+ * are not checked (its addresses come later). */
+int ks_shift_check_families(const struct ks_shift *s, char *err, size_t errlen);
+
 #endif /* KSHIFT_RULES_H */

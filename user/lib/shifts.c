@@ -953,6 +953,10 @@ int ks_shifts_check_batch(struct ks_shifts *t, const struct ks_change *c, size_t
 			ret = ks_index_put(&names, key, len, (void *)&c[i]);
 		}
 	}
+	/* every endpoint and rule of a family some frontend address has */
+	for (i = 0; i < n && !ret; i++)
+		if (c[i].shift)
+			ret = ks_shift_check_families(c[i].shift, err, errlen);
 	/* every frontend served by one shift: running shifts the batch
 	 * replaces or deletes do not count, whatever the batch's order */
 	for (i = 0; i < n && !ret; i++) {
