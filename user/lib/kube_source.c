@@ -13,6 +13,9 @@
 #include "log.h"
 
 #define STATUS_PERIOD_MS  1000 /* status thread's heartbeat */
+/* A status pass at least this often, whatever changed: a node whose Lease
+ * lapsed leaves the count without any event saying so. */
+#define KS_STATUS_PASS_MAX_S 5
 #define REQUEST_TIMEOUT_MS 10000
 #define MAX_REFS	   (2 * KS_MAX_BACKENDS + 1)
 
@@ -59,6 +62,8 @@ struct ks_kube_source {
 	pthread_t status_thread;
 	bool status_started;
 	bool leader; /* status thread only: we hold the status writer's Lease */
+	bool reported;	   /* under mu: report or verdicts changed since the status thread looked */
+	bool status_dirty; /* under mu: a TrafficShift or Lease changed: statuses may be due */
 	bool store_started;
 };
 
@@ -298,9 +303,9 @@ void ks_kube_source_process(struct ks_kube_source *src)
 	struct ks_kube_change *changes;
 	struct ks_index dirty = {};
 	char key[2 * KS_NAME_LEN];
+	bool synced, status_news = false;
 	uint64_t v;
 	size_t n, i, j;
-	bool synced;
 
 	if (read(src->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		pr_warn("kube: reading the watcher's eventfd: %s\n", strerror(errno));
@@ -312,6 +317,8 @@ void ks_kube_source_process(struct ks_kube_source *src)
 		const char *svc = c->kind == KS_KUBE_SERVICE ? c->name : c->service;
 		struct ref_list *l;
 
+		if (c->kind == KS_KUBE_TRAFFICSHIFT || c->kind == KS_KUBE_LEASE)
+			status_news = true;
 		if (c->kind == KS_KUBE_TRAFFICSHIFT) {
 			snprintf(key, sizeof(key), "%s/%s", c->ns, c->name);
 			mark_key(&dirty, key);
@@ -340,10 +347,12 @@ void ks_kube_source_process(struct ks_kube_source *src)
 		src->news = true;
 		pr_info("kube: synced: %zu TrafficShift(s)\n", src->results.n);
 	}
-	/* wake the status thread only for news: our own Lease writes come
-	 * back as watch events, and must not drive another round */
-	if (src->news) {
+	/* wake the status thread only for news; what it writes comes back as
+	 * watch events, which make it look again but find nothing to write */
+	if (src->news || status_news) {
 		pthread_mutex_lock(&src->mu);
+		src->reported |= src->news;
+		src->status_dirty = true;
 		pthread_cond_signal(&src->wake);
 		pthread_mutex_unlock(&src->mu);
 		src->news = false;
@@ -610,41 +619,56 @@ static int status_of(const void *key, size_t len, void *value, void *arg)
 
 /* One round: renew our node Lease, try for the status writer's Lease,
  * and if we hold it, bring every TrafficShift's status up to date. */
-static void status_round(struct ks_kube_source *src, struct json_object **last_report,
-			 time_t *last_renew)
+/* When the status thread last did what it does on a clock. */
+struct status_clock {
+	struct json_object *last_report; /* as our node's Lease last carried it */
+	time_t node_renewed, writer_renewed, status_pass;
+};
+
+/*
+ * One round: renew our node's Lease when what we run changed or a third of
+ * its duration has passed; try for (or renew) the status writer's Lease;
+ * and if we hold it and a TrafficShift or a node's report changed, bring
+ * every TrafficShift's status up to date. Rounds with nothing to do cost a
+ * few comparisons, so a quiet cluster of thousands of shifts costs nothing.
+ */
+static void status_round(struct ks_kube_source *src, struct status_clock *clk)
 {
 	struct status_ctx c = { .src = src, .now = time(NULL) };
-	struct json_object *report, *lease, *held;
+	struct json_object *report = NULL, *lease = NULL, *held = NULL;
+	time_t third = src->lease_seconds / 3 ? src->lease_seconds / 3 : 1;
+	bool renew_node = c.now - clk->node_renewed >= third;
+	bool leader = false, reported, pass;
 	char node_lease[KS_NAME_LEN];
 	const char *rv, *holder;
-	bool leader = false;
 	size_t i;
 	long status;
 
 	/* copies: the loop goes on changing them in place */
-	report = c.verdicts = NULL;
 	pthread_mutex_lock(&src->mu);
-	if (src->ready &&
+	reported = src->reported;
+	pass = src->status_dirty || c.now - clk->status_pass >= KS_STATUS_PASS_MAX_S;
+	if (src->ready && (reported || renew_node || !clk->last_report || pass) &&
 	    (json_object_deep_copy(src->report, &report, NULL) ||
 	     json_object_deep_copy(src->verdicts, &c.verdicts, NULL))) {
 		json_object_put(report);
 		report = NULL;
 	}
+	if (report) {
+		src->reported = false;
+		src->status_dirty = false;
+	}
 	pthread_mutex_unlock(&src->mu);
 	if (!report)
-		return; /* nothing to say yet, or no memory to say it */
+		return; /* nothing to do, nothing to say yet, or no memory to say it */
 
-	/* our node's Lease: on a change of what we run, and well within
-	 * its duration */
 	snprintf(node_lease, sizeof(node_lease), "%s%s", KS_KUBE_NODE_LEASE_PFX, src->node);
 	pthread_mutex_lock(&src->store.lock);
-	lease = ks_kube_store_get(&src->store, KS_KUBE_LEASE, src->lease_ns, node_lease);
-	rv = lease ? jstr(lease, "metadata", "resourceVersion") : NULL;
-	lease = NULL;
-	if (!*last_report || !json_object_equal(report, *last_report) ||
-	    c.now - *last_renew >= (time_t)src->lease_seconds / 3) {
+	if (renew_node || !clk->last_report || !json_object_equal(report, clk->last_report)) {
 		struct json_object *ann = json_object_new_object();
 
+		lease = ks_kube_store_get(&src->store, KS_KUBE_LEASE, src->lease_ns, node_lease);
+		rv = lease ? jstr(lease, "metadata", "resourceVersion") : NULL;
 		lease = lease_object(src, node_lease, rv, "node");
 		json_object_object_add(ann, KS_KUBE_PROGRAMMED_ANN,
 				       json_object_new_string(json_object_to_json_string_ext(
@@ -656,17 +680,23 @@ static void status_round(struct ks_kube_source *src, struct json_object **last_r
 	held = ks_kube_store_get(&src->store, KS_KUBE_LEASE, src->lease_ns, KS_KUBE_STATUS_LEASE);
 	holder = held ? jstr(held, "spec", "holderIdentity") : NULL;
 	rv = held ? jstr(held, "metadata", "resourceVersion") : NULL;
-	held = !held || !holder || !strcmp(holder, src->node) || !lease_live(held, c.now)
-		       ? lease_object(src, KS_KUBE_STATUS_LEASE, rv, "status-writer")
-		       : NULL;
+	if (holder && !strcmp(holder, src->node) && src->leader &&
+	    c.now - clk->writer_renewed < third)
+		leader = true; /* ours, and not due for renewal */
+	else if (!held || !holder || !strcmp(holder, src->node) || !lease_live(held, c.now))
+		held = lease_object(src, KS_KUBE_STATUS_LEASE, rv, "status-writer");
+	else
+		held = NULL;
+	if (leader)
+		held = NULL;
 	pthread_mutex_unlock(&src->store.lock);
 
 	if (lease && lease_write(src, node_lease, json_object_get_string(jpath(
 							  lease, "metadata", "resourceVersion")),
 				 json_object_get(lease)) / 100 == 2) {
-		json_object_put(*last_report);
-		*last_report = json_object_get(report);
-		*last_renew = c.now;
+		json_object_put(clk->last_report);
+		clk->last_report = json_object_get(report);
+		clk->node_renewed = c.now;
 	}
 	json_object_put(lease);
 	if (held) {
@@ -674,14 +704,18 @@ static void status_round(struct ks_kube_source *src, struct json_object **last_r
 				     json_object_get_string(jpath(held, "metadata", "resourceVersion")),
 				     json_object_get(held));
 		leader = status / 100 == 2;
+		if (leader)
+			clk->writer_renewed = c.now;
 		json_object_put(held);
 	}
-	if (leader != src->leader)
+	if (leader != src->leader) {
 		pr_info("kube: this node (%s) %s the status writer\n", src->node,
 			leader ? "is now" : "is no longer");
+		pass = true; /* a new writer looks at everything */
+	}
 	src->leader = leader;
 
-	if (leader) {
+	if (leader && pass) {
 		c.node_reports = json_object_new_array();
 		c.writes = json_object_new_array();
 		pthread_mutex_lock(&src->store.lock);
@@ -695,6 +729,7 @@ static void status_round(struct ks_kube_source *src, struct json_object **last_r
 			    json_object_array_get_idx(c.writes, i + 1), &status);
 		json_object_put(c.node_reports);
 		json_object_put(c.writes);
+		clk->status_pass = c.now;
 	}
 	json_object_put(report);
 	json_object_put(c.verdicts);
@@ -703,14 +738,13 @@ static void status_round(struct ks_kube_source *src, struct json_object **last_r
 static void *status_main(void *arg)
 {
 	struct ks_kube_source *src = arg;
-	struct json_object *last_report = NULL;
-	time_t last_renew = 0;
+	struct status_clock clk = {};
 	struct timespec until;
 
 	pthread_mutex_lock(&src->mu);
 	while (!src->stopping) {
 		pthread_mutex_unlock(&src->mu);
-		status_round(src, &last_report, &last_renew);
+		status_round(src, &clk);
 		pthread_mutex_lock(&src->mu);
 		if (src->stopping)
 			break;
@@ -721,7 +755,7 @@ static void *status_main(void *arg)
 		pthread_cond_timedwait(&src->wake, &src->mu, &until);
 	}
 	pthread_mutex_unlock(&src->mu);
-	json_object_put(last_report);
+	json_object_put(clk.last_report);
 	return NULL;
 }
 
