@@ -88,9 +88,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
-		kind = *line == 't' ? KS_KUBE_TRAFFICSHIFT :
-		       *line == 's' ? KS_KUBE_SERVICE :
-				      KS_KUBE_ENDPOINTSLICE;
+		kind = *line == 't'   ? KS_KUBE_TRAFFICSHIFT
+		       : *line == 's' ? KS_KUBE_SERVICE
+				      : KS_KUBE_ENDPOINTSLICE;
 		ks_kube_store_event(&store, kind, line + 1, &rv);
 	}
 	pthread_mutex_lock(&store.lock);

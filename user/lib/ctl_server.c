@@ -292,6 +292,8 @@ static void on_readable(struct ks_ctl_server *srv, struct ks_ctl_client *c)
 				}
 				c->in = nb;
 				c->in_cap = cap;
+				/* a string even if nothing comes: EOF at once */
+				c->in[c->in_len] = '\0';
 			}
 			r = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len - 1);
 		}
