@@ -112,6 +112,8 @@ for _ in range(4):
 	# a list, as get -o yaml prints it, applies back
 	"$CTL" "${S[@]}" get -o yaml >"$KS_TMP/list.yaml"
 	run 0 "applied 2 shift" "$CTL" "${S[@]}" apply -f - <"$KS_TMP/list.yaml"
+	"$CTL" "${S[@]}" get web -o yaml >"$KS_TMP/one.yaml"
+	run 0 "applied 1 shift" "$CTL" "${S[@]}" apply -f "$KS_TMP/one.yaml"
 
 	sed 's/"198.18.3.2:8080"\]/"198.18.3.2:8080", "[2001:2:0:3::2]:8080"]/' "$KS_TMP/web.yaml" \
 		>"$KS_TMP/v6ep.yaml"
