@@ -130,7 +130,7 @@ for mode in $(ks_modes); do
 	serve "$KS_PFX-ep1" shadow 198.18.4.2 --differ /diff ||
 		{ not_ok "shadow server starts"; ks_mode_end; continue; }
 	SHADOW_PID=$SERVE_PID
-	ks_daemon_start || { ks_mode_end; continue; }
+	ks_daemon_start --metrics-addr 127.0.0.1:9464 || { ks_mode_end; continue; }
 	write_manifest
 	check "apply a shift that mirrors 100% to its shadow backend" ks_ctl apply -f "$KS_TMP/web.yaml"
 
@@ -168,8 +168,16 @@ for mode in $(ks_modes); do
 	else
 		not_ok "mismatches: $((x1 - x0)) (want 25), matches: $((m1 - m0)) (want 75)"
 	fi
+	metric=$(in_ns "$KS_NODE" "$KS_PY" -c '
+import sys, urllib.request
+for l in urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=5).read().decode().splitlines():
+    if l.startswith("kshift_shadow_requests_total{") and "shift=\"web\"" in l and "result=\"mismatch\"" in l:
+        print(l.split()[-1])')
+	check "/metrics: kshift_shadow_requests_total{result=\"mismatch\"} of web is $x1 ($metric)" \
+		test "$metric" = "$x1"
 	check "get -o wide shows the last mismatches" \
-		bash -c "\"$KSHIFTCTL\" --socket \"$KS_SOCK\" get web -o json | grep -q 'primary 200.*shadow 500'"
+		bash -c "\"$KSHIFTCTL\" --socket \"$KS_SOCK\" get web -o wide |
+			grep -q 'mismatch .*: answer 1: primary 200, [0-9]* bytes, shadow 500'"
 
 	# --- 10% of new flows ---
 	check "mirror web shadow --percent 10" ks_ctl mirror web shadow --percent 10
