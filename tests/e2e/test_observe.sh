@@ -6,7 +6,8 @@
 #     the client saw it answer, open connections are the keep-alive ones,
 #     the shares are 50%, the frontend is listed
 #   - kshiftctl top --once: one plain row per backend with the same open
-#     connections and weight
+#     connections and weight; under a stream of new connections, new
+#     flows/s, packets/s and bytes/s for both, observed shares adding to 100
 #   - /metrics (parsed by prometheus_client's text parser):
 #     kshift_backend_new_flows_total grew by the same counts,
 #     kshift_backend_open_connections equals the keep-alive connections
@@ -128,6 +129,23 @@ for mode in $(ks_modes); do
 	done
 	check "get -o json lists the frontend" \
 		jq_ok "$after" '"198.18.100.1:80/TCP" in d["status"]["frontends"]'
+	# rates: top --once under a steady stream of new connections
+	ks_client_bg "$KS_TMP/stream.json" split "$VIP" 3000 --max-failures 50
+	stream_pid=$KS_LAST_PID
+	sleep 0.5
+	top=$(ks_ctl top web --once 2>&1)
+	diag "$top"
+	kill "$stream_pid" 2>/dev/null
+	wait "$stream_pid" 2>/dev/null
+	check "top --once under load: both backends take new flows/s and packets/s, observed shares add up to 100%" \
+		"$KS_PY" -c '
+import sys
+rows = [l.split() for l in sys.stdin.read().splitlines() if l.split()[:1] in (["default/web"], ["canary"])]
+rows = [r[1:] if r[0] == "default/web" else r for r in rows]
+# BACKEND WEIGHT SHARE OBSERVED NEW/S PACKETS/S BYTES/S [RESETS] OPEN
+obs = [float(r[3].rstrip("%")) for r in rows]
+ok = len(rows) == 2 and all(float(r[4]) > 0 and float(r[5]) > 0 and float(r[6]) > 0 for r in rows)
+sys.exit(not (ok and abs(sum(obs) - 100) < 0.5 and all(20 < o < 80 for o in obs)))' <<<"$top"
 	touch "$ka.go"
 	wait "$ka_pid"
 	ks_mode_end
