@@ -83,8 +83,9 @@ struct ks_frontend {
 
 enum ks_split_flags {
 	/* hash the client address only: every flow of one client goes to one
-	 * backend, and raising the last backend's weight only moves clients
-	 * onto it */
+	 * backend, and one endpoint in it. Backends take ranges of the hash
+	 * space in order, so while two backends share the weight, raising one
+	 * only moves clients onto it (tests/unit/test_cohorts.c) */
 	KS_SPLIT_CLIENT_AFFINITY = 1 << 0,
 	/* this generation has source rules in ks_rules (bpf/lib/rules.h) */
 	KS_SPLIT_RULES = 1 << 1,
