@@ -138,18 +138,20 @@ static void test_programmed(void **state)
 		  "{\"type\":\"Programmed\",\"status\":\"True\"}]}}",
 		  3, true },
 	};
+	struct json_object *o;
 	int64_t p, t;
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct json_object *o = parse(cases[i].ts);
-
+		o = parse(cases[i].ts);
 		if (ks_kctl_programmed(o, cases[i].gen, &p, &t) != cases[i].want)
 			fail_msg("case %zu: want %d", i, cases[i].want);
 		json_object_put(o);
 	}
-	assert_false(ks_kctl_programmed(parse("{}"), 1, &p, &t));
+	o = parse("{}");
+	assert_false(ks_kctl_programmed(o, 1, &p, &t));
+	json_object_put(o);
 	assert_int_equal(p, -1);
 	assert_int_equal(t, -1);
 }
