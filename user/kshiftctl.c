@@ -856,6 +856,7 @@ static int cmd_mirror(struct ctl *c, const char *percent, bool off)
 	struct json_object *req;
 	char *end;
 	long p = 100;
+	int ret;
 
 	if (off ? c->argc != 1 : c->argc != 2)
 		return usage_error("mirror: NAME BACKEND [--percent P] or NAME --off expected");
@@ -872,7 +873,14 @@ static int cmd_mirror(struct ctl *c, const char *percent, bool off)
 		json_object_object_add(req, "backend", json_object_new_string(c->argv[1]));
 		json_object_object_add(req, "percent", json_object_new_int64(p));
 	}
-	return call(c, req, NULL);
+	ret = call(c, req, NULL);
+	if (ret)
+		return ret;
+	if (off)
+		printf("%s: mirror off\n", c->argv[0]);
+	else
+		printf("%s: mirroring %ld%% of new flows to %s\n", c->argv[0], p, c->argv[1]);
+	return 0;
 }
 
 /* delete NAME... | delete -f FILE: every one is tried, one missing or
