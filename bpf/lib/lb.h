@@ -13,6 +13,12 @@
  * A new flow's backend: a source rule's if one matches (bpf/lib/rules.h),
  * else the split's weights.
  *
+ * A steered packet too big for its next hop that may not be fragmented
+ * (IPv4 with DF, IPv6) is not forwarded but answered, in either direction:
+ * an ICMP fragmentation needed or packet too big to its sender, from the
+ * address it was sent to, quoting it as it was sent (bpf/lib/mtu.h, from
+ * ks_forward()), so path MTU discovery works through a frontend.
+ *
  * Fragments (bpf/lib/frag.h): the first fragment of a datagram is steered
  * like any packet of its flow, and the later ones follow it, in both
  * directions. A later fragment to a frontend address whose first was not
@@ -89,12 +95,15 @@ static __always_inline int ks_finish(void *ctx, const bool xdp, enum ks_verdict 
 	return ks_retcode(ctx, xdp, act);
 }
 
-/* ... and for a rewritten packet, on to its next hop. */
+/* ... and for a rewritten packet, on to its next hop, unless it is too big
+ * for it and answered instead (bpf/lib/mtu.h). */
 static __always_inline int ks_finish_nat(void *ctx, const bool xdp, enum ks_verdict verdict,
-					 const struct ks_pkt *pkt)
+					 struct ks_pkt *pkt)
 {
+	int ret = ks_forward(ctx, xdp, pkt, &verdict);
+
 	ks_count_verdict(verdict);
-	return ks_forward(ctx, xdp, pkt);
+	return ret;
 }
 
 static __always_inline bool ks_is_frontend_addr(const struct ks_pkt *pkt)

@@ -2,8 +2,9 @@
 /*
  * Answers for a new flow that no endpoint can take, so clients fail fast
  * instead of retransmitting into a black hole: a TCP reset, or an ICMP (v6)
- * port unreachable for UDP. Both are built in place from the packet that
- * asked. With tx, the answer goes back out of the interface the question
+ * port unreachable for UDP; and the ICMP builder's other answer, a
+ * fragmentation needed or packet too big (bpf/lib/mtu.h). All are built in
+ * place from the packet that asked. With tx, the answer goes back out of the interface the question
  * came in on (XDP_TX, or a TC redirect); without, it is handed up the
  * stack, still addressed to this host at layer 2, for the kernel to route.
  *
@@ -11,10 +12,9 @@
  * a full checksum. Otherwise the packet stays the skb it was, also when TC
  * redirects it back; if that skb's L4 checksum was partial (pkt->partial),
  * the kernel may still complete it on the way out, at the same place: the
- * reset's TCP header, or the quoted UDP header of the unreachable. So the
- * reset then carries the seed of its own pseudo header, and the
- * unreachable's checksum counts the quoted UDP checksum as the kernel will
- * complete it.
+ * reset's TCP header, or the quoted L4 header of an ICMP answer. So the
+ * reset then carries the seed of its own pseudo header, and the ICMP
+ * checksum counts the quoted L4 checksum as the kernel will complete it.
  */
 #ifndef KS_BPF_REJECT_H
 #define KS_BPF_REJECT_H
@@ -121,41 +121,57 @@ static __always_inline enum ks_action ks_reply_reset(void *ctx, const bool xdp, 
 }
 
 /*
- * ICMP destination unreachable, port unreachable (RFC 792; RFC 4443 for
- * v6), quoting the original IP header and UDP header: enough for the
- * client's stack to find the socket. The frame is cut to eth + ip + udp,
- * then grows in front by the new IP and ICMP headers.
+ * An ICMP or ICMPv6 error to the packet's sender, from the address it was
+ * sent to, quoting the original IP header and the start of its L4 header:
+ * enough for the sender's stack to find the socket. kind: a port
+ * unreachable (RFC 792; RFC 4443), or a fragmentation needed / packet too
+ * big with the next hop's mtu (RFC 1191; RFC 8201). A UDP quote is its
+ * 8-byte header; a TCP quote takes the 20 bytes up to and past the
+ * checksum, which a partial checksum needs (the kernel completes it in the
+ * quote). The frame is cut to eth + ip + quote, then grows in front by the
+ * new IP and ICMP headers. Everything after those two helper calls is
+ * derived anew from pkt, so that few values live across them: each would
+ * take a stack slot, and ks_process() has few to spare.
  */
-static __always_inline enum ks_action ks_reply_unreach(void *ctx, const bool xdp,
-						       struct ks_pkt *pkt, bool tx)
+enum ks_icmp_reply {
+	KS_ICMP_REPLY_UNREACH,
+	KS_ICMP_REPLY_TOO_BIG,
+};
+
+#define KS_ICMP_FRAG_NEEDED  4 /* code of ICMP_DEST_UNREACH */
+#define KS_ICMPV6_PKT_TOOBIG 2
+
+static __always_inline enum ks_action ks_reply_icmp(void *ctx, const bool xdp, struct ks_pkt *pkt,
+						    bool tx, const enum ks_icmp_reply kind, __u32 mtu)
 {
-	bool v4 = pkt->flow.family == KS_FAMILY_V4;
-	__u32 l3 = pkt->l3_off & 0x1f;
-	__u32 grow = v4 ? sizeof(struct iphdr) + 8 : sizeof(struct ipv6hdr) + 8;
-	__u32 quote = pkt->l4_off - pkt->l3_off + sizeof(struct udphdr);
-	__u32 icmp_off = l3 + (v4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr));
-	__u8 l2[KS_L2_MAX];
+	bool v4, tcp;
+	__u32 l3, grow, l4_quote, quote, icmp_off;
 	void *data, *data_end;
 	__s64 body_sum;
 	__u8 *icmp;
 
 	if (pkt->ext_hdrs)
 		return KS_ACT_DROP;
+	tcp = pkt->flow.proto == IPPROTO_TCP;
+	v4 = pkt->flow.family == KS_FAMILY_V4;
+	if (ks_trim(ctx, xdp, pkt->l4_off + (tcp ? sizeof(struct tcphdr) : sizeof(struct udphdr))) ||
+	    ks_push_head(ctx, xdp, v4 ? sizeof(struct iphdr) + 8 : sizeof(struct ipv6hdr) + 8))
+		return KS_ACT_DROP;
+	v4 = pkt->flow.family == KS_FAMILY_V4;
+	tcp = pkt->flow.proto == IPPROTO_TCP;
+	l3 = pkt->l3_off & 0x1f;
+	grow = v4 ? sizeof(struct iphdr) + 8 : sizeof(struct ipv6hdr) + 8;
+	l4_quote = tcp ? sizeof(struct tcphdr) : sizeof(struct udphdr);
+	quote = pkt->l4_off - pkt->l3_off + l4_quote;
+	icmp_off = l3 + (v4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr));
 	data = ks_data(ctx, xdp);
 	data_end = ks_data_end(ctx, xdp);
-	if (data + KS_L2_MAX > data_end)
+	if (data + grow + KS_L2_MAX > data_end)
 		return KS_ACT_DROP;
-	__builtin_memcpy(l2, data, KS_L2_MAX);
-
-	if (ks_trim(ctx, xdp, pkt->l4_off + sizeof(struct udphdr)) || ks_push_head(ctx, xdp, grow))
-		return KS_ACT_DROP;
-	data = ks_data(ctx, xdp);
-	data_end = ks_data_end(ctx, xdp);
-	if (data + KS_L2_MAX > data_end)
-		return KS_ACT_DROP;
-	/* the L2 header (with its VLAN tag, if any) is copied whole; the
+	/* the L2 header (with its VLAN tag, if any), now grow bytes in, moves
+	 * to the front whole, through registers rather than the stack; the
 	 * bytes past it are overwritten by the new IP header just below */
-	__builtin_memcpy(data, l2, KS_L2_MAX);
+	__builtin_memcpy(data, data + grow, KS_L2_MAX);
 	if (tx)
 		ks_swap_macs(data);
 
@@ -190,21 +206,34 @@ static __always_inline enum ks_action ks_reply_unreach(void *ctx, const bool xdp
 	icmp = data + icmp_off;
 	if ((void *)(icmp + 8) > data_end)
 		return KS_ACT_DROP;
-	icmp[0] = v4 ? ICMP_DEST_UNREACH : ICMPV6_DEST_UNREACH;
-	icmp[1] = v4 ? ICMP_PORT_UNREACH : ICMPV6_PORT_UNREACH;
+	if (kind == KS_ICMP_REPLY_UNREACH) {
+		icmp[0] = v4 ? ICMP_DEST_UNREACH : ICMPV6_DEST_UNREACH;
+		icmp[1] = v4 ? ICMP_PORT_UNREACH : ICMPV6_PORT_UNREACH;
+		*(__u32 *)(icmp + 4) = 0;
+	} else {
+		icmp[0] = v4 ? ICMP_DEST_UNREACH : KS_ICMPV6_PKT_TOOBIG;
+		icmp[1] = v4 ? KS_ICMP_FRAG_NEEDED : 0;
+		/* ICMP's MTU is the low 16 bits, ICMPv6's all 32 */
+		*(__be32 *)(icmp + 4) = bpf_htonl(v4 ? mtu & 0xffff : mtu);
+	}
 	*(__u16 *)(icmp + 2) = 0;
-	*(__u32 *)(icmp + 4) = 0;
-	body_sum = ks_csum_packet(data, data_end, icmp_off, 8 + quote);
-	if (body_sum < 0)
-		return KS_ACT_DROP;
 	if (pkt->partial && !(xdp && tx)) {
-		__u32 udp_off = icmp_off + 8 + pkt->l4_off - pkt->l3_off;
-		__u16 *udp_check = data + (udp_off & 0x1ff) + 6;
-		__s64 udp_sum = ks_csum_packet(data, data_end, udp_off, sizeof(struct udphdr));
+		/* the kernel will complete the quoted checksum over the quoted
+		 * L4 bytes (seed in place), which then sum to the seed's
+		 * complement: R + ~(R + seed) == ~seed */
+		__u16 *l4_check = data + ((icmp_off + 8 + pkt->l4_off - pkt->l3_off) & 0x1ff) +
+				  (tcp ? 16 : 6);
 
-		if (udp_sum < 0 || (void *)(udp_check + 1) > data_end)
+		if ((void *)(l4_check + 1) > data_end)
 			return KS_ACT_DROP;
-		body_sum = ks_csum_add(body_sum, ks_csum_diff16(*udp_check, ks_csum_fold(udp_sum)));
+		body_sum = ks_csum_packet(data, data_end, icmp_off, 8 + quote - l4_quote);
+		if (body_sum < 0)
+			return KS_ACT_DROP;
+		body_sum = ks_csum_add(body_sum, (__u16)~*l4_check);
+	} else {
+		body_sum = ks_csum_packet(data, data_end, icmp_off, 8 + quote);
+		if (body_sum < 0)
+			return KS_ACT_DROP;
 	}
 	if (!v4)
 		body_sum = ks_csum_add(body_sum,
@@ -212,6 +241,13 @@ static __always_inline enum ks_action ks_reply_unreach(void *ctx, const bool xdp
 						      KS_FAMILY_V6, IPPROTO_ICMPV6, 8 + quote));
 	*(__u16 *)(icmp + 2) = ks_csum_fold(body_sum);
 	return KS_ACT_TX;
+}
+
+/* Port unreachable, for UDP to a frontend no endpoint can take. */
+static __always_inline enum ks_action ks_reply_unreach(void *ctx, const bool xdp,
+						       struct ks_pkt *pkt, bool tx)
+{
+	return ks_reply_icmp(ctx, xdp, pkt, tx, KS_ICMP_REPLY_UNREACH, 0);
 }
 
 #endif /* KS_BPF_REJECT_H */

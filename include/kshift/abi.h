@@ -274,6 +274,8 @@ enum ks_verdict {
 	KS_V_NAT_ICMP_TO_ENDPOINT, /* ICMP error about a reply, sent to the frontend: on to the endpoint */
 	KS_V_NAT_ICMP_TO_CLIENT,   /* ICMP error about a packet to an endpoint: as the frontend's */
 	KS_V_NAT_FRAGMENT,	   /* a later fragment of a steered datagram: rewritten like its first */
+	KS_V_REPLY_TOO_BIG,	   /* too big for its next hop, may not be fragmented: ICMP frag
+				    * needed / packet too big sent to its sender (bpf/lib/mtu.h) */
 	KS_V_MAX,
 };
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End to end: a connection table that tells the truth, in tc and xdp mode.
-#   - 2 MB go each way through the VIP on one connection
+#   - 2 MB go each way through the VIP on one connection, also with a hop
+#     at MTU 1200 on the client's or the pod's side (path MTU discovery:
+#     kshift answers a DF packet too big for its next hop itself)
 #   - UDP replies of 3,000 bytes, fragmented by the pod, reach the client
 #     through the VIP (fragments follow their first fragment)
 #   - a UDP client with a fixed source port moves to another endpoint within
@@ -67,6 +69,26 @@ end = s.recv(16)
 print("down=%d up=%s" % (got, end.decode(errors="replace")))' "$1" 2>&1
 }
 
+# udp_big: 20 questions to 198.18.100.2:53; prints how many 3,000-byte
+# answers came back
+udp_big() {
+	in_ns "$KS_CLIENT" "$KS_PY" -c '
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2)
+u.connect(("198.18.100.2", 53)); n = 0
+for i in range(20):
+    try:
+        u.send(b"q"); n += len(u.recv(8192)) == 3000
+    except OSError: pass
+print(n)' 2>&1
+}
+
+# too_big: the dataplane's reply_too_big counter
+too_big() {
+	ks_ctl verdicts -o json 2>/dev/null | tr -d ' \n' | grep -o '"reply_too_big":[0-9]*' |
+		grep -o '[0-9]*$'
+}
+
 manifest() {
 	local eps=$1
 	cat >"$KS_CONF/ct.yaml.tmp" <<EOF
@@ -75,7 +97,7 @@ kind: TrafficShift
 metadata: {name: bulk}
 spec:
   frontend:
-    addresses: ["198.18.100.1"]
+    addresses: ["198.18.100.1", "198.18.100.4"]
     ports: [{port: 80, protocol: TCP}]
   backends:
   - {name: stable, endpoints: ["198.18.2.2:9000"], weight: 1}
@@ -161,19 +183,49 @@ for mode in $(ks_modes); do
 	ks_until 5 0.1 ks_weights_are web "stable=50 canary=50" ||
 		{ not_ok "the manifests are applied"; ks_mode_end; continue; }
 
+	t0=$(ks_now)
 	res=$(bulk 198.18.100.1)
 	check "2 MB each way through the VIP ($res)" [ "$res" = "down=2000000 up=ok" ]
+	diag "2 MB each way at MTU 1500 in $(awk -v t0="$t0" -v t1="$(ks_now)" 'BEGIN { printf "%.2f", t1 - t0 }') s"
+
+	# path MTU discovery through the VIP: a hop of 1200 bytes on the
+	# client's side makes the pod's replies too big, one on the pod's side
+	# the client's upload; kshift answers the sender of a DF packet too
+	# big itself. The hop is the node's route to the client or the pod at
+	# MTU 1200 (locked), not the veth's: a veth at 1200 drops what its peer
+	# at 1500 sends before any hook sees it, and with both ends at 1200
+	# the MSS would say it all. The pod's UDP replies, fragments without
+	# DF, are fragmented again by the stack. A sender keeps what it
+	# learnt for 10 minutes, and its MSS then says it: the pod's side goes
+	# first, the client learning the MTU of 198.18.100.1; the client's
+	# side then goes through 198.18.100.4, the same shift.
+	for hop in ep0 cli0; do
+		vip=198.18.100.1
+		[[ $hop == cli0 ]] && vip=198.18.100.4
+		if [[ $hop == cli0 ]]; then
+			ip -n "$KS_NODE" route add 198.18.1.2/32 dev cli0 mtu lock 1200
+		else
+			ip -n "$KS_NODE" route change 198.18.2.2/32 dev ep0 mtu lock 1200
+		fi
+		before=$(too_big)
+		res=$(bulk $vip)
+		check "2 MB each way through $vip with a hop at MTU 1200 on $hop's side ($res)" \
+			[ "$res" = "down=2000000 up=ok" ]
+		after=$(too_big)
+		check "... kshift answered with fragmentation needed (reply_too_big ${before:-?} -> ${after:-?})" \
+			[ "${after:-0}" -gt "${before:-0}" ]
+		res=$(udp_big)
+		check "UDP replies of 3,000 bytes with a hop at MTU 1200 on $hop's side: $res of 20" \
+			[ "$res" = 20 ]
+		if [[ $hop == cli0 ]]; then
+			ip -n "$KS_NODE" route del 198.18.1.2/32 dev cli0
+		else
+			ip -n "$KS_NODE" route change 198.18.2.2/32 dev ep0
+		fi
+	done
 
 	# fragmented UDP replies
-	res=$(in_ns "$KS_CLIENT" "$KS_PY" -c '
-import socket
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2)
-u.connect(("198.18.100.2", 53)); n = 0
-for i in range(20):
-    try:
-        u.send(b"q"); n += len(u.recv(8192)) == 3000
-    except OSError: pass
-print(n)' 2>&1)
+	res=$(udp_big)
 	check "UDP replies of 3,000 bytes (fragmented by the pod) reach the client: $res of 20" \
 		[ "$res" = 20 ]
 

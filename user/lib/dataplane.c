@@ -121,6 +121,7 @@ static const char *const verdict_names[KS_V_MAX] = {
 	[KS_V_NAT_ICMP_TO_ENDPOINT] = "nat_icmp_to_endpoint",
 	[KS_V_NAT_ICMP_TO_CLIENT] = "nat_icmp_to_client",
 	[KS_V_NAT_FRAGMENT] = "nat_fragment",
+	[KS_V_REPLY_TOO_BIG] = "reply_too_big",
 };
 
 const char *ks_verdict_name(enum ks_verdict v)
