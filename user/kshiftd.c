@@ -31,6 +31,7 @@
 #include "lib/log.h"
 #include "lib/netlink.h"
 #include "lib/metrics.h"
+#include "lib/shadow.h"
 #include "lib/shifts.h"
 #include "lib/state.h"
 
@@ -64,6 +65,8 @@ struct daemon {
 	struct ks_ifpats ifpats;    /* --iface */
 	enum ks_mode mode;	    /* --mode */
 	int nlfd;		    /* link events: interfaces that come and go */
+	struct ks_shadow *shadow;   /* TCP stream shadow: replays mirrored flows */
+	int shadowfd;
 };
 
 /* What /readyz says: NULL when the dataplane holds the current
@@ -309,6 +312,60 @@ out:
 	return r;
 }
 
+/* status.mirror of a shift that mirrors, or did: the shadow's results. */
+static struct json_object *shadow_status(struct daemon *d, const struct ks_shift_state *st,
+					 struct json_object *doc)
+{
+	struct json_object *status;
+	uint32_t svcs[64];
+	size_t i, n = 0;
+
+	if (!doc || !json_object_object_get_ex(doc, "status", &status))
+		return doc;
+	for (i = 0; i < st->nr_svcs && n < 64; i++)
+		svcs[n++] = st->svcs[i].svc;
+	json_object_object_add(status, "mirror", ks_shadow_status(d->shadow, &d->dp, svcs, n));
+	return doc;
+}
+
+/* mirror: a running shift's mirror backend and percent, or off. */
+static struct json_object *do_mirror(struct daemon *d, struct json_object *req)
+{
+	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name");
+	const char *backend = str_field(req, "backend");
+	struct ks_shift_state *st;
+	struct json_object *p;
+	char err[KS_ERR_LEN];
+	int64_t percent = 100;
+
+	if (!name)
+		return reply_error("request: name: missing");
+	st = ks_shifts_find(&d->shifts, ns ? ns : "default", name);
+	if (!st)
+		return reply_error("%s/%s: no such shift", ns ? ns : "default", name);
+	if (!strcmp(st->source, KS_KUBE_SOURCE))
+		return reply_error("%s/%s: owned by Kubernetes: change the TrafficShift "
+				   "(kshiftctl --kubernetes mirror)",
+				   st->spec.namespace, st->spec.name);
+	if (json_object_object_get_ex(req, "percent", &p)) {
+		percent = json_object_get_int64(p);
+		if (!json_object_is_type(p, json_type_int) || percent < 0 || percent > 100)
+			return reply_error("percent %s: must be an integer 0..100",
+					   json_object_get_string(p));
+	}
+	if (ks_shifts_set_mirror(&d->shifts, st, backend, (uint32_t)percent, err, sizeof(err)))
+		return reply_error("%s", err);
+	state_changed(d);
+	if (backend)
+		pr_info("api: mirror %s/%s: %lld%% of new flows to %s (generation %llu)\n",
+			st->spec.namespace, st->spec.name, (long long)percent, backend,
+			(unsigned long long)d->state.generation);
+	else
+		pr_info("api: mirror %s/%s: off (generation %llu)\n", st->spec.namespace,
+			st->spec.name, (unsigned long long)d->state.generation);
+	return reply_ok();
+}
+
 static int by_name(const void *a, const void *b)
 {
 	const struct ks_shift *x = &(*(struct ks_shift_state *const *)a)->spec;
@@ -338,7 +395,7 @@ static struct json_object *do_get(struct daemon *d, struct json_object *req)
 
 		if ((ns && strcmp(ns, st->spec.namespace)) || (name && strcmp(name, st->spec.name)))
 			continue;
-		json_object_array_add(items, ks_shifts_status(&d->shifts, st));
+		json_object_array_add(items, shadow_status(d, st, ks_shifts_status(&d->shifts, st)));
 	}
 	free(sorted);
 	if (name && !json_object_array_length(items)) {
@@ -498,6 +555,8 @@ static struct json_object *handle(struct daemon *d, struct json_object *req)
 		return do_weights(d, req, cmd);
 	if (!strcmp(cmd, "delete"))
 		return do_delete(d, req);
+	if (!strcmp(cmd, "mirror"))
+		return do_mirror(d, req);
 	if (!strcmp(cmd, "verdicts"))
 		return do_verdicts(d, req);
 	return reply_error("request: cmd: %s: unknown", cmd);
@@ -663,6 +722,9 @@ static void run(struct daemon *d)
 		t = ks_ctl_server_timeout(&d->ctl);
 		if (t >= 0 && (timeout < 0 || t < timeout))
 			timeout = t;
+		t = ks_shadow_timeout(d->shadow);
+		if (t >= 0 && (timeout < 0 || t < timeout))
+			timeout = t;
 		t = ks_ct_gc_urgent(&d->shifts.gc) ? 0
 		    : d->gc_at_ms > now		   ? (int)(d->gc_at_ms - now)
 						   : 0;
@@ -672,6 +734,8 @@ static void run(struct daemon *d)
 		if (n < 0 && errno != EINTR)
 			return;
 		ks_ctl_server_expire(&d->ctl);
+		if (d->shadow && !ks_shadow_timeout(d->shadow))
+			ks_shadow_process(d->shadow); /* its flows' deadlines */
 		gc_step(d);
 		config_step(d);
 		if (d->reload_at_ms && now_ms() >= d->reload_at_ms) {
@@ -692,6 +756,8 @@ static void run(struct daemon *d)
 					/* the next large apply may start */
 					ks_ctl_server_resume(&d->ctl);
 				}
+			} else if (d->shadow && fd == d->shadowfd) {
+				ks_shadow_process(d->shadow);
 			} else if (d->metrics && fd == d->metricsfd) {
 				ks_metrics_serve(d->metrics);
 			} else if (d->kube && fd == d->kubefd) {
@@ -754,7 +820,7 @@ int main(int argc, char **argv)
 	const char *pin_path = KS_DEFAULT_PIN_PATH, *socket_group = NULL;
 	const char *state_dir = KS_DEFAULT_STATE_DIR;
 	struct daemon d = { .epfd = -1, .sigfd = -1, .inofd = -1, .ctl.listenfd = -1, .kubefd = -1,
-			    .metricsfd = -1, .nlfd = -1 };
+			    .metricsfd = -1, .nlfd = -1, .shadowfd = -1 };
 	bool uninstall = false, *optional;
 	char missing_caps[128];
 	const char *missing;
@@ -946,6 +1012,12 @@ int main(int argc, char **argv)
 		err = setup_loop(&d, socket_path, socket_group);
 	if (!err)
 		err = add_fd(&d, d.nlfd);
+	/* without the shadow, mirrored UDP is still copied; TCP is not */
+	if (!err && ks_shadow_open(&d.shadow, &d.dp))
+		pr_warn("kshiftd: shadow replay off: mirrored TCP flows are not replayed\n");
+	if (!err && d.shadow)
+		err = add_fd(&d, d.shadowfd = ks_shadow_fd(d.shadow));
+	ks_metrics_set_shadow(d.shadow);
 	if (!err && kubernetes) {
 		err = ks_kube_source_start(&d.kube, &kube_opts, &d.shifts, kube_err,
 					   sizeof(kube_err));
@@ -988,6 +1060,7 @@ int main(int argc, char **argv)
 	ks_metrics_stop(d.metrics);
 	ks_kube_source_stop(d.kube);
 	ks_shifts_destroy(&d.shifts);
+	ks_shadow_close(d.shadow);
 	ks_dp_close(&d.dp);
 	if (d.config_dir)
 		ks_config_close(&d.config);

@@ -36,6 +36,7 @@
 #include "fwd.h"
 #include "icmp.h"
 #include "maps.h"
+#include "mirror.h"
 #include "nat.h"
 #include "parse.h"
 #include "reject.h"
@@ -231,6 +232,8 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		if (unlikely(pkt.frag))
 			ks_frag_track(&pkt, fwd, &conn->addr, conn->svc, conn->backend);
 		ks_count(conn->svc, conn->backend, len, false, false);
+		if (unlikely(conn->flags & KS_CONN_MIRRORED))
+			ks_mirror(ctx, xdp, &pkt, conn, fwd);
 		if (ks_nat(ctx, xdp, &pkt, fwd, &conn->addr, conn->port))
 			return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
 		return ks_finish_nat(ctx, xdp, fwd ? KS_V_NAT_ESTABLISHED : KS_V_NAT_REPLY, &pkt);
@@ -243,8 +246,11 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		.family = pkt.flow.family,
 	};
 	fe = bpf_map_lookup_elem(&ks_frontends, &key);
-	if (!fe)
+	if (!fe) {
+		if (unlikely(ks_mirror_shadow_reply(&pkt)))
+			return ks_finish(ctx, xdp, KS_V_DROP_SHADOW_REPLY, KS_ACT_DROP);
 		return ks_finish(ctx, xdp, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
+	}
 
 	ep = ks_pick(fe->svc, &pkt.flow, &backend);
 	if (!ep)
@@ -256,6 +262,7 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 	if (unlikely(pkt.frag))
 		ks_frag_track(&pkt, true, &ep->addr, fe->svc, backend);
 	ks_count(fe->svc, backend, len, true, false);
+	ks_mirror_start(ctx, xdp, &pkt, fe->svc, ep, ks_hash_flow(&pkt.flow));
 	if (ks_nat(ctx, xdp, &pkt, true, &ep->addr, ep->port))
 		return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
 	return ks_finish_nat(ctx, xdp, KS_V_NAT_NEW, &pkt);

@@ -215,7 +215,12 @@ struct ks_conn {
 	__u64 seen_ns; /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC_COARSE) of a recent packet */
 	__u32 isn;     /* TCP, forward: the client's SYN sequence number (host order), or 0 */
 	__u8 state;    /* enum ks_ct_state */
-	__u8 pad[3];
+	__u8 flags;    /* enum ks_conn_flags */
+	__u8 pad[2];
+};
+
+enum ks_conn_flags {
+	KS_CONN_MIRRORED = 1 << 0, /* a copy goes to a shadow: see ks_mflows (bpf/lib/mirror.h) */
 };
 
 /* ks_frags key: a fragmented datagram, by the addresses, protocol and IP
@@ -276,8 +281,76 @@ enum ks_verdict {
 	KS_V_NAT_FRAGMENT,	   /* a later fragment of a steered datagram: rewritten like its first */
 	KS_V_REPLY_TOO_BIG,	   /* too big for its next hop, may not be fragmented: ICMP frag
 				    * needed / packet too big sent to its sender (bpf/lib/mtu.h) */
+	KS_V_DROP_SHADOW_REPLY,	   /* a shadow's answer to a mirrored datagram: never reaches the client */
 	KS_V_MAX,
 };
+
+/*
+ * Shadow traffic (bpf/lib/mirror.h, user/lib/shadow.c, docs/shadow.md): a
+ * sample of a service's new flows, decided when each starts, is copied to
+ * an endpoint of a shadow backend whose answers never reach the client.
+ */
+#define KS_MAX_MIRROR_FLOWS 65536     /* mirrored flows remembered (LRU) */
+#define KS_SHADOW_RING	    (32 << 20) /* ring buffer to kshiftd, bytes: 15,000 MTU segments */
+#define KS_SHADOW_SEG_MAX   65535     /* payload captured of one segment (a GSO skb) */
+#define KS_SHADOW_REPLY_MAX 256	      /* of a primary's reply segment: a response's start */
+
+/* ks_mirrors[svc]: percent of the service's new flows mirrored to its
+ * split's backend `backend` (that backend's ring slice picks the shadow
+ * endpoint). percent 0: none. */
+struct ks_mirror {
+	__u32 percent; /* 0..100 */
+	__u32 backend;
+};
+
+enum ks_mflow_kind {
+	KS_MFLOW_FORWARD = 1, /* key: a mirrored flow as the client sends it */
+	KS_MFLOW_SHADOW,      /* key: the shadow's answer to a copied datagram: dropped */
+};
+
+/* ks_mflows value: where a mirrored flow's copies go. */
+struct ks_mflow {
+	struct ks_addr addr; /* the shadow endpoint */
+	__be16 port;
+	__u8 kind; /* enum ks_mflow_kind */
+	__u8 pad;
+	__u32 svc;
+};
+
+/* Per-CPU, per service, in ks_mirror_stats. */
+struct ks_mirror_counters {
+	__u64 flows;	      /* new flows mirrored */
+	__u64 copies;	      /* UDP datagrams copied to the shadow (TC) */
+	__u64 segments;	      /* TCP segments captured for kshiftd to replay */
+	__u64 lost;	      /* events the ring buffer had no room for */
+	__u64 shadow_replies; /* shadow answers dropped at the node */
+};
+
+enum ks_shadow_kind {
+	KS_SHADOW_OPEN = 1, /* client SYN of a mirrored TCP flow: seq is its ISN */
+	KS_SHADOW_DATA,	    /* client payload at seq (FIN/RST in tcp_flags) */
+	KS_SHADOW_REPLY,    /* the primary's reply: the start of a segment at seq; SYN-ACK: ISN */
+};
+
+/* A record in ks_shadow_rb, followed by len bytes of payload. */
+struct ks_shadow_ev {
+	struct ks_flow flow;  /* the mirrored flow as the client sends it */
+	struct ks_addr shadow; /* the shadow endpoint */
+	__be16 shadow_port;
+	__u8 kind; /* enum ks_shadow_kind */
+	__u8 tcp_flags;
+	__u32 seq;     /* host order */
+	__u32 len;     /* bytes that follow */
+	__u32 seg_len; /* the segment's payload, of which len were captured */
+	__u32 svc;
+	__u32 pad;
+};
+
+#ifndef __bpf__
+_Static_assert(sizeof(struct ks_mirror) == 8, "ks_mirror");
+_Static_assert(sizeof(struct ks_mflow) == 24, "ks_mflow");
+_Static_assert(sizeof(struct ks_shadow_ev) == 80, "ks_shadow_ev");
+#endif
 
 #ifndef __bpf__
 _Static_assert(sizeof(struct ks_addr) == 16, "ks_addr");
@@ -305,6 +378,8 @@ _Static_assert(sizeof(struct ks_rule_key) == 28, "ks_rule_key");
 #define KS_MAP_FRAGS	 "ks_frags"
 #define KS_MAP_STATS	 "ks_stats"
 #define KS_MAP_VERDICTS	 "ks_verdicts"
+#define KS_MAP_MIRRORS	 "ks_mirrors"
+#define KS_MAP_SHADOW_RB "ks_shadow_rb"
 #define KS_MAP_RULES	 "ks_rules"
 
 #endif /* KSHIFT_ABI_H */

@@ -122,6 +122,7 @@ static const char *const verdict_names[KS_V_MAX] = {
 	[KS_V_NAT_ICMP_TO_CLIENT] = "nat_icmp_to_client",
 	[KS_V_NAT_FRAGMENT] = "nat_fragment",
 	[KS_V_REPLY_TOO_BIG] = "reply_too_big",
+	[KS_V_DROP_SHADOW_REPLY] = "drop_shadow_reply",
 };
 
 const char *ks_verdict_name(enum ks_verdict v)

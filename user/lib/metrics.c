@@ -11,10 +11,19 @@
 #include "log.h"
 #include "metrics.h"
 #include "observe.h"
+#include "shadow.h"
 
 #ifndef KSHIFT_VERSION
 #define KSHIFT_VERSION "0.1.0"
 #endif
+
+/* The TCP shadow's results (user/lib/shadow.h), when kshiftd runs one. */
+static const struct ks_shadow *shadow;
+
+void ks_metrics_set_shadow(const struct ks_shadow *sh)
+{
+	shadow = sh;
+}
 
 struct ks_metrics {
 	struct MHD_Daemon *mhd;
@@ -127,6 +136,32 @@ char *ks_metrics_text(struct ks_shifts *t, bool ready)
 		fputs("\",shift=\"", f);
 		label(f, st->spec.name);
 		fprintf(f, "\"} %llu\n", (unsigned long long)rejected);
+	}
+
+	help(f, "kshift_shadow_requests_total", "counter",
+	     "Requests mirrored to a shadow, by how its answer compared with the primary's "
+	     "(docs/shadow.md).");
+	for (i = 0; i < t->n; i++) {
+		const struct ks_shift_state *st = t->v[i];
+		uint64_t res[KS_SHADOW_NR_RESULTS] = {};
+		const struct ks_shadow_svc_stats *ss;
+		int r;
+
+		for (s = 0; s < st->nr_svcs; s++)
+			if ((ss = ks_shadow_svc(shadow, st->svcs[s].svc)))
+				for (r = 0; r < KS_SHADOW_NR_RESULTS; r++)
+					res[r] += ss->results[r];
+		/* shifts that mirror, or did */
+		if (st->spec.mirror_backend < 0 && !(res[0] | res[1] | res[2]))
+			continue;
+		for (r = 0; r < KS_SHADOW_NR_RESULTS; r++) {
+			fputs("kshift_shadow_requests_total{namespace=\"", f);
+			label(f, st->spec.namespace);
+			fputs("\",shift=\"", f);
+			label(f, st->spec.name);
+			fprintf(f, "\",result=\"%s\"} %llu\n", ks_shadow_result_name(r),
+				(unsigned long long)res[r]);
+		}
 	}
 
 	if (!ks_dp_verdicts(t->dp, verdicts)) {

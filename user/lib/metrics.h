@@ -28,5 +28,8 @@ void ks_metrics_stop(struct ks_metrics *m);
 
 /* The exposition text of /metrics (malloc'd), for tests and the handler. */
 char *ks_metrics_text(struct ks_shifts *shifts, bool ready);
+/* kshift_shadow_requests_total comes from the TCP shadow sh (user/lib/shadow.h). */
+struct ks_shadow;
+void ks_metrics_set_shadow(const struct ks_shadow *sh);
 
 #endif /* KSHIFT_METRICS_H */

@@ -14,6 +14,7 @@
 #include "maglev.h"
 #include "observe.h"
 #include "rules.h"
+#include "shadow.h"
 #include "shifts.h"
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -284,6 +285,10 @@ static int program_svc(struct ks_dp *dp, const struct ks_shift *s, const struct 
 		b[i].eps = eps[i];
 	}
 	err = program_split(dp, s, ref, b);
+	/* the mirror's shadow endpoints come from the split's rings */
+	if (!err)
+		err = ks_dp_mirror_set(dp, ref->svc, s->mirror_backend >= 0 ? s->mirror_percent : 0,
+				       s->mirror_backend >= 0 ? s->mirror_backend : 0);
 out:
 	for (i = 0; i < s->nr_backends; i++)
 		free(eps[i]);
@@ -707,6 +712,41 @@ int ks_shifts_set_weights(struct ks_shifts *t, struct ks_shift_state *st, const 
 	}
 	snapshot(t, st);
 	return 0;
+}
+
+int ks_shifts_set_mirror(struct ks_shifts *t, struct ks_shift_state *st, const char *backend,
+			 uint32_t percent, char *err, size_t errlen)
+{
+	int old_b = st->spec.mirror_backend, b = -1, ret = 0;
+	uint32_t old_p = st->spec.mirror_percent;
+	size_t i;
+
+	if (backend) {
+		b = ks_shift_backend(&st->spec, backend);
+		if (b < 0) {
+			seterr(err, errlen, "%s: no such backend in shift %s/%s", backend,
+			       st->spec.namespace, st->spec.name);
+			return -ENOENT;
+		}
+		if (percent > 100) {
+			seterr(err, errlen, "percent %u: must be 0..100", percent);
+			return -ERANGE;
+		}
+	}
+	st->spec.mirror_backend = b;
+	st->spec.mirror_percent = b >= 0 ? percent : 0;
+	for (i = 0; i < st->nr_svcs && !ret; i++)
+		ret = ks_dp_mirror_set(t->dp, st->svcs[i].svc, b >= 0 ? percent : 0,
+				       b >= 0 ? b : 0);
+	if (ret) {
+		seterr(err, errlen, "programming the dataplane: %s", strerror(-ret));
+		st->spec.mirror_backend = old_b;
+		st->spec.mirror_percent = old_p;
+		for (i = 0; i < st->nr_svcs; i++)
+			ks_dp_mirror_set(t->dp, st->svcs[i].svc, old_b >= 0 ? old_p : 0,
+					 old_b >= 0 ? old_b : 0);
+	}
+	return ret;
 }
 
 struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_state *st)

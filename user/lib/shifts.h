@@ -113,6 +113,10 @@ int ks_shifts_delete(struct ks_shifts *t, const char *ns, const char *name, char
 int ks_shifts_set_weights(struct ks_shifts *t, struct ks_shift_state *st, const char *const *names,
 			  const uint32_t *weights, size_t n, char *err, size_t errlen);
 
+/* Mirrors percent of the shift's new flows to backend (NULL: mirror off). */
+int ks_shifts_set_mirror(struct ks_shifts *t, struct ks_shift_state *st, const char *backend,
+			 uint32_t percent, char *err, size_t errlen);
+
 /* The shift as a manifest, with a status object: per backend its weight,
  * endpoints, counters and the observed split since the last change. */
 struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_state *st);
