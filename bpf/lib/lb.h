@@ -34,6 +34,7 @@
 #include "ctx.h"
 #include "frag.h"
 #include "fwd.h"
+#include "health.h"
 #include "icmp.h"
 #include "maps.h"
 #include "mirror.h"
@@ -117,13 +118,14 @@ static __always_inline bool ks_is_frontend_addr(const struct ks_pkt *pkt)
 	return bpf_map_lookup_elem(&ks_frontends, &key) != NULL;
 }
 
-/* Picks the endpoint for a new flow, or NULL when none can take it. */
+/* Picks the endpoint for a new flow, or NULL when none can take it.
+ * resteer: the flow is a handshake moved off a failed endpoint. */
 static __always_inline const struct ks_endpoint *ks_pick(__u32 svc, const struct ks_flow *flow,
-							 __u32 *backend)
+							 __u32 *backend, bool resteer)
 {
-	const struct ks_ring_chunk *chunk;
+	const struct ks_endpoint *ep;
 	const struct ks_split *split;
-	__u32 key, i, hash, slot, ep;
+	__u32 key, i, hash;
 	const __u32 *gen;
 	__u64 flow_hash;
 
@@ -152,16 +154,10 @@ static __always_inline const struct ks_endpoint *ks_pick(__u32 svc, const struct
 			if (i + 1 >= split->nr_backends || hash < split->threshold[i])
 				break;
 	}
-	if (!split->ring[i].size)
-		return NULL;
-	slot = split->ring[i].off + (__u32)flow_hash % split->ring[i].size;
-	key = slot / KS_RING_CHUNK;
-	chunk = bpf_map_lookup_elem(&ks_ring, &key);
-	if (!chunk)
-		return NULL;
-	ep = split->ring[i].ep_base + chunk->ep[slot % KS_RING_CHUNK];
 	*backend = i;
-	return bpf_map_lookup_elem(&ks_endpoints, &ep);
+	ep = ks_ring_ep(&split->ring[i & (KS_MAX_BACKENDS - 1)], flow_hash);
+	/* a quarantined endpoint's new flows go elsewhere (bpf/lib/health.h) */
+	return ks_health_pick(split, backend, flow_hash, ep, resteer);
 }
 
 /* A new flow that no endpoint can take: answered at once, with a reset or
@@ -192,6 +188,7 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 	__u32 len, backend = 0;
 	enum ks_ct_use use;
 	struct ks_conn *conn;
+	__u8 resteer;
 	__u64 now;
 	int ret;
 
@@ -224,9 +221,13 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 	now = ks_ct_now();
 	conn = bpf_map_lookup_elem(&ks_conns, &pkt.flow);
 	use = ks_ct_check(&pkt, conn, now);
-	if (use != KS_CT_MISS) {
+	/* a handshake its endpoint refused or ignored moves (health.h) */
+	resteer = ks_health_resteer(&pkt, conn, use, now);
+	if (use != KS_CT_MISS && !resteer) {
 		bool fwd = conn->dir == KS_DIR_FORWARD;
 
+		if (unlikely(!fwd && ks_health_reply(&pkt, conn)))
+			return ks_finish(ctx, xdp, KS_V_DROP_REFUSED, KS_ACT_DROP);
 		if (use == KS_CT_HIT)
 			ks_ct_update(&pkt, conn, now);
 		if (unlikely(pkt.frag))
@@ -252,20 +253,22 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		return ks_finish(ctx, xdp, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
 	}
 
-	ep = ks_pick(fe->svc, &pkt.flow, &backend);
+	ep = ks_pick(fe->svc, &pkt.flow, &backend, resteer);
 	if (!ep)
 		return ks_reject(ctx, xdp, &pkt, fe->svc, len);
 
 	ret = ks_ct_create(&pkt, conn, ep, fe->svc, backend, now);
 	if (ret)
 		return ks_finish(ctx, xdp, ret, KS_ACT_DROP);
+	if (unlikely(resteer))
+		ks_health_moved(&pkt.flow, resteer);
 	if (unlikely(pkt.frag))
 		ks_frag_track(&pkt, true, &ep->addr, fe->svc, backend);
 	ks_count(fe->svc, backend, len, true, false);
 	ks_mirror_start(ctx, xdp, &pkt, fe->svc, ep, ks_hash_flow(&pkt.flow));
 	if (ks_nat(ctx, xdp, &pkt, true, &ep->addr, ep->port))
 		return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
-	return ks_finish_nat(ctx, xdp, KS_V_NAT_NEW, &pkt);
+	return ks_finish_nat(ctx, xdp, resteer ? KS_V_NAT_RESTEER : KS_V_NAT_NEW, &pkt);
 }
 
 #endif /* KS_BPF_LB_H */

@@ -120,7 +120,7 @@ struct ks_ring_slice {
 	__u32 off;
 	__u32 size;
 	__u32 ep_base;
-	__u32 pad;
+	__u32 nr_eps; /* endpoints at ep_base (0 from a kshiftd that did not say) */
 };
 
 struct ks_ring_chunk {
@@ -216,7 +216,8 @@ struct ks_conn {
 	__u32 isn;     /* TCP, forward: the client's SYN sequence number (host order), or 0 */
 	__u8 state;    /* enum ks_ct_state */
 	__u8 flags;    /* enum ks_conn_flags */
-	__u8 pad[2];
+	__u8 resteers; /* TCP, forward: times this handshake moved endpoint (bpf/lib/health.h) */
+	__u8 pad;
 };
 
 enum ks_conn_flags {
@@ -279,9 +280,12 @@ enum ks_verdict {
 	KS_V_NAT_ICMP_TO_ENDPOINT, /* ICMP error about a reply, sent to the frontend: on to the endpoint */
 	KS_V_NAT_ICMP_TO_CLIENT,   /* ICMP error about a packet to an endpoint: as the frontend's */
 	KS_V_NAT_FRAGMENT,	   /* a later fragment of a steered datagram: rewritten like its first */
+	KS_V_DROP_SHADOW_REPLY,	   /* a shadow's answer to a mirrored datagram: never reaches the client */
+	KS_V_DROP_REFUSED,	   /* an endpoint refused a handshake (reset or unreachable): held back
+				    * from the client, whose next SYN goes elsewhere (bpf/lib/health.h) */
+	KS_V_NAT_RESTEER,	   /* a handshake its endpoint refused or ignored, steered anew */
 	KS_V_REPLY_TOO_BIG,	   /* too big for its next hop, may not be fragmented: ICMP frag
 				    * needed / packet too big sent to its sender (bpf/lib/mtu.h) */
-	KS_V_DROP_SHADOW_REPLY,	   /* a shadow's answer to a mirrored datagram: never reaches the client */
 	KS_V_MAX,
 };
 
@@ -368,6 +372,54 @@ _Static_assert(sizeof(struct ks_frag) == 24, "ks_frag");
 _Static_assert(sizeof(struct ks_rule_key) == 28, "ks_rule_key");
 #endif
 
+/*
+ * Passive health (bpf/lib/health.h, docs/health.md): an endpoint that
+ * refuses a new flow's handshake, or leaves it unanswered until the client
+ * retransmits, is quarantined: new flows avoid it for KS_HEALTH_QUARANTINE_NS,
+ * then one new flow at a time tries it (at most one per KS_HEALTH_TRIAL_NS),
+ * and the first handshake it answers puts it back in service.
+ */
+#define KS_MAX_HEALTH		 16384 /* endpoints with a health record (LRU) */
+#define KS_HEALTH_QUARANTINE_NS	 (2 * KS_NS_PER_SEC)
+#define KS_HEALTH_TRIAL_NS	 (3 * KS_NS_PER_SEC) /* longer than a SYN's first retransmission */
+#define KS_HEALTH_MAX_RESTEERS	 2 /* a handshake moves at most this often, then fails as it would */
+#define KS_HEALTH_PROBES	 3 /* endpoints of a backend tried past a quarantined one */
+/* A SYN repeated sooner than this is a duplicate, not a retransmission:
+ * Linux's shortest RTO (TCP_RTO_MIN); the first SYN retransmission is 1 s. */
+#define KS_HEALTH_SYN_RETRY_NS	 (200 * 1000 * 1000ULL)
+/* Health is looked at only this long after the last quarantine began, so
+ * a node where every endpoint answers pays nothing for it. */
+#define KS_HEALTH_ACTIVE_NS	 (60 * KS_NS_PER_SEC)
+
+/* ks_health key: an endpoint as flows are steered to it; the first bytes
+ * of its struct ks_endpoint, which the datapath passes as the key. */
+struct ks_ep_key {
+	struct ks_addr addr;
+	__be16 port;
+	__u8 family;
+	__u8 pad;
+};
+
+/* ks_health value. Counters only grow; updated atomically. */
+struct ks_ep_health {
+	__u64 quarantined_ns; /* when its quarantine began (bpf_ktime_get_coarse_ns); 0: in service */
+	__u64 trial_ns;	      /* when a new flow last went to it on trial */
+	__u64 quarantines;    /* times it entered quarantine */
+	__u64 refused;	      /* handshakes it answered with a reset or an unreachable */
+	__u64 unanswered;     /* handshakes it left unanswered until the client's retransmission */
+	__u64 recovered;      /* times a handshake it answered ended its quarantine */
+};
+
+#ifndef __bpf__
+_Static_assert(sizeof(struct ks_ep_key) == 20, "ks_ep_key");
+_Static_assert(__builtin_offsetof(struct ks_ep_key, port) ==
+			       __builtin_offsetof(struct ks_endpoint, port) &&
+		       __builtin_offsetof(struct ks_ep_key, family) ==
+			       __builtin_offsetof(struct ks_endpoint, family),
+	       "ks_ep_key is how a ks_endpoint begins");
+_Static_assert(sizeof(struct ks_ep_health) == 48, "ks_ep_health");
+#endif
+
 /* Map names, as pinned under the pin directory. */
 #define KS_MAP_FRONTENDS "ks_frontends"
 #define KS_MAP_SVC_GEN	 "ks_svc_gen"
@@ -381,5 +433,6 @@ _Static_assert(sizeof(struct ks_rule_key) == 28, "ks_rule_key");
 #define KS_MAP_MIRRORS	 "ks_mirrors"
 #define KS_MAP_SHADOW_RB "ks_shadow_rb"
 #define KS_MAP_RULES	 "ks_rules"
+#define KS_MAP_HEALTH	 "ks_health"
 
 #endif /* KSHIFT_ABI_H */

@@ -121,8 +121,10 @@ static const char *const verdict_names[KS_V_MAX] = {
 	[KS_V_NAT_ICMP_TO_ENDPOINT] = "nat_icmp_to_endpoint",
 	[KS_V_NAT_ICMP_TO_CLIENT] = "nat_icmp_to_client",
 	[KS_V_NAT_FRAGMENT] = "nat_fragment",
-	[KS_V_REPLY_TOO_BIG] = "reply_too_big",
 	[KS_V_DROP_SHADOW_REPLY] = "drop_shadow_reply",
+	[KS_V_DROP_REFUSED] = "drop_refused",
+	[KS_V_NAT_RESTEER] = "nat_resteer",
+	[KS_V_REPLY_TOO_BIG] = "reply_too_big",
 };
 
 const char *ks_verdict_name(enum ks_verdict v)
@@ -1649,6 +1651,7 @@ static int build_slot(struct ks_dp *dp, const struct ks_dp_slot *cur, const stru
 	if (err)
 		goto fail_ring;
 	out->slice.size = size;
+	out->slice.nr_eps = b->nr_eps;
 
 	if (cur->nr_eps && cur->slice.size == size)
 		err = ks_maglev_update(cur->eps, cur->nr_eps, dp->ring + cur->slice.off, b->eps,

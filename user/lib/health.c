@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Passive health for `kshiftctl get`: see health.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <kshift/abi.h> /* before the skeleton, whose rodata uses its types */
+#include "kshift.skel.h"
+#include "conntrack.h"
+#include "health.h"
+
+const char *ks_health_state_name(enum ks_health_state s)
+{
+	switch (s) {
+	case KS_HEALTH_QUARANTINED:
+		return "quarantined";
+	case KS_HEALTH_TRIAL:
+		return "trial";
+	default:
+		return "in service";
+	}
+}
+
+enum ks_health_state ks_health_state_of(const struct ks_ep_health *h, uint64_t now_ns)
+{
+	if (!h->quarantined_ns)
+		return KS_HEALTH_IN_SERVICE;
+	if (now_ns - h->quarantined_ns < KS_HEALTH_QUARANTINE_NS)
+		return KS_HEALTH_QUARANTINED;
+	return KS_HEALTH_TRIAL;
+}
+
+int ks_health_get(struct ks_dp *dp, const struct ks_endpoint *ep, struct ks_ep_health *h)
+{
+	struct ks_ep_key key = { .addr = ep->addr, .port = ep->port, .family = ep->family };
+
+	memset(h, 0, sizeof(*h));
+	if (!dp->skel)
+		return -ENODEV;
+	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.ks_health), &key, h))
+		return errno == ENOENT ? 0 : -errno;
+	return 0;
+}
+
+struct ks_health_conn {
+	struct ks_endpoint ep;
+	uint64_t open;
+};
+
+struct ks_health_conns {
+	const struct ks_shift_state *st;
+	struct ks_health_conn *v;
+	size_t n, cap;
+};
+
+static bool same_ep(const struct ks_endpoint *a, const struct ks_endpoint *b)
+{
+	return a->family == b->family && a->port == b->port &&
+	       !memcmp(&a->addr, &b->addr, sizeof(a->addr));
+}
+
+static int count_flow(const struct ks_ct_flow *f, void *arg)
+{
+	struct ks_health_conns *c = arg;
+	struct ks_endpoint ep = { .addr = f->endpoint, .family = f->family };
+	size_t i;
+	bool mine = false;
+
+	if (f->expired || f->state == KS_CT_CLOSING || f->state == KS_CT_CLOSED)
+		return 0;
+	for (i = 0; i < c->st->nr_svcs && !mine; i++)
+		mine = c->st->svcs[i].svc == f->svc;
+	if (!mine)
+		return 0;
+	ep.port = htons(f->endpoint_port);
+	for (i = 0; i < c->n; i++)
+		if (same_ep(&c->v[i].ep, &ep)) {
+			c->v[i].open++;
+			return 0;
+		}
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 16;
+		struct ks_health_conn *v = realloc(c->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		c->v = v;
+		c->cap = cap;
+	}
+	c->v[c->n++] = (struct ks_health_conn){ .ep = ep, .open = 1 };
+	return 0;
+}
+
+struct ks_health_conns *ks_health_status_prepare(struct ks_dp *dp, const struct ks_shift_state *st)
+{
+	struct ks_health_conns *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->st = st;
+	if (dp->skel && st->nr_svcs)
+		ks_ct_list(dp, UINT32_MAX, ks_ct_now(), count_flow, c);
+	return c;
+}
+
+void ks_health_conns_free(struct ks_health_conns *c)
+{
+	if (!c)
+		return;
+	free(c->v);
+	free(c);
+}
+
+static uint64_t open_conns(const struct ks_health_conns *c, const struct ks_endpoint *ep)
+{
+	size_t i;
+
+	for (i = 0; c && i < c->n; i++)
+		if (same_ep(&c->v[i].ep, ep))
+			return c->v[i].open;
+	return 0;
+}
+
+/* One endpoint, by its address and the port flows reach it on. */
+static struct json_object *ep_json(struct ks_dp *dp, const struct ks_endpoint *ep,
+				   const char *draining, const struct ks_health_conns *conns,
+				   uint64_t now)
+{
+	struct json_object *o = json_object_new_object();
+	char ip[INET6_ADDRSTRLEN], addr[INET6_ADDRSTRLEN + 8];
+	enum ks_health_state state;
+	struct ks_ep_health h;
+
+	inet_ntop(ep->family == KS_FAMILY_V4 ? AF_INET : AF_INET6, &ep->addr, ip, sizeof(ip));
+	snprintf(addr, sizeof(addr), ep->family == KS_FAMILY_V4 ? "%s:%u" : "[%s]:%u", ip,
+		 ntohs(ep->port));
+	ks_health_get(dp, ep, &h);
+	state = ks_health_state_of(&h, now);
+	json_object_object_add(o, "address", json_object_new_string(addr));
+	if (draining)
+		json_object_object_add(o, "draining", json_object_new_boolean(1));
+	json_object_object_add(o, "health", json_object_new_string(ks_health_state_name(state)));
+	json_object_object_add(o, "quarantined",
+			       json_object_new_boolean(state != KS_HEALTH_IN_SERVICE));
+	if (state != KS_HEALTH_IN_SERVICE)
+		json_object_object_add(
+			o, "quarantinedForMs",
+			json_object_new_int64((int64_t)((now - h.quarantined_ns) / 1000000)));
+	json_object_object_add(o, "quarantines", json_object_new_int64(h.quarantines));
+	json_object_object_add(o, "refused", json_object_new_int64(h.refused));
+	json_object_object_add(o, "unanswered", json_object_new_int64(h.unanswered));
+	json_object_object_add(o, "recovered", json_object_new_int64(h.recovered));
+	json_object_object_add(o, "connections", json_object_new_int64(open_conns(conns, ep)));
+	return o;
+}
+
+struct json_object *ks_health_backend_json(struct ks_dp *dp, const struct ks_shift_state *st,
+					   size_t b, const struct ks_health_conns *conns)
+{
+	const struct ks_backend_spec *bs = &st->spec.backends[b];
+	struct json_object *arr = json_object_new_array();
+	struct ks_endpoint *seen;
+	uint64_t now = ks_ct_now();
+	size_t i, j, k, n = 0;
+
+	seen = calloc(bs->nr_endpoints * (st->nr_svcs ? st->nr_svcs : 1) + 1, sizeof(*seen));
+	if (!seen)
+		return arr;
+	for (i = 0; i < bs->nr_endpoints; i++) {
+		const struct ks_endpoint_spec *es = &bs->endpoints[i];
+
+		for (j = 0; j < st->nr_svcs; j++) {
+			const struct ks_svc_ref *ref = &st->svcs[j];
+			struct ks_endpoint ep = {
+				.addr = es->ip.addr,
+				.family = es->ip.family,
+				.port = htons(es->port ? es->port : ref->port.port),
+			};
+
+			if (ref->family != es->ip.family)
+				continue;
+			for (k = 0; k < n && !same_ep(&seen[k], &ep); k++)
+				;
+			if (k < n)
+				continue;
+			seen[n++] = ep;
+			json_object_array_add(arr, ep_json(dp, &ep,
+							   es->state == KS_EP_READY ? NULL : "yes",
+							   conns, now));
+		}
+	}
+	free(seen);
+	return arr;
+}
