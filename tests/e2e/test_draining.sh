@@ -84,6 +84,16 @@ for mode in $(ks_modes); do
 	check "with .3 draining, 100 new connections all go to .2 ($(jq_py "$res" 'd["endpoints"]'))" \
 		[ "$(count_ep "$res" 198.18.2.2)" = 100 ]
 
+	# get counts what the draining endpoint still serves (docs/health.md)
+	open3=$(ks_ctl get web -o json 2>/dev/null | "$KS_PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+d = d[0] if isinstance(d, list) else d
+print([e for e in d["status"]["backends"][0]["endpointStatus"]
+       if e["address"] == "198.18.2.3:8080"][0]["connections"])' 2>&1)
+	check "kshiftctl get shows the keep-alive connections still open on draining .3 ($open3 of $on3)" \
+		[ "$open3" = "$on3" ]
+
 	# every open connection, those on the draining endpoint too, carries on
 	touch "$ka.go"
 	wait "$ka_pid"
