@@ -251,7 +251,8 @@ static int program_svc(struct ks_dp *dp, const struct ks_shift *s, const struct 
 {
 	struct ks_dp_backend b[KS_MAX_BACKENDS] = {};
 	struct ks_endpoint *eps[KS_MAX_BACKENDS] = {};
-	size_t i, j, k;
+	struct ks_index seen = {}; /* a backend's endpoints so far: linear in 100,000 */
+	size_t i, j;
 	int err = 0;
 
 	for (i = 0; i < s->nr_backends; i++) {
@@ -276,14 +277,17 @@ static int program_svc(struct ks_dp *dp, const struct ks_shift *s, const struct 
 				.port = htons(es->port ? es->port : ref->port.port),
 			};
 
-			if (es->state != want || !ep_serves(es, ref))
+			if (es->state != want || !ep_serves(es, ref) ||
+			    ks_index_get(&seen, &ep, sizeof(ep)))
 				continue;
-			for (k = 0; k < b[i].nr_eps && memcmp(&eps[i][k], &ep, sizeof(ep)); k++)
-				;
-			if (k == b[i].nr_eps)
-				eps[i][b[i].nr_eps++] = ep;
+			if (ks_index_put(&seen, &ep, sizeof(ep), &eps[i][b[i].nr_eps])) {
+				err = -ENOMEM;
+				goto out;
+			}
+			eps[i][b[i].nr_eps++] = ep;
 		}
 		b[i].eps = eps[i];
+		ks_index_destroy(&seen);
 	}
 	err = program_split(dp, s, ref, b);
 	/* the mirror's shadow endpoints come from the split's rings */
@@ -291,6 +295,7 @@ static int program_svc(struct ks_dp *dp, const struct ks_shift *s, const struct 
 		err = ks_dp_mirror_set(dp, ref->svc, s->mirror_backend >= 0 ? s->mirror_percent : 0,
 				       s->mirror_backend >= 0 ? s->mirror_backend : 0);
 out:
+	ks_index_destroy(&seen);
 	for (i = 0; i < s->nr_backends; i++)
 		free(eps[i]);
 	return err;
