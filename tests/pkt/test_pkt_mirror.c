@@ -92,8 +92,8 @@ static uint8_t conn_flags(const struct ks_flow *f)
 }
 
 /* One TCP segment through prog: expects verdict and the usual rewrite. */
-static void run_tcp(enum pkt_prog prog, const struct pkt_spec *s, enum ks_verdict verdict,
-		    bool dst, const char *addr, uint16_t port, struct pkt *in)
+static void run_tcp(enum pkt_prog prog, const struct pkt_spec *s, enum ks_verdict verdict, bool dst,
+		    const char *addr, uint16_t port, struct pkt *in)
 {
 	struct pkt_result r;
 
@@ -143,9 +143,15 @@ static void tcp_case(enum pkt_prog prog, uint8_t family)
 	assert_int_equal(conn_flags(&rep) & KS_CONN_MIRRORED, KS_CONN_MIRRORED);
 
 	/* the SYN-ACK: the primary's ISN */
-	s = (struct pkt_spec){ .family = family, .proto = IPPROTO_TCP, .src = a->ep_a,
-			       .dst = a->client, .sport = PKT_EP_PORT, .dport = 40001,
-			       .tcp_flags = 0x12, .seq = 7000, .ack = 1001 };
+	s = (struct pkt_spec){ .family = family,
+			       .proto = IPPROTO_TCP,
+			       .src = a->ep_a,
+			       .dst = a->client,
+			       .sport = PKT_EP_PORT,
+			       .dport = 40001,
+			       .tcp_flags = 0x12,
+			       .seq = 7000,
+			       .ack = 1001 };
 	run_tcp(prog, &s, KS_V_NAT_REPLY, false, a->vip, PKT_PORT_SHIFT, &in);
 	drain();
 	assert_int_equal(nr_recs, 1);
@@ -154,9 +160,15 @@ static void tcp_case(enum pkt_prog prog, uint8_t family)
 	assert_int_equal(recs[0].ev.len, 0);
 
 	/* the client's pure ACK: nothing; its request: every byte */
-	s = (struct pkt_spec){ .family = family, .proto = IPPROTO_TCP, .src = a->client,
-			       .dst = a->vip, .sport = 40001, .dport = PKT_PORT_SHIFT,
-			       .tcp_flags = 0x10, .seq = 1001, .ack = 7001 };
+	s = (struct pkt_spec){ .family = family,
+			       .proto = IPPROTO_TCP,
+			       .src = a->client,
+			       .dst = a->vip,
+			       .sport = 40001,
+			       .dport = PKT_PORT_SHIFT,
+			       .tcp_flags = 0x10,
+			       .seq = 1001,
+			       .ack = 7001 };
 	run_tcp(prog, &s, KS_V_NAT_ESTABLISHED, true, a->ep_a, PKT_EP_PORT, &in);
 	drain();
 	assert_int_equal(nr_recs, 0);
@@ -172,9 +184,16 @@ static void tcp_case(enum pkt_prog prog, uint8_t family)
 	assert_memory_equal(recs[0].data, in.data + in.len - 600, 600);
 
 	/* the primary's answer: its first KS_SHADOW_REPLY_MAX bytes */
-	s = (struct pkt_spec){ .family = family, .proto = IPPROTO_TCP, .src = a->ep_a,
-			       .dst = a->client, .sport = PKT_EP_PORT, .dport = 40001,
-			       .tcp_flags = 0x18, .seq = 7001, .ack = 1601, .payload = 700 };
+	s = (struct pkt_spec){ .family = family,
+			       .proto = IPPROTO_TCP,
+			       .src = a->ep_a,
+			       .dst = a->client,
+			       .sport = PKT_EP_PORT,
+			       .dport = 40001,
+			       .tcp_flags = 0x18,
+			       .seq = 7001,
+			       .ack = 1601,
+			       .payload = 700 };
 	run_tcp(prog, &s, KS_V_NAT_REPLY, false, a->vip, PKT_PORT_SHIFT, &in);
 	drain();
 	assert_int_equal(nr_recs, 1);
@@ -184,9 +203,15 @@ static void tcp_case(enum pkt_prog prog, uint8_t family)
 	assert_memory_equal(recs[0].data, in.data + in.len - 700, KS_SHADOW_REPLY_MAX);
 
 	/* the client's FIN, without payload: recorded, for the replay to end */
-	s = (struct pkt_spec){ .family = family, .proto = IPPROTO_TCP, .src = a->client,
-			       .dst = a->vip, .sport = 40001, .dport = PKT_PORT_SHIFT,
-			       .tcp_flags = 0x11, .seq = 1601, .ack = 7701 };
+	s = (struct pkt_spec){ .family = family,
+			       .proto = IPPROTO_TCP,
+			       .src = a->client,
+			       .dst = a->vip,
+			       .sport = 40001,
+			       .dport = PKT_PORT_SHIFT,
+			       .tcp_flags = 0x11,
+			       .seq = 1601,
+			       .ack = 7701 };
 	run_tcp(prog, &s, KS_V_NAT_ESTABLISHED, true, a->ep_a, PKT_EP_PORT, &in);
 	drain();
 	assert_int_equal(nr_recs, 1);
@@ -202,9 +227,14 @@ static void tcp_case(enum pkt_prog prog, uint8_t family)
 	/* at 0%: nothing */
 	assert_int_equal(ks_dp_mirror_set(&env.dp, svc, 0, 1), 0);
 	pkt_env_flush_conns(&env);
-	s = (struct pkt_spec){ .family = family, .proto = IPPROTO_TCP, .src = a->client,
-			       .dst = a->vip, .sport = 40002, .dport = PKT_PORT_SHIFT,
-			       .tcp_flags = 0x02, .seq = 5 };
+	s = (struct pkt_spec){ .family = family,
+			       .proto = IPPROTO_TCP,
+			       .src = a->client,
+			       .dst = a->vip,
+			       .sport = 40002,
+			       .dport = PKT_PORT_SHIFT,
+			       .tcp_flags = 0x02,
+			       .seq = 5 };
 	run_tcp(prog, &s, KS_V_NAT_NEW, true, a->ep_a, PKT_EP_PORT, &in);
 	fwd = flow_of(family, a->client, 40002, a->vip, PKT_PORT_SHIFT, IPPROTO_TCP);
 	drain();
@@ -258,8 +288,12 @@ static void udp_case(enum pkt_prog prog, uint8_t family)
 		assert_true(c1.copies - c0.copies <= 1);
 
 	/* the shadow's answer never reaches the client */
-	s = (struct pkt_spec){ .family = family, .proto = IPPROTO_UDP, .src = a->ep_c,
-			       .dst = a->client, .sport = PKT_EP_PORT, .dport = 40003,
+	s = (struct pkt_spec){ .family = family,
+			       .proto = IPPROTO_UDP,
+			       .src = a->ep_c,
+			       .dst = a->client,
+			       .sport = PKT_EP_PORT,
+			       .dport = 40003,
 			       .payload = 20 };
 	pkt_build(&s, &in);
 	pkt_run(&env, prog, in.data, in.len, &r, true);
