@@ -51,6 +51,7 @@ static void usage(FILE *f)
 		   "  rollback NAME                all weight back to the first backend\n"
 		   "  mirror NAME BACKEND [--percent P] | mirror NAME --off\n"
 		   "  delete NAME... | delete -f FILE\n"
+		   "  conns [NAME]                 the live flows of a shift: client, endpoint, state\n"
 		   "  verdicts                     the dataplane's per-reason packet counters\n"
 		   "  top [NAME] [--once]          live per-backend view\n"
 		   "  version\n"
@@ -95,6 +96,9 @@ static const struct verb {
 	  "  share over the last 10 s, new flows/s, packets/s, bytes/s, resets, open\n"
 	  "  connections; plain lines without a terminal, one block with --once" },
 	{ "delete", "delete NAME... | delete -f FILE", "delete shifts" },
+	{ "conns", "conns [NAME] [-o json]",
+	  "the live flows of a shift (of every shift without NAME): client, frontend,\n"
+	  "  endpoint, backend, state, idle time" },
 	{ "verdicts", "verdicts [-o json]", "the dataplane's packet counters by reason" },
 	{ "version", "version", "kshiftctl's version" },
 };
@@ -936,6 +940,60 @@ static int cmd_delete(struct ctl *c)
 	return ret ? EXIT_FAILED : EXIT_OK;
 }
 
+static int cmd_conns(struct ctl *c)
+{
+	struct json_object *req, *resp, *items;
+	size_t i, n;
+	int ret;
+
+	if (c->argc > 1)
+		return usage_error("conns: unexpected argument %s", c->argv[1]);
+	if (c->output && strcmp(c->output, "json"))
+		return usage_error("conns: -o %s: only json", c->output);
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("conns"));
+	if (c->ns || c->argc)
+		json_object_object_add(req, "namespace", json_object_new_string(ns_or_default(c)));
+	if (c->argc)
+		json_object_object_add(req, "name", json_object_new_string(c->argv[0]));
+	ret = call(c, req, &resp);
+	if (ret)
+		return ret;
+	if (c->output) {
+		printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
+		json_object_put(resp);
+		return EXIT_OK;
+	}
+	items = path_get(resp, "items", NULL);
+	n = json_object_array_length(items);
+	if (!n) {
+		printf("No connections found\n");
+	} else {
+		printf("%-12s %-16s %-5s %-22s %-22s %-22s %-10s %-12s %8s\n", "NAMESPACE",
+		       "SHIFT", "PROTO", "CLIENT", "FRONTEND", "ENDPOINT", "BACKEND", "STATE",
+		       "IDLE");
+		for (i = 0; i < n; i++) {
+			struct json_object *f = json_object_array_get_idx(items, i);
+
+			printf("%-12s %-16s %-5s %-22s %-22s %-22s %-10s %-12s %7.1fs\n",
+			       json_object_get_string(path_get(f, "namespace", NULL)),
+			       json_object_get_string(path_get(f, "shift", NULL)),
+			       json_object_get_string(path_get(f, "protocol", NULL)),
+			       json_object_get_string(path_get(f, "client", NULL)),
+			       json_object_get_string(path_get(f, "frontend", NULL)),
+			       json_object_get_string(path_get(f, "endpoint", NULL)),
+			       json_object_get_string(path_get(f, "backend", NULL)),
+			       json_object_get_string(path_get(f, "state", NULL)),
+			       json_object_get_double(path_get(f, "idleSeconds", NULL)));
+		}
+	}
+	if ((size_t)json_object_get_int64(path_get(resp, "total", NULL)) > n)
+		printf("(%zu of %lld flows shown)\n", n,
+		       (long long)json_object_get_int64(path_get(resp, "total", NULL)));
+	json_object_put(resp);
+	return EXIT_OK;
+}
+
 static int cmd_verdicts(struct ctl *c)
 {
 	struct json_object *req = json_object_new_object(), *resp;
@@ -1127,6 +1185,6 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "top"))
 		return cmd_top(&c);
 	if (!strcmp(cmd, "conns"))
-		return fail("%s: not available in this version", cmd);
+		return cmd_conns(&c);
 	return usage_error("%s: unknown command", cmd);
 }

@@ -42,6 +42,8 @@
  * millisecond) every 100 ms sweeps a million entries in under a minute,
  * well within the shortest timeout that matters (10 s after a FIN). */
 #define KS_GC_PERIOD_MS	    100
+/* Flows one `conns` answer lists at most (it says how many there are). */
+#define KS_CONNS_MAX 10000
 #define KS_GC_URGENT_BUDGET 65536
 
 struct daemon {
@@ -419,6 +421,25 @@ static struct json_object *do_get(struct daemon *d, struct json_object *req)
 	return r;
 }
 
+/* conns: the live flows of a shift, or of all, client to endpoint. */
+static struct json_object *do_conns(struct daemon *d, struct json_object *req)
+{
+	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name");
+	struct json_object *r, *items;
+	size_t total = 0;
+
+	if (name && !ks_shifts_find(&d->shifts, ns ? ns : "default", name))
+		return reply_error("%s/%s: no such shift", ns ? ns : "default", name);
+	items = ks_shifts_conns(&d->shifts, name ? (ns ? ns : "default") : ns, name,
+				KS_CONNS_MAX, &total);
+	if (!items)
+		return reply_error("reading the connection table: %s", strerror(errno));
+	r = reply_ok();
+	json_object_object_add(r, "items", items);
+	json_object_object_add(r, "total", json_object_new_int64(total));
+	return r;
+}
+
 static struct json_object *do_verdicts(struct daemon *d, struct json_object *req)
 {
 	struct json_object *r, *v, *links;
@@ -571,6 +592,8 @@ static struct json_object *handle(struct daemon *d, struct json_object *req)
 		return do_mirror(d, req);
 	if (!strcmp(cmd, "verdicts"))
 		return do_verdicts(d, req);
+	if (!strcmp(cmd, "conns"))
+		return do_conns(d, req);
 	return reply_error("request: cmd: %s: unknown", cmd);
 }
 

@@ -8,6 +8,7 @@
 #   - a UDP client with a fixed source port moves to another endpoint within
 #     1 s of its endpoint's removal (the flows of removed endpoints are
 #     flushed)
+#   - kshiftctl conns lists open connections with their state
 #   - a SYN flood of twice the table's size from spoofed sources: 100
 #     long-lived connections keep working on their backend, also after a
 #     change of weights, and new connections work once the flood stops
@@ -251,6 +252,9 @@ for mode in $(ks_modes); do
 		--ready-file "$KS_TMP/ka.ready" --go-file "$KS_TMP/ka.go"
 	ka_pid=$KS_LAST_PID
 	ks_wait_file "$KS_TMP/ka.ready" 20
+	n=$(jq_py "$(ks_ctl conns web -o json)" \
+		"sum(1 for f in d['items'] if f['state'] == 'established' and f['client'].startswith('198.18.1.2:'))")
+	check "kshiftctl conns lists the 100 open connections, established ($n)" between 100 "$n" 100
 	sent=$(flood $((2 * FLOWS)))
 	ks_ctl set web stable=0 canary=100 >/dev/null
 	touch "$KS_TMP/ka.go"

@@ -1280,3 +1280,89 @@ int ks_shifts_commit(struct ks_shifts *t, const struct ks_change *c, size_t n, c
 	ks_shifts_commit_free(cm);
 	return ret;
 }
+
+/* ---- the flows of shifts, for kshiftctl conns ---- */
+
+struct conns_walk {
+	struct ks_index by_svc; /* svc id -> its shift's state */
+	struct json_object *items;
+	size_t max, total;
+};
+
+static const char *endpoint_str(uint8_t family, const struct ks_addr *a, uint16_t port, char *buf,
+				size_t len)
+{
+	struct ks_ip ip = { .addr = *a, .family = family };
+	char addr[INET6_ADDRSTRLEN];
+
+	ks_ip_str(&ip, addr, sizeof(addr));
+	snprintf(buf, len, family == KS_FAMILY_V6 ? "[%s]:%u" : "%s:%u", addr, port);
+	return buf;
+}
+
+static int conn_item(const struct ks_ct_flow *f, void *arg)
+{
+	struct conns_walk *w = arg;
+	const struct ks_shift_state *st = ks_index_get(&w->by_svc, &f->svc, sizeof(f->svc));
+	char buf[INET6_ADDRSTRLEN + 8];
+	struct json_object *o;
+
+	if (!st || f->expired)
+		return 0;
+	if (w->total++ >= w->max)
+		return 0;
+	o = json_object_new_object();
+	json_object_object_add(o, "namespace", json_object_new_string(st->spec.namespace));
+	json_object_object_add(o, "shift", json_object_new_string(st->spec.name));
+	json_object_object_add(o, "protocol",
+			       json_object_new_string(f->proto == IPPROTO_UDP ? "UDP" : "TCP"));
+	json_object_object_add(o, "client",
+			       json_object_new_string(endpoint_str(f->family, &f->client,
+								   f->client_port, buf,
+								   sizeof(buf))));
+	json_object_object_add(o, "frontend",
+			       json_object_new_string(endpoint_str(f->family, &f->frontend,
+								   f->frontend_port, buf,
+								   sizeof(buf))));
+	json_object_object_add(o, "endpoint",
+			       json_object_new_string(endpoint_str(f->family, &f->endpoint,
+								   f->endpoint_port, buf,
+								   sizeof(buf))));
+	json_object_object_add(o, "backend",
+			       json_object_new_string(f->backend < st->spec.nr_backends
+							      ? st->spec.backends[f->backend].name
+							      : "?"));
+	json_object_object_add(o, "state", json_object_new_string(ks_ct_state_name(f->state)));
+	json_object_object_add(o, "idleSeconds",
+			       json_object_new_double((double)f->idle_ns / 1e9));
+	json_object_array_add(w->items, o);
+	return 0;
+}
+
+struct json_object *ks_shifts_conns(struct ks_shifts *t, const char *ns, const char *name,
+				    size_t max, size_t *total)
+{
+	struct conns_walk w = { .items = json_object_new_array(), .max = max };
+	size_t i, j;
+	int err = 0;
+
+	for (i = 0; i < t->n && !err; i++) {
+		const struct ks_shift_state *st = t->v[i];
+
+		if ((ns && strcmp(ns, st->spec.namespace)) || (name && strcmp(name, st->spec.name)))
+			continue;
+		for (j = 0; j < st->nr_svcs && !err; j++)
+			err = ks_index_put(&w.by_svc, &st->svcs[j].svc, sizeof(st->svcs[j].svc),
+					   (void *)st);
+	}
+	/* one walk of the table for all of them */
+	if (!err && w.by_svc.n)
+		err = ks_ct_list(t->dp, UINT32_MAX, ks_ct_now(), conn_item, &w);
+	ks_index_destroy(&w.by_svc);
+	if (err) {
+		json_object_put(w.items);
+		return NULL;
+	}
+	*total = w.total;
+	return w.items;
+}

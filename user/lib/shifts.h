@@ -121,4 +121,10 @@ int ks_shifts_set_mirror(struct ks_shifts *t, struct ks_shift_state *st, const c
  * endpoints, counters and the observed split since the last change. */
 struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_state *st);
 
+/* The live flows of the shifts named (ns and name NULL: every one), as
+ * `kshiftctl conns` lists them: at most max, *total counting them all.
+ * One walk of the connection table; NULL on error. */
+struct json_object *ks_shifts_conns(struct ks_shifts *t, const char *ns, const char *name,
+				    size_t max, size_t *total);
+
 #endif /* KSHIFT_SHIFTS_H */
