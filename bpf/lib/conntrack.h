@@ -29,7 +29,8 @@
  *
  * Each direction's packet refreshes its own entry at most once per
  * KS_CT_TOUCH_NS, and then also the other direction's, rebuilding it if it
- * is missing: a flow is never left translated one way only.
+ * is missing: a flow is never left translated one way only. A refresh
+ * never moves an entry's state back (see ks_ct_update()).
  */
 #ifndef KS_BPF_CONNTRACK_H
 #define KS_BPF_CONNTRACK_H
@@ -144,8 +145,9 @@ static __always_inline enum ks_ct_use ks_ct_check(const struct ks_pkt *pkt,
 	if (!c)
 		return KS_CT_MISS;
 	/* most packets: a flow stamped within the second (no timeout is
-	 * shorter), no flag that moves its state */
-	if (now - c->seen_ns < KS_CT_TOUCH_NS && c->state != KS_CT_SYN_SENT &&
+	 * shorter), or stamped by a CPU whose clock is a tick ahead of this
+	 * one's (signed), no flag that moves its state */
+	if ((__s64)(now - c->seen_ns) < (__s64)KS_CT_TOUCH_NS && c->state != KS_CT_SYN_SENT &&
 	    !(pkt->tcp_flags & (KS_TCP_SYN | KS_TCP_FIN | KS_TCP_RST)))
 		return KS_CT_FRESH;
 	if (!ks_ct_live(c, now))
@@ -213,7 +215,9 @@ static __always_inline void ks_ct_sync_peer(const struct ks_flow *key, const str
 	p = bpf_map_lookup_elem(&ks_conns, &pk);
 	if (p) {
 		if (ks_ct_is_peer(key, c, p)) {
-			p->state = c->state;
+			/* never back: see ks_ct_update() */
+			if (p->state < c->state)
+				p->state = c->state;
 			p->seen_ns = c->seen_ns;
 		}
 		return;
@@ -222,16 +226,31 @@ static __always_inline void ks_ct_sync_peer(const struct ks_flow *key, const str
 	bpf_map_update_elem(&ks_conns, &pk, &v, BPF_NOEXIST);
 }
 
-/* A packet of the flow of entry c: its state moves, its time is stamped
- * (coarsely), and the other direction follows. */
+/*
+ * A packet of the flow of entry c: its state moves, its time is stamped
+ * (coarsely), and the other direction follows.
+ *
+ * A flow's states only move forward (enum ks_ct_state: SYN_SENT,
+ * ESTABLISHED, CLOSING, CLOSED), and so do the entries' states: the two
+ * directions of a flow are updated on different CPUs at once (a veth has
+ * a queue per CPU, so even one direction's packets are), without a lock,
+ * and a packet's state was read before another CPU's FIN may have moved
+ * the flow on. Written as read, an ACK racing the endpoint's FIN put one
+ * entry back to ESTABLISHED, and the next refresh copied that onto the
+ * other: a finished flow held its endpoint against a new SYN. A stamp a
+ * tick ahead of now (the per-CPU clocks of ks_ct_now()) is fresh, not
+ * wrapped round to a second old, which refreshed far more often.
+ */
 static __always_inline void ks_ct_update(const struct ks_pkt *pkt, struct ks_conn *c, __u64 now)
 {
 	__u8 state = ks_ct_next_state(pkt, c);
 
-	if (state == c->state && now - c->seen_ns < KS_CT_TOUCH_NS)
+	if (state == c->state && (__s64)(now - c->seen_ns) < (__s64)KS_CT_TOUCH_NS)
 		return;
-	c->state = state;
-	c->seen_ns = now;
+	if (state > c->state)
+		c->state = state;
+	if ((__s64)(now - c->seen_ns) > 0)
+		c->seen_ns = now;
 	ks_ct_sync_peer(&pkt->flow, c);
 }
 

@@ -4,10 +4,12 @@
  * ks_tc: a flow that ended is forgotten (a client reusing its port to reach
  * a pod directly is not rewritten as the frontend); an idle flow expires,
  * and then is absent to the datapath; a missing direction is rebuilt from
- * the other; one client port to two frontends that share an endpoint is
- * refused, not translated as the wrong frontend; and the garbage collector
- * and the flushes of user/lib/conntrack.c delete what they should, both
- * directions together. Time is moved by ageing the entries' stamps.
+ * the other; a refresh never moves a finished flow's state back (a new SYN
+ * from its port is a new flow); one client port to two frontends that
+ * share an endpoint is refused, not translated as the wrong frontend; and
+ * the garbage collector and the flushes of user/lib/conntrack.c delete
+ * what they should, both directions together. Time is moved by ageing the
+ * entries' stamps.
  */
 #include <arpa/inet.h>
 #include <setjmp.h>
@@ -219,6 +221,87 @@ static void test_ended_flow_forgotten(void **state)
 				untouched(prog, &direct, KS_V_PASS_NO_MATCH);
 				back = from_ep(&direct, ep, PKT_EP_PORT, 0x12);
 				untouched(prog, &back, KS_V_PASS_NO_MATCH);
+			}
+		}
+	}
+}
+
+/* Sets the state of the entry at the key of s. */
+static void set_state(const struct pkt_spec *s, uint8_t st)
+{
+	int fd = bpf_map__fd(env.dp.skel->maps.ks_conns);
+	struct ks_flow k = flow_key(s);
+	struct ks_conn c;
+
+	assert_int_equal(bpf_map_lookup_elem(fd, &k, &c), 0);
+	c.state = st;
+	assert_int_equal(bpf_map_update_elem(fd, &k, &c, BPF_EXIST), 0);
+}
+
+static uint8_t get_state(const struct pkt_spec *s)
+{
+	int fd = bpf_map__fd(env.dp.skel->maps.ks_conns);
+	struct ks_flow k = flow_key(s);
+	struct ks_conn c;
+
+	assert_int_equal(bpf_map_lookup_elem(fd, &k, &c), 0);
+	return c.state;
+}
+
+/*
+ * A flow's state never goes back. A flow is closed with FINs both ways,
+ * while on another CPU an ACK of the flow, read as ESTABLISHED before the
+ * endpoint's FIN, writes ESTABLISHED onto the reply entry after it (here:
+ * the test puts the reply entry back as that late write did before the
+ * fix). The endpoint's next packet, a refresh a second later (how 0) or on
+ * a CPU whose clock is a tick behind the entry's stamp (how 1), must not
+ * copy that onto the forward entry: the client's next SYN from the same
+ * port, a new connect(), is a new flow (steered again), not a HIT on an
+ * established one that keeps the old endpoint.
+ */
+static void test_state_never_back(void **state)
+{
+	char ep[INET6_ADDRSTRLEN];
+	int prog, how;
+	size_t f;
+
+	(void)state;
+	for (f = 0; f < ARRAY_SIZE(families); f++) {
+		for (how = 0; how < 2; how++) {
+			for (prog = 0; prog < PKT_NR_PROGS; prog++) {
+				struct pkt_spec syn = tcp_spec(families[f], 41040, PKT_PORT_MAIN,
+							       0x02),
+						seg, back;
+
+				pkt_context("%s IPv%u %s", pkt_prog_name(prog), families[f],
+					    how ? "clock a tick behind" : "refresh");
+				assert_int_equal(pkt_env_flush_conns(&env), 0);
+				dnat(prog, &syn, KS_V_NAT_NEW, ep);
+				back = from_ep(&syn, ep, PKT_EP_PORT, 0x12);
+				reply(prog, &back, syn.dst, PKT_PORT_MAIN);
+				seg = syn;
+				seg.seq++;
+				seg.tcp_flags = 0x10; /* ACK */
+				dnat(prog, &seg, KS_V_NAT_ESTABLISHED, ep);
+				back.tcp_flags = 0x11; /* the endpoint's FIN */
+				reply(prog, &back, syn.dst, PKT_PORT_MAIN);
+				seg.tcp_flags = 0x11; /* the client's FIN */
+				dnat(prog, &seg, KS_V_NAT_ESTABLISHED, ep);
+				assert_int_equal(get_state(&seg), KS_CT_CLOSING);
+				assert_int_equal(get_state(&back), KS_CT_CLOSING);
+
+				/* the racing ACK's late write to the reply entry */
+				set_state(&back, KS_CT_ESTABLISHED);
+				/* a second on, or the stamps a tick (4 ms) ahead */
+				age(how ? (uint64_t)-4000000 : 2 * KS_CT_TOUCH_NS);
+				/* the endpoint's last ACK */
+				back.tcp_flags = 0x10;
+				reply(prog, &back, syn.dst, PKT_PORT_MAIN);
+				assert_int_equal(get_state(&seg), KS_CT_CLOSING);
+
+				/* a new connect() from the port: a new flow */
+				syn.seq = 777777;
+				dnat(prog, &syn, KS_V_NAT_NEW, ep);
 			}
 		}
 	}
@@ -571,6 +654,7 @@ int main(void)
 		cmocka_unit_test(test_idle_flow_expires),
 		cmocka_unit_test(test_half_open_expires),
 		cmocka_unit_test(test_lost_direction_rebuilt),
+		cmocka_unit_test(test_state_never_back),
 		cmocka_unit_test(test_reply_tuple_clash),
 		cmocka_unit_test(test_gc),
 		cmocka_unit_test(test_flush_endpoint_and_svc),
