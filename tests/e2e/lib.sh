@@ -254,13 +254,15 @@ ks_daemon_start() {
 		not_ok "kshiftd and kshiftctl are built ($KSHIFTD, $KSHIFTCTL)"
 		return 1
 	fi
+	# a connection table of 65,536 flows (30 MB, not the default 300):
+	# enough for any test here, and quick to walk for get and conns
 	# the socket lives on the host filesystem (in KS_TMP) so that kshiftctl,
 	# run outside the namespace, reaches it. `ip netns exec` itself, not
 	# in_ns: a function put in the background is a subshell, and $! would
 	# be its pid instead of kshiftd's (ip netns exec execs, same pid)
 	ip netns exec "$KS_NODE" "$KSHIFTD" --iface "$(ks_ifaces)" --mode "$KS_MODE" \
 		--config-dir "$KS_CONF" --socket "$KS_SOCK" --pin-path "$KS_PIN" \
-		--state-dir "$KS_TMP/state" "$@" \
+		--state-dir "$KS_TMP/state" --max-flows 65536 "$@" \
 		>>"$KS_LOG" 2>&1 &
 	KS_DAEMON_PID=$!
 	for ((i = 0; i < 300; i++)); do

@@ -10,11 +10,14 @@
 #include "conntrack.h"
 #include "observe.h"
 
-/* Counts serve for a second, or for 20 walks' time when the table is big
- * (a million flows take about a second), so that counting never takes more
- * than a twentieth of the daemon's time. */
-#define OPEN_CACHE_NS	1000000000ULL
-#define OPEN_WALK_SHARE 20
+/* A walk's counts serve for 20 walks' time (a million flows take about a
+ * second), so that counting never takes more than a twentieth of the
+ * daemon's time, and for at least OPEN_CACHE_MIN_NS, so that one answer
+ * (every backend of every shift) costs one walk; on a small table that is
+ * short enough that an answer never misses a connection opened before the
+ * question. */
+#define OPEN_CACHE_MIN_NS 50000000ULL
+#define OPEN_WALK_SHARE	  20
 
 /* The last walk's counts, per (svc, backend) slot as in ks_stats. */
 static struct {
@@ -48,7 +51,7 @@ static const uint32_t *open_counts(struct ks_dp *dp)
 	uint64_t now = mono_ns();
 
 	if (cache.open && cache.dp == dp &&
-	    (now - cache.at_ns < OPEN_CACHE_NS ||
+	    (now - cache.at_ns < OPEN_CACHE_MIN_NS ||
 	     now - cache.at_ns < OPEN_WALK_SHARE * cache.took_ns))
 		return cache.open;
 	if (!cache.open)
