@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End to end: kshiftd's life cycle costs no connection, in tc and xdp mode.
-#   - a stream of new connections and 20 keep-alive connections run across
+#   - a stream of new connections and 40 keep-alive connections run across
 #     SIGTERM + start and SIGKILL + start: none fails, every keep-alive
 #     connection keeps its backend; the longest gap any client saw is
 #     printed per restart kind
@@ -159,7 +159,7 @@ for mode in $(ks_modes); do
 	ks_client split "$VIP_URL" 40 --save "$KS_TMP/ports.json" >/dev/null
 	diag "attached: $(hooks | tr '\n' ' ')"
 
-	ks_client_bg "$KS_TMP/ka.json" keepalive "$VIP_URL" 20 --ready-file "$KS_TMP/ka.ready" \
+	ks_client_bg "$KS_TMP/ka.json" keepalive "$VIP_URL" 40 --ready-file "$KS_TMP/ka.ready" \
 		--go-file "$KS_TMP/ka.go" --wait-max 80
 	ka_pid=$KS_LAST_PID
 	ks_client_bg "$KS_TMP/stream.json" stream "$VIP_URL" --stop-file "$KS_TMP/stream.stop" \
@@ -216,9 +216,9 @@ for mode in $(ks_modes); do
 	touch "$KS_TMP/stream.stop" "$KS_TMP/ka.go"
 	wait "$stream_pid" "$ka_pid"
 	ka=$(cat "$KS_TMP/ka.json")
-	check "20 keep-alive connections open across both restarts each keep their backend" \
-		jq_ok "$ka" 'd["kept"] == 20 and d["changed"] == 0 and d["errors"] == 0'
-	jq_ok "$ka" 'd["kept"] == 20' || diag "keepalive: $(echo "$ka" | head -c 1500)"
+	check "40 keep-alive connections open across both restarts each keep their backend" \
+		jq_ok "$ka" 'd["kept"] == 40 and d["changed"] == 0 and d["errors"] == 0'
+	jq_ok "$ka" 'd["kept"] == 40' || diag "keepalive: $(echo "$ka" | head -c 1500)"
 	res=$(judge "$KS_TMP/stream.json" "${WINDOWS[@]}")
 	check "no new connection failed across the restarts ($(jq_py "$res" 'd["total"]') connections)" \
 		jq_ok "$res" 'd["failures"] == 0 and d["total"] > 0'
