@@ -104,6 +104,21 @@ def get_once(host, port, path, timeout=TIMEOUT, lport=0, ports=None, src=None):
         s.close()
 
 
+def ports_held():
+    """The local TCP ports this namespace's sockets hold, in any state:
+    TIME_WAIT too, which a connection the client closed first (a keep-alive
+    one) leaves for 60 s, and whose port cannot be bound again."""
+    held = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                held |= {int(line.split()[1].rsplit(":", 1)[1], 16) for line in f}
+        except OSError:
+            pass
+    return held
+
+
 def cmd_split(a):
     host, port, path = split_url(a.url)
     backends, endpoints, errors, by_source = {}, {}, {}, {}
@@ -117,6 +132,10 @@ def cmd_split(a):
         # the same, which must follow the current weights
         with open(a.reuse_ports) as f:
             lports = [p for p, b in json.load(f) if b and b.split()[0] == a.of]
+        # the kernel's ephemeral ports wrap round within a run, so a later
+        # connection may have used one of them again and may still hold it
+        held = ports_held()
+        lports = [p for p in lports if p not in held]
         a.n = min(a.n, len(lports))
     t0 = time.monotonic()
     for i in range(a.n):
