@@ -79,7 +79,7 @@ help:
 	@echo "make test-e2e     end-to-end tests in network namespaces (root)"
 	@echo "make demo         canary and blue/green on a throwaway test network (root)"
 	@echo "make bench        kshift against iptables, nftables and plain forwarding (root)"
-	@echo "make bench-quick  the same, shorter (under 4 minutes)"
+	@echo "make bench-quick  the same, shorter (under 5 minutes)"
 	@echo "make bench-k8s    kshiftd --kubernetes: patch-to-dataplane time, RSS and CPU under"
 	@echo "                  endpoint churn, with SERVICES=N (default 10000) (root)"
 	@echo "make bench-prog   ns per packet of kshift's paths with BPF_PROG_TEST_RUN (root)"
