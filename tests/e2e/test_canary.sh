@@ -45,9 +45,12 @@ for mode in $(ks_modes); do
 	check "2000 new connections through the VIP, none failed (failed: $fails)" \
 		[ "$fails" = 0 ]
 	check "canary share within 3 points of 10% ($canary of 2000)" between 140 "$canary" 260
-	# each stable endpoint should take about 45%; 30% catches a dead one
+	# each stable endpoint should take about 45%; 10% catches a dead one.
+	# Not tighter: on a loaded box a SYN lost on a veth backlog looks like
+	# an endpoint that did not answer, and passive health (bpf/lib/health.h)
+	# then quarantines it for a couple of seconds, which skews the split
 	check "both stable endpoints take new connections (.2: $s2, .3: $s3)" \
-		eval 'between 600 "$s2" 1200 && between 600 "$s3" 1200'
+		eval 'between 200 "$s2" 1600 && between 200 "$s3" 1600'
 
 	# keep-alive connections across a weight change
 	ka=$KS_TMP/keepalive
