@@ -102,7 +102,7 @@ done
 mkdir "$tmp/bpf"
 mount -t bpf bpf "$tmp/bpf"
 ip netns exec "$pfx-node" "$KSHIFTD" --iface "$(tn_ifaces 3)" --socket "$sock" \
-	--pin-path "$tmp/bpf/kshift" 2>"$tmp/kshiftd.log" &
+	--pin-path "$tmp/bpf/kshift" --state-dir "$tmp/state" 2>"$tmp/kshiftd.log" &
 daemon=$!
 for _ in $(seq 200); do [[ -S $sock ]] && break; sleep 0.05; done
 sed 's/^/   | /' "$tmp/kshiftd.log"
