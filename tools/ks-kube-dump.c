@@ -101,7 +101,7 @@ static int write_state(struct ks_kube_store *s, const char *path)
 	fputc('\n', f);
 	for (k = 0; k < KS_KUBE_NR_KINDS && !ret; k++) {
 		l.kind = k;
-		ret = ks_index_walk(&s->objs[k], add_line, &l);
+		ret = ks_index_foreach(&s->objs[k], add_line, &l);
 	}
 	qsort(l.v, l.n, sizeof(*l.v), cmp);
 	for (i = 0; i < l.n; i++) {

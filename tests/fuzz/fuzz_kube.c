@@ -96,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pthread_mutex_lock(&store.lock);
 	ks_kube_store_drain(&store, &changes, &nr);
 	ks_kube_changes_free(changes, nr);
-	ks_index_walk(&store.objs[KS_KUBE_TRAFFICSHIFT], model_one, &w);
+	ks_index_foreach(&store.objs[KS_KUBE_TRAFFICSHIFT], model_one, &w);
 	pthread_mutex_unlock(&store.lock);
 out:
 	free(rv);

@@ -434,7 +434,7 @@ void ks_config_close(struct ks_config *c)
 	if (c->epfd >= 0)
 		close(c->epfd);
 	files_free(c);
-	ks_index_walk(&c->applied, free_applied, NULL);
+	ks_index_foreach(&c->applied, free_applied, NULL);
 	ks_index_destroy(&c->applied);
 	ks_index_destroy(&c->refused);
 	free(c->dir);

@@ -109,20 +109,6 @@ void *ks_index_del(struct ks_index *ix, const void *key, size_t len)
 	return value;
 }
 
-int ks_index_walk(const struct ks_index *ix,
-		  int (*fn)(const void *key, size_t len, void *value, void *arg), void *arg)
-{
-	struct ks_index_entry *e;
-	size_t i;
-	int ret;
-
-	for (i = 0; i < ix->nr_buckets; i++)
-		for (e = ix->buckets[i]; e; e = e->next)
-			if ((ret = fn(e->key, e->len, e->value, arg)))
-				return ret;
-	return 0;
-}
-
 void ks_index_destroy(struct ks_index *ix)
 {
 	struct ks_index_entry *e, *next;

@@ -22,10 +22,6 @@ int ks_index_put(struct ks_index *ix, const void *key, size_t len, void *value);
 void *ks_index_get(const struct ks_index *ix, const void *key, size_t len);
 /* Removes key; returns what it had, or NULL. */
 void *ks_index_del(struct ks_index *ix, const void *key, size_t len);
-/* Calls fn on every entry, in no order, until fn returns non-zero, which is
- * returned; fn must not change ix. */
-int ks_index_walk(const struct ks_index *ix,
-		  int (*fn)(const void *key, size_t len, void *value, void *arg), void *arg);
 void ks_index_destroy(struct ks_index *ix);
 /* Calls fn for every entry, in no particular order, until it returns
  * nonzero (which is returned). fn may delete the entry it is given, and no

@@ -80,10 +80,10 @@ void ks_kube_store_destroy(struct ks_kube_store *s)
 	int k;
 
 	for (k = 0; k < KS_KUBE_NR_KINDS; k++) {
-		ks_index_walk(&s->objs[k], put_obj_cb, NULL);
+		ks_index_foreach(&s->objs[k], put_obj_cb, NULL);
 		ks_index_destroy(&s->objs[k]);
 	}
-	ks_index_walk(&s->slices_by_service, free_set_cb, NULL);
+	ks_index_foreach(&s->slices_by_service, free_set_cb, NULL);
 	ks_index_destroy(&s->slices_by_service);
 	ks_kube_changes_free(s->changes, s->nr_changes);
 	free(s->lease_namespace);
@@ -357,7 +357,7 @@ static int store_list(struct ks_kube_store *s, enum ks_kube_kind kind, struct js
 		changes += ret > 0 ? ret : 0;
 	}
 	if (ret >= 0)
-		ret = ks_index_walk(&s->objs[kind], find_stale, &st);
+		ret = ks_index_foreach(&s->objs[kind], find_stale, &st);
 	for (i = 0; i < st.n; i++) {
 		int r = ret < 0 ? 0 : del_obj(s, kind, st.keys[i]);
 

@@ -106,7 +106,7 @@ static int free_override(const void *key, size_t len, void *value, void *arg)
 
 void ks_state_close(struct ks_state *s)
 {
-	ks_index_walk(&s->overrides, free_override, NULL);
+	ks_index_foreach(&s->overrides, free_override, NULL);
 	ks_index_destroy(&s->overrides);
 	free(s->path);
 	memset(s, 0, sizeof(*s));
@@ -377,7 +377,7 @@ int ks_state_save(struct ks_state *s, struct ks_shifts *t)
 		if (!strcmp(t->v[i]->source, "api"))
 			json_object_array_add(shifts, ks_shift_to_json(&t->v[i]->spec));
 	json_object_object_add(doc, "shifts", shifts);
-	ks_index_walk(&s->overrides, save_override, &ctx);
+	ks_index_foreach(&s->overrides, save_override, &ctx);
 	json_object_object_add(doc, "overrides", ctx.arr);
 	text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
 	if (!text || asprintf(&tmp, "%s.tmp", s->path) < 0 || !(dir = strdup(s->path))) {
