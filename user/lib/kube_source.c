@@ -157,6 +157,7 @@ static void evaluate(struct ks_kube_source *src, const char *key)
 	struct ts_result *r = ks_index_get(&src->results, key, strlen(key));
 	char ns[KS_NAME_LEN], err[KS_ERR_LEN];
 	struct ks_shift_state *running;
+	struct ks_change change;
 	struct json_object *ts;
 	struct ks_shift shift;
 	const char *name;
@@ -222,7 +223,8 @@ static void evaluate(struct ks_kube_source *src, const char *key)
 		ks_shift_free(&shift);
 		return;
 	}
-	if (ks_shifts_check(src->shifts, &shift, 1, err, sizeof(err)) ||
+	change = (struct ks_change){ .shift = &shift, .source = KS_KUBE_SOURCE };
+	if (ks_shifts_check_batch(src->shifts, &change, 1, err, sizeof(err)) ||
 	    ks_shifts_apply(src->shifts, &shift, KS_KUBE_SOURCE, err, sizeof(err))) {
 		if (r->accepted || strcmp(r->accepted_msg, err))
 			pr_warn("kube: %s: generation %lld refused: %s\n", key,

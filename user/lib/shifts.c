@@ -389,49 +389,6 @@ static int check_conflicts(struct ks_shifts *t, const struct ks_shift *s,
 	return 0;
 }
 
-int ks_shifts_check(struct ks_shifts *t, const struct ks_shift *batch, size_t n, char *err,
-		    size_t errlen)
-{
-	struct ks_index names = {}, claimed = {};
-	const struct ks_shift_state *owner;
-	const struct ks_shift *other;
-	char key[2 * KS_NAME_LEN];
-	struct frontend_id id;
-	size_t i, a, p;
-	int ret = 0;
-
-	for (i = 0; i < n && !ret; i++)
-		ret = ks_index_put(&names, key,
-				   name_key(key, sizeof(key), batch[i].namespace, batch[i].name),
-				   (void *)&batch[i]);
-	for (i = 0; i < n && !ret; i++) {
-		const struct ks_shift *s = &batch[i];
-
-		for (a = 0; a < s->nr_addresses && !ret; a++) {
-			for (p = 0; p < s->nr_ports && !ret; p++) {
-				id = frontend_id(&s->addresses[a], &s->ports[p]);
-				/* a running shift the batch replaces does not count */
-				owner = ks_index_get(&t->by_frontend, &id, sizeof(id));
-				if (owner &&
-				    !ks_index_get(&names, key,
-						  name_key(key, sizeof(key), owner->spec.namespace,
-							   owner->spec.name)))
-					ret = conflict(s, a, p, &owner->spec, err, errlen);
-				other = ks_index_get(&claimed, &id, sizeof(id));
-				if (!ret && other)
-					ret = conflict(s, a, p, other, err, errlen);
-				if (!ret)
-					ret = ks_index_put(&claimed, &id, sizeof(id), (void *)s);
-			}
-		}
-	}
-	if (ret == -ENOMEM)
-		seterr(err, errlen, "out of memory");
-	ks_index_destroy(&names);
-	ks_index_destroy(&claimed);
-	return ret;
-}
-
 /* Points every frontend of s at its services; address-only keys mark the
  * addresses for the fragment policy. */
 static int add_frontends(struct ks_shifts *t, const struct ks_shift *s,

@@ -50,11 +50,6 @@ struct ks_shift_state *ks_shifts_find(struct ks_shifts *t, const char *ns, const
 const struct ks_shift_state *ks_shifts_frontend_owner(struct ks_shifts *t, const struct ks_ip *ip,
 						     const struct ks_port *port);
 
-/* Checks that a batch of shifts about to be applied together claims no
- * frontend that another shift (outside the batch) or another member of the
- * batch serves. 0, or -EEXIST with err set. */
-int ks_shifts_check(struct ks_shifts *t, const struct ks_shift *batch, size_t n, char *err,
-		    size_t errlen);
 
 /*
  * One change of a batch: create or replace shift (from source: a config
