@@ -52,6 +52,8 @@
 #include "parse.h"
 #include "ring.h"
 
+#define KS_HEALTH_FRAG_NEEDED 4 /* code of ICMP_DEST_UNREACH: path MTU, not a refusal */
+
 /* Per endpoint: quarantine and counters. LRU: an evicted record is an
  * endpoint long healthy, or long gone. */
 struct {
@@ -301,6 +303,32 @@ static __always_inline void ks_health_moved(const struct ks_flow *flow, __u8 res
 }
 
 /*
+ * The endpoint of a half-open flow refused its handshake: key and c are the
+ * flow's reply entry (the endpoint's side). If the handshake may still move
+ * (and, with check_isn, the refused SYN was the flow's), the flow is closed
+ * both ways, as a reset closes it, and the endpoint quarantined: returns
+ * true, hold the answer back from the client.
+ */
+static __always_inline bool ks_health_refused(const struct ks_flow *key, struct ks_conn *c,
+					      struct ks_health_tmp *t, __u32 isn, bool check_isn,
+					      __u64 now)
+{
+	struct ks_conn *f;
+
+	ks_ct_peer_key(key, c, &t->flow);
+	f = bpf_map_lookup_elem(&ks_conns, &t->flow);
+	if (!f || !ks_ct_is_peer(key, c, f) || f->state != KS_CT_SYN_SENT ||
+	    f->resteers >= KS_HEALTH_MAX_RESTEERS || (check_isn && f->isn != isn))
+		return false;
+	c->state = KS_CT_CLOSED;
+	c->seen_ns = now;
+	f->state = KS_CT_CLOSED;
+	f->seen_ns = now;
+	ks_health_failed(&key->saddr, key->sport, key->family, true, now);
+	return true;
+}
+
+/*
  * An endpoint's packet on a half-open flow (reply entry c, before
  * ks_ct_update): a SYN-ACK ends the endpoint's quarantine; a reset is held
  * back (returns true: drop it) if the handshake may still move, the flow
@@ -310,7 +338,6 @@ static __always_inline bool ks_health_reply(const struct ks_pkt *pkt, struct ks_
 {
 	struct ks_health_tmp *t;
 	struct ks_ep_health *h;
-	struct ks_conn *f;
 	__u64 now;
 
 	if (c->state != KS_CT_SYN_SENT || c->dir != KS_DIR_REPLY ||
@@ -334,17 +361,42 @@ static __always_inline bool ks_health_reply(const struct ks_pkt *pkt, struct ks_
 		}
 		return false;
 	}
-	ks_ct_peer_key(&pkt->flow, c, &t->flow);
-	f = bpf_map_lookup_elem(&ks_conns, &t->flow);
-	if (!f || !ks_ct_is_peer(&pkt->flow, c, f) || f->state != KS_CT_SYN_SENT ||
-	    f->resteers >= KS_HEALTH_MAX_RESTEERS)
+	return ks_health_refused(&pkt->flow, c, t, 0, false, now);
+}
+
+/*
+ * An ICMP or ICMPv6 error on its way to a client, about the client's TCP
+ * packet to an endpoint: key and c are the flow's reply entry (the quote
+ * reversed), l4 the quoted TCP header, of which the quote holds l4_len
+ * bytes. A destination unreachable about the SYN of a handshake still
+ * half-open is a refusal: held back like a reset (returns true: drop it),
+ * the flow closed, the endpoint quarantined. Whether the endpoint sent it
+ * (port closed, a REJECT rule) or a router on its side did (host or net
+ * unreachable, prohibited): the client's SYN cannot reach it either way,
+ * and another endpoint may be reachable. Fragmentation needed (packet too
+ * big in ICMPv6, another type) is path MTU discovery, not a refusal; the
+ * quoted sequence number must be the SYN's, as the client's TCP would
+ * check it.
+ */
+static __always_inline bool ks_health_unreach(const struct ks_flow *key, struct ks_conn *c,
+					      bool v4, const __u8 *icmp, const __u8 *l4,
+					      const void *data_end, __u32 l4_len)
+{
+	struct ks_health_tmp *t;
+	const __be32 *seq;
+
+	if (key->proto != IPPROTO_TCP || c->state != KS_CT_SYN_SENT || c->dir != KS_DIR_REPLY)
 		return false;
-	c->state = KS_CT_CLOSED;
-	c->seen_ns = now;
-	f->state = KS_CT_CLOSED;
-	f->seen_ns = now;
-	ks_health_failed(&pkt->flow.saddr, pkt->flow.sport, pkt->flow.family, true, now);
-	return true;
+	if (v4 ? icmp[0] != ICMP_DEST_UNREACH || icmp[1] == KS_HEALTH_FRAG_NEEDED :
+		 icmp[0] != ICMPV6_DEST_UNREACH)
+		return false;
+	seq = (const __be32 *)(l4 + 4);
+	if ((void *)(seq + 1) > data_end || l4_len < 8)
+		return false;
+	t = ks_health_scratch();
+	if (!t)
+		return false;
+	return ks_health_refused(key, c, t, bpf_ntohl(*seq), true, bpf_ktime_get_coarse_ns());
 }
 
 #endif /* KS_BPF_HEALTH_H */

@@ -117,7 +117,10 @@ static struct pkt_spec client_spec(const struct kind *k, uint16_t sport)
 		.sport = sport,
 		.dport = PKT_PORT_MAIN,
 		.seq = 1000,
-		.tcp_flags = 0x02,
+		/* a data segment: the flow is established, so an unreachable
+		 * about it is translated; one about a handshake's SYN is held
+		 * back (passive health, test_pkt_health.c) */
+		.tcp_flags = 0x18,
 		.payload = 64,
 	};
 }
