@@ -194,9 +194,9 @@ static __always_inline __u32 ks_health_other_backend(const struct ks_split *spli
 
 /* Endpoint try of backend b's endpoints from start (mod their number), if
  * it is there and new flows need not stay off it; else NULL. */
-static __always_inline const struct ks_endpoint *
-ks_health_try(const struct ks_ring_slice *s, struct ks_health_tmp *t, __u32 start, __u32 try,
-	      __u64 now)
+static __always_inline const struct ks_endpoint *ks_health_try(const struct ks_ring_slice *s,
+							       struct ks_health_tmp *t, __u32 start,
+							       __u32 try, __u64 now)
 {
 	const struct ks_endpoint *ep;
 	__u32 n = s->nr_eps, idx;
@@ -378,8 +378,8 @@ static __always_inline bool ks_health_reply(const struct ks_pkt *pkt, struct ks_
  * quoted sequence number must be the SYN's, as the client's TCP would
  * check it.
  */
-static __always_inline bool ks_health_unreach(const struct ks_flow *key, struct ks_conn *c,
-					      bool v4, const __u8 *icmp, const __u8 *l4,
+static __always_inline bool ks_health_unreach(const struct ks_flow *key, struct ks_conn *c, bool v4,
+					      const __u8 *icmp, const __u8 *l4,
 					      const void *data_end, __u32 l4_len)
 {
 	struct ks_health_tmp *t;
@@ -387,8 +387,8 @@ static __always_inline bool ks_health_unreach(const struct ks_flow *key, struct 
 
 	if (key->proto != IPPROTO_TCP || c->state != KS_CT_SYN_SENT || c->dir != KS_DIR_REPLY)
 		return false;
-	if (v4 ? icmp[0] != ICMP_DEST_UNREACH || icmp[1] == KS_HEALTH_FRAG_NEEDED :
-		 icmp[0] != ICMPV6_DEST_UNREACH)
+	if (v4 ? icmp[0] != ICMP_DEST_UNREACH || icmp[1] == KS_HEALTH_FRAG_NEEDED
+	       : icmp[0] != ICMPV6_DEST_UNREACH)
 		return false;
 	seq = (const __be32 *)(l4 + 4);
 	if ((void *)(seq + 1) > data_end || l4_len < 8)
