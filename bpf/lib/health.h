@@ -4,8 +4,9 @@
  * was steered to is going away (docs/health.md).
  *
  * kshift sees every handshake. When an endpoint answers a new flow's SYN
- * with a reset (its pod is shutting down, its port is closed), the reset
- * is held back from the client: the flow is marked closed and the endpoint
+ * with a reset or an ICMP destination unreachable (its pod is shutting
+ * down, its port is closed, a policy rejects it), the answer is held back
+ * from the client: the flow is marked closed and the endpoint
  * quarantined. The client, having no answer, retransmits its SYN (about
  * 1 s later), and that SYN is steered anew, to another endpoint, the old
  * reply translation going with it (bpf/lib/conntrack.h). An endpoint that
@@ -13,15 +14,22 @@
  * that repeats the ISN of a flow still half-open.
  *
  *   endpoint's RST to a SYN_SENT flow  -> dropped, flow CLOSED, quarantine
+ *   ICMP/ICMPv6 dest. unreachable
+ *   quoting a SYN_SENT flow's SYN,
+ *   from the endpoint or a router
+ *   on its side (not frag needed;
+ *   packet too big is no unreachable)  -> the same (ks_health_unreach,
+ *                                          called from bpf/lib/icmp.h)
  *   client's SYN again (same ISN):
- *     flow CLOSED by such a reset      -> re-steered
+ *     flow CLOSED by such an answer    -> re-steered
  *     flow still SYN_SENT              -> quarantine, re-steered
  *   endpoint's SYN-ACK                 -> quarantine over
  *
- * Only handshakes move: a flow that saw a SYN-ACK is ESTABLISHED and keeps
- * its endpoint (ks_ct_check). A handshake moves at most
- * KS_HEALTH_MAX_RESTEERS times; after that the endpoint's answer reaches
- * the client as it would without kshift.
+ * Only TCP handshakes move: a flow that saw a SYN-ACK is ESTABLISHED and
+ * keeps its endpoint (ks_ct_check), and an error about it is translated
+ * (icmp.h); UDP has no handshake, and its unreachables are translated
+ * too. A handshake moves at most KS_HEALTH_MAX_RESTEERS times; after that
+ * the endpoint's answer reaches the client as it would without kshift.
  *
  * New flows avoid a quarantined endpoint (ks_health_avoid): first other
  * slots of the same backend's ring, then, for a handshake being moved, the
