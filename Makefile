@@ -36,7 +36,7 @@ endif
 BPF_CFLAGS := -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
 	     -Wno-unused-parameter -Iinclude -Ibpf -I$(OUT)
 
-BPF_PROGS := kshift bench
+BPF_PROGS := kshift bench kshift_sock
 BPF_OBJS  := $(patsubst %,$(OUT)/%.bpf.o,$(BPF_PROGS))
 SKELS     := $(patsubst %,$(OUT)/%.skel.h,$(BPF_PROGS))
 BPF_HDRS  := $(wildcard bpf/lib/*.h) $(wildcard include/kshift/*.h)
