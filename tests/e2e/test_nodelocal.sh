@@ -13,8 +13,10 @@
 #   - a process of the node outside the cgroup is not steered; a process in
 #     the cgroup but in another network namespace (the client's) is steered
 #     by the packet path, not by the socket hooks
-#   - the hooks outlive kshiftd, are adopted by the next one, and
-#     kshiftd --uninstall removes them
+#   - a removed endpoint's node-local connections are closed at once
+#     (ECONNABORTED); a draining one's and the others' carry on
+#   - the hooks outlive kshiftd, are adopted by the next one (started with
+#     only the DaemonSet's capabilities), and kshiftd --uninstall removes them
 # Socket hooks do not depend on the attach mode: one mode (the first of
 # KS_MODES) is enough. The cgroup and its cgroup2 mount are removed on exit.
 set -uo pipefail
@@ -23,6 +25,7 @@ ks_init nodelocal
 
 NL_MNT=
 NL_CG=
+NL_CAPS=+bpf,+perfmon,+net_admin # the DaemonSet's
 
 # the test's own cgroup2 mount (hosts differ in where theirs is, and
 # `ip netns exec` hides /sys/fs/cgroup from kshiftd), and a cgroup in it
@@ -309,7 +312,19 @@ while :; do
 	res=$(node_client split "$VIP" 10 --max-failures 3)
 	check "kshiftd stopped: node-local clients still steered (10 of 10: $(jq_py "$res" 'd["backends"]'))" \
 		jq_ok "$res" 'd["ok"] == 10'
-	ks_daemon_start --cgroup "$NL_CG" || break
+	# with only the DaemonSet's capabilities (manifests/daemonset.yaml), as
+	# the container runtime bounds them
+	real_kshiftd=$KSHIFTD
+	if command -v setpriv >/dev/null; then
+		KSHIFTD=$KS_TMP/kshiftd-caps
+		printf '#!/bin/sh\nexec setpriv --bounding-set=-all,%s --inh-caps=-all,%s %q "$@"\n' \
+			"$NL_CAPS" "$NL_CAPS" "$real_kshiftd" >"$KSHIFTD"
+		chmod +x "$KSHIFTD"
+	fi
+	ks_daemon_start --cgroup "$NL_CG"
+	rc=$?
+	KSHIFTD=$real_kshiftd
+	((rc == 0)) || break
 	n=$(hooks | wc -l)
 	check "restarted: the hooks adopted, still 8 on the cgroup ($n)" [ "$n" = 8 ]
 	p=$(peername 198.18.100.1 80)
