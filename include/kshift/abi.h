@@ -32,6 +32,13 @@
 
 /* Limits. Each is a default that sizes a preallocated map. */
 #define KS_MAX_SERVICES	 16384	   /* dataplane services: one per (shift, frontend port) */
+/* The most --max-services and --max-endpoints may ask for. A service costs
+ * 328 bytes per CPU (ks_stats, ks_mirror_stats) and about 500 more
+ * (ks_splits, ks_frontends, ...): 131,072 services took 151 MB of maps on
+ * 2 CPUs, 1,048,576 would take 344 MB per CPU plus 520 MB. */
+#define KS_MAX_SERVICES_LIMIT  (1 << 20)
+#define KS_MAX_ENDPOINTS_LIMIT (1 << 24) /* 24 bytes each: 403 MB */
+#define KS_SVC_NONE	       0xffffffffu /* ks_frontend.svc of an address-only key */
 #define KS_MAX_BACKENDS	 8	   /* backends in one shift: stable, canary, shadow, ... */
 #define KS_MAX_ENDPOINTS 131072	   /* endpoint slots, node-wide; a backend's are contiguous */
 #define KS_RING_SLOTS	 (1 << 25) /* Maglev ring slots, node-wide (64 MiB) */

@@ -767,9 +767,9 @@ int pkt_env_topo(struct pkt_env *env, struct pkt_topo *t)
 		err = err ?: frontends(env, a->vip, PKT_PORT_WEIGHT0, true, t->weight0[fi]);
 		err = err ?: frontends(env, a->vip, PKT_PORT_NOEPS, true, t->noeps[fi]);
 		err = err ?: frontends(env, a->vip2, PKT_PORT_MAIN, true, t->split[fi]);
-		/* address-only keys, as kshiftd adds them: svc KS_MAX_SERVICES */
-		err = err ?: pkt_env_frontend(env, a->vip, 0, 0, KS_MAX_SERVICES);
-		err = err ?: pkt_env_frontend(env, a->vip2, 0, 0, KS_MAX_SERVICES);
+		/* address-only keys, as kshiftd adds them: svc KS_SVC_NONE */
+		err = err ?: pkt_env_frontend(env, a->vip, 0, 0, KS_SVC_NONE);
+		err = err ?: pkt_env_frontend(env, a->vip2, 0, 0, KS_SVC_NONE);
 		if (err)
 			return err;
 	}

@@ -660,12 +660,15 @@ static int adopt_services(struct ks_dp *dp)
 	struct ks_frontend fe;
 	int err = 0, keys = 0;
 
-	if (nr_svcs > KS_MAX_SERVICES)
-		nr_svcs = KS_MAX_SERVICES;
+	if (nr_svcs > dp->max_svcs)
+		nr_svcs = dp->max_svcs;
 	while (!bpf_map_get_next_key(fe_fd, prev, &key)) {
 		prev = &key;
 		keys++;
-		if (bpf_map_lookup_elem(fe_fd, &key, &fe) || fe.svc >= nr_svcs)
+		/* an address-only key names no service (KS_SVC_NONE; older
+		 * kshiftd wrote 16384 there, a service now that there may be more) */
+		if (bpf_map_lookup_elem(fe_fd, &key, &fe) || fe.svc >= nr_svcs ||
+		    (!key.port && !key.proto))
 			continue;
 		if (!dp->svcs[fe.svc].used) {
 			adopt_svc(dp, fe.svc);
@@ -799,9 +802,9 @@ static int size_maps(struct ks_dp *dp, const struct ks_dp_opts *opts)
 	struct ks_ct_timeouts *rt = (void *)&s->rodata->ks_ct_timeouts;
 	int err;
 
-	if (svcs > KS_MAX_SERVICES || eps > KS_MAX_ENDPOINTS || flows > INT32_MAX / 2) {
+	if (svcs > KS_MAX_SERVICES_LIMIT || eps > KS_MAX_ENDPOINTS_LIMIT || flows > INT32_MAX / 2) {
 		pr_warn("map sizes: at most %u services, %u endpoints and %d flows\n",
-			KS_MAX_SERVICES, KS_MAX_ENDPOINTS, INT32_MAX / 2);
+			KS_MAX_SERVICES_LIMIT, KS_MAX_ENDPOINTS_LIMIT, INT32_MAX / 2);
 		return -EINVAL;
 	}
 	err = bpf_map__set_max_entries(s->maps.ks_conns, 2 * flows);
@@ -812,8 +815,14 @@ static int size_maps(struct ks_dp *dp, const struct ks_dp_opts *opts)
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_endpoints, eps);
 	if (err)
 		return err;
+	err = err ?: bpf_map__set_max_entries(s->maps.ks_mirrors, svcs);
+	err = err ?: bpf_map__set_max_entries(s->maps.ks_mirror_stats, svcs);
 	if (t->syn_sent)
 		rt->syn_sent = t->syn_sent;
+	dp->svcs = calloc(svcs, sizeof(*dp->svcs));
+	if (!dp->svcs)
+		return -ENOMEM;
+	dp->max_svcs = svcs;
 	if (t->established)
 		rt->established = t->established;
 	if (t->closing)
@@ -834,9 +843,6 @@ int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts)
 	dp->nr_cpus = libbpf_num_possible_cpus();
 	if (dp->nr_cpus <= 0)
 		return dp->nr_cpus ? dp->nr_cpus : -EINVAL;
-	dp->svcs = calloc(KS_MAX_SERVICES, sizeof(*dp->svcs));
-	if (!dp->svcs)
-		return -ENOMEM;
 	if (ks_ranges_init(&dp->ring_slots, KS_RING_SLOTS, KS_RANGE_GRACE_NS) ||
 	    ks_ranges_init(&dp->ep_slots, opts->max_endpoints ?: KS_MAX_ENDPOINTS,
 			   KS_RANGE_GRACE_NS)) {
@@ -909,7 +915,7 @@ void ks_dp_close(struct ks_dp *dp)
 		munmap(dp->endpoints, (size_t)bpf_map__max_entries(dp->skel->maps.ks_endpoints) *
 					      sizeof(*dp->endpoints));
 	kshift_bpf__destroy(dp->skel);
-	for (i = 0; dp->svcs && i < KS_MAX_SERVICES; i++)
+	for (i = 0; dp->svcs && i < dp->max_svcs; i++)
 		for (b = 0; b < KS_MAX_BACKENDS; b++)
 			free(dp->svcs[i].slots[b].eps);
 	free(dp->svcs);
@@ -1352,8 +1358,8 @@ void ks_dp_adopt_done(struct ks_dp *dp)
 	if (!dp->adopted)
 		return;
 	dp->adopted = false;
-	if (nr_svcs > KS_MAX_SERVICES)
-		nr_svcs = KS_MAX_SERVICES;
+	if (nr_svcs > dp->max_svcs)
+		nr_svcs = dp->max_svcs;
 	/* frontends still on an adopted service: no shift claimed them */
 	while (!bpf_map_get_next_key(fe_fd, prev, &key)) {
 		bool drop;
@@ -1592,7 +1598,7 @@ static int zero_stats(struct ks_dp *dp, uint32_t svc)
 
 int ks_dp_svc_new(struct ks_dp *dp, uint32_t *svc)
 {
-	uint32_t max = bpf_map__max_entries(dp->skel->maps.ks_svc_gen); /* --max-services */
+	uint32_t max = dp->max_svcs; /* --max-services */
 	uint32_t i, id;
 	int err;
 
@@ -1684,7 +1690,7 @@ int ks_dp_svc_set(struct ks_dp *dp, uint32_t svc, const struct ks_dp_backend *b,
 	uint32_t i, key, gen;
 	int err = 0;
 
-	if (svc >= KS_MAX_SERVICES || !dp->svcs[svc].used || n > KS_MAX_BACKENDS)
+	if (svc >= dp->max_svcs || !dp->svcs[svc].used || n > KS_MAX_BACKENDS)
 		return -EINVAL;
 	s = &dp->svcs[svc];
 	for (i = 0; i < n && !err; i++) {
@@ -1735,7 +1741,7 @@ void ks_dp_svc_delete(struct ks_dp *dp, uint32_t svc)
 	struct ks_dp_svc *s;
 	uint32_t i, key;
 
-	if (svc >= KS_MAX_SERVICES || !dp->svcs[svc].used)
+	if (svc >= dp->max_svcs || !dp->svcs[svc].used)
 		return;
 	s = &dp->svcs[svc];
 	for (i = 0; i < KS_GENERATIONS; i++) {
@@ -1770,7 +1776,7 @@ static bool led_to_adopted(struct ks_dp *dp, const struct ks_frontend_key *key, 
 
 	return dp->adopted && (key->port || key->proto) &&
 	       !bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.ks_frontends), key, &old) &&
-	       old.svc < KS_MAX_SERVICES && dp->svcs[old.svc].adopted && (*svc = old.svc, true);
+	       old.svc < dp->max_svcs && dp->svcs[old.svc].adopted && (*svc = old.svc, true);
 }
 
 static void adopted_unref(struct ks_dp *dp, uint32_t svc)
@@ -1810,7 +1816,7 @@ int ks_dp_stats(struct ks_dp *dp, uint32_t svc, uint32_t backend, struct ks_coun
 	int i;
 
 	memset(out, 0, sizeof(*out));
-	if (svc >= KS_MAX_SERVICES || backend >= KS_STATS_PER_SVC)
+	if (svc >= dp->max_svcs || backend >= KS_STATS_PER_SVC)
 		return -EINVAL;
 	if (bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.ks_stats), &key, percpu))
 		return -errno;

@@ -71,8 +71,8 @@ struct ks_dp_opts {
 	 * bytes per endpoint slot.
 	 */
 	uint32_t max_flows;	/* KS_MAX_FLOWS (1,048,576) */
-	uint32_t max_services;	/* KS_MAX_SERVICES, which is also the most */
-	uint32_t max_endpoints; /* KS_MAX_ENDPOINTS, which is also the most */
+	uint32_t max_services;	/* KS_MAX_SERVICES; at most KS_MAX_SERVICES_LIMIT */
+	uint32_t max_endpoints; /* KS_MAX_ENDPOINTS; at most KS_MAX_ENDPOINTS_LIMIT */
 	/* idle timeouts of the connection table; zero fields: the defaults
 	 * (KS_CT_TIMEOUT_* in include/kshift/abi.h) */
 	struct ks_ct_timeouts ct_timeouts;
@@ -95,7 +95,8 @@ struct ks_dp {
 	struct ks_endpoint *endpoints; /* ks_endpoints through mmap */
 	struct ks_ranges ring_slots;
 	struct ks_ranges ep_slots;
-	struct ks_dp_svc *svcs; /* KS_MAX_SERVICES */
+	struct ks_dp_svc *svcs; /* max_svcs of them */
+	uint32_t max_svcs;	/* services the maps hold (--max-services) */
 	uint32_t next_svc;
 	struct ks_dp_link *links;
 	int nr_links, cap_links;

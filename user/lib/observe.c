@@ -24,6 +24,7 @@ static struct {
 	const struct ks_dp *dp;
 	uint64_t at_ns, took_ns;
 	uint32_t *open;
+	uint32_t nr; /* services open covers: the dp's --max-services */
 } cache;
 
 static uint64_t mono_ns(void)
@@ -40,7 +41,7 @@ static int count_one(const struct ks_ct_flow *f, void *arg)
 
 	/* a FIN or a reset ends a connection as far as anyone waits on it */
 	if (f->expired || f->state == KS_CT_CLOSED || f->state == KS_CT_CLOSING ||
-	    f->svc >= KS_MAX_SERVICES || f->backend >= KS_MAX_BACKENDS)
+	    f->svc >= cache.nr || f->backend >= KS_MAX_BACKENDS)
 		return 0;
 	open[f->svc * KS_STATS_PER_SVC + f->backend]++;
 	return 0;
@@ -50,18 +51,22 @@ static const uint32_t *open_counts(struct ks_dp *dp)
 {
 	uint64_t now = mono_ns();
 
+	if (cache.open && cache.nr != dp->max_svcs) {
+		free(cache.open);
+		cache.open = NULL;
+	}
 	if (cache.open && cache.dp == dp &&
 	    (now - cache.at_ns < OPEN_CACHE_MIN_NS ||
 	     now - cache.at_ns < OPEN_WALK_SHARE * cache.took_ns))
 		return cache.open;
 	if (!cache.open)
-		cache.open = calloc((size_t)KS_MAX_SERVICES * KS_STATS_PER_SVC, sizeof(uint32_t));
+		cache.open = calloc((size_t)dp->max_svcs * KS_STATS_PER_SVC, sizeof(uint32_t));
 	if (!cache.open)
 		return NULL;
-	memset(cache.open, 0, (size_t)KS_MAX_SERVICES * KS_STATS_PER_SVC * sizeof(uint32_t));
+	cache.nr = dp->max_svcs;
+	memset(cache.open, 0, (size_t)cache.nr * KS_STATS_PER_SVC * sizeof(uint32_t));
 	if (ks_ct_list(dp, UINT32_MAX, ks_ct_now(), count_one, cache.open))
-		memset(cache.open, 0,
-		       (size_t)KS_MAX_SERVICES * KS_STATS_PER_SVC * sizeof(uint32_t));
+		memset(cache.open, 0, (size_t)cache.nr * KS_STATS_PER_SVC * sizeof(uint32_t));
 	cache.dp = dp;
 	cache.at_ns = mono_ns();
 	cache.took_ns = cache.at_ns - now;
@@ -72,7 +77,7 @@ uint64_t ks_observe_open(struct ks_dp *dp, uint32_t svc, uint32_t b)
 {
 	const uint32_t *open;
 
-	if (!dp || !dp->skel || svc >= KS_MAX_SERVICES || b >= KS_STATS_PER_SVC)
+	if (!dp || !dp->skel || svc >= dp->max_svcs || b >= KS_STATS_PER_SVC)
 		return 0;
 	open = open_counts(dp);
 	return open ? open[svc * KS_STATS_PER_SVC + b] : 0;

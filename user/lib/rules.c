@@ -91,7 +91,7 @@ int ks_rules_stage(struct ks_dp *dp, uint32_t svc, const struct ks_dp_rule *r, s
 	size_t i;
 	int err = 0;
 
-	if (svc >= KS_MAX_SERVICES || !dp->svcs[svc].used)
+	if (svc >= dp->max_svcs || !dp->svcs[svc].used)
 		return -EINVAL;
 	gen = dp->svcs[svc].gen ^ 1;
 	svc_gen = svc * KS_GENERATIONS + gen;

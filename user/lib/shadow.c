@@ -99,7 +99,8 @@ struct ks_shadow {
 	size_t nr_flows;
 	size_t buffered;
 	uint64_t next_sweep_ms;
-	struct ks_shadow_svc_stats *svcs[KS_MAX_SERVICES];
+	struct ks_shadow_svc_stats **svcs; /* by service, grown as they show up */
+	uint32_t nr_svcs;
 	uint64_t totals[KS_SHADOW_NR_RESULTS];
 };
 
@@ -185,8 +186,21 @@ static int push_resp(struct answers *a, int status, int64_t body)
 
 static struct ks_shadow_svc_stats *svc_stats(struct ks_shadow *sh, uint32_t svc)
 {
-	if (svc >= KS_MAX_SERVICES)
+	if (svc >= KS_MAX_SERVICES_LIMIT)
 		return NULL;
+	if (svc >= sh->nr_svcs) {
+		uint32_t n = sh->nr_svcs ? sh->nr_svcs : 1024;
+		struct ks_shadow_svc_stats **v;
+
+		while (n <= svc)
+			n *= 2;
+		v = realloc(sh->svcs, n * sizeof(*v));
+		if (!v)
+			return NULL;
+		memset(v + sh->nr_svcs, 0, (n - sh->nr_svcs) * sizeof(*v));
+		sh->svcs = v;
+		sh->nr_svcs = n;
+	}
 	if (!sh->svcs[svc])
 		sh->svcs[svc] = calloc(1, sizeof(*sh->svcs[svc]));
 	return sh->svcs[svc];
@@ -933,14 +947,15 @@ void ks_shadow_close(struct ks_shadow *sh)
 		flow_free(sh, sh->all);
 	ring_buffer__free(sh->rb);
 	close(sh->epfd);
-	for (i = 0; i < KS_MAX_SERVICES; i++)
+	for (i = 0; i < sh->nr_svcs; i++)
 		free(sh->svcs[i]);
+	free(sh->svcs);
 	free(sh);
 }
 
 const struct ks_shadow_svc_stats *ks_shadow_svc(const struct ks_shadow *sh, uint32_t svc)
 {
-	return sh && svc < KS_MAX_SERVICES ? sh->svcs[svc] : NULL;
+	return sh && svc < sh->nr_svcs ? sh->svcs[svc] : NULL;
 }
 
 void ks_shadow_totals(const struct ks_shadow *sh, uint64_t out[KS_SHADOW_NR_RESULTS])

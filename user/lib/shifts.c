@@ -400,7 +400,7 @@ static int add_frontends(struct ks_shifts *t, const struct ks_shift *s,
 	for (a = 0; a < s->nr_addresses; a++) {
 		struct ks_frontend_key key = frontend_key(&s->addresses[a], NULL);
 
-		err = ks_dp_frontend_add(t->dp, &key, KS_MAX_SERVICES);
+		err = ks_dp_frontend_add(t->dp, &key, KS_SVC_NONE);
 		if (err)
 			return err;
 		for (r = 0; r < nr_refs; r++) {
@@ -556,8 +556,9 @@ int ks_shifts_apply(struct ks_shifts *t, const struct ks_shift *shift, const cha
 		}
 		ret = ks_dp_svc_new(t->dp, &refs[i].svc);
 		if (ret) {
-			seterr(err, errlen, "no room for another service (%d in use): %s",
-			       KS_MAX_SERVICES, strerror(-ret));
+			seterr(err, errlen,
+			       "no room for another service (%u in use, --max-services): %s",
+			       t->dp->max_svcs, strerror(-ret));
 			goto fail;
 		}
 		fresh[i] = true;
@@ -766,13 +767,10 @@ struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_
 
 /* ---- batches: checked whole, applied in an order that works, or undone ---- */
 
-/* Services the dataplane has room for: the size ks_svc_gen was loaded
- * with (--max-services). */
+/* Services the dataplane has room for (--max-services). */
 static uint32_t max_services(const struct ks_dp *dp)
 {
-	uint32_t n = dp->skel ? bpf_map__max_entries(dp->skel->maps.ks_svc_gen) : 0;
-
-	return n && n <= KS_MAX_SERVICES ? n : KS_MAX_SERVICES;
+	return dp->max_svcs;
 }
 
 static uint64_t ranges_free(const struct ks_ranges *r)
