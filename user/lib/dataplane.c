@@ -962,6 +962,16 @@ static enum ks_mode want_mode(const char *ifname, enum ks_mode mode)
 static bool serves(enum ks_mode have, enum ks_mode want)
 {
 	if (want == KS_MODE_TC || want == KS_MODE_XDP_GENERIC)
+/* XDP forced on a veth (auto picks TC there): what it costs, measured in
+ * the README's Benchmark section (scripts/bench-veth-xdp.sh) */
+static void warn_xdp_veth(const char *ifname, enum ks_mode mode)
+{
+	if (mode == KS_MODE_XDP && ks_is_veth(ifname))
+		pr_warn("%s: XDP on a veth turns off its peer's TSO and costs about 80%% of bulk "
+			"TCP throughput through it; use --mode tc, or auto (TC on veths)\n",
+			ifname);
+}
+
 		return have == want;
 	return have == KS_MODE_XDP || have == KS_MODE_XDP_GENERIC;
 }
@@ -1117,6 +1127,7 @@ int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum k
 		return err;
 	if (l && serves(l->mode, mode)) {
 		/* adopted: moved to our program atomically, never empty */
+	warn_xdp_veth(ifname, mode);
 		if (bpf_link_update(l->fd, prog_fd(dp, l->mode), NULL)) {
 			err = -errno;
 			pr_warn("%s: updating its link to the new program: %s\n", ifname,
@@ -1203,6 +1214,7 @@ int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, const bool *optiona
 		if (l && (!l->adopted || serves(l->mode, m)))
 			continue;
 		if (l && l->mode != KS_MODE_TC && m != KS_MODE_TC) {
+		warn_xdp_veth(ifnames[i], m);
 			/* native and generic XDP cannot be attached at once: a
 			 * change between them leaves a gap (detached below) */
 			pr_info("%s: from %s to %s: detaching first\n", ifnames[i],
