@@ -46,6 +46,32 @@ int ks_health_get(struct ks_dp *dp, const struct ks_endpoint *ep, struct ks_ep_h
 	return 0;
 }
 
+int ks_health_foreach(struct ks_dp *dp, ks_health_fn *fn, void *arg)
+{
+	struct ks_ep_key key, next;
+	struct ks_ep_health h;
+	__u32 n, max;
+	int fd, err;
+
+	if (!dp->skel)
+		return -ENODEV;
+	fd = bpf_map__fd(dp->skel->maps.ks_health);
+	max = bpf_map__max_entries(dp->skel->maps.ks_health);
+	/* a key evicted under the walk (LRU) restarts it: bounded all the same */
+	for (n = 0; n < max; n++) {
+		err = bpf_map_get_next_key(fd, n ? &key : NULL, &next);
+		if (err)
+			return err == -ENOENT ? 0 : err;
+		key = next;
+		if (bpf_map_lookup_elem(fd, &key, &h))
+			continue;
+		err = fn(&key, &h, arg);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 struct ks_health_conn {
 	struct ks_endpoint ep;
 	uint64_t open;

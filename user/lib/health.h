@@ -30,6 +30,12 @@ enum ks_health_state ks_health_state_of(const struct ks_ep_health *h, uint64_t n
 /* ep's record (zeros if it has none). 0, or -errno. */
 int ks_health_get(struct ks_dp *dp, const struct ks_endpoint *ep, struct ks_ep_health *h);
 
+/* Calls fn on every record ks_health holds (endpoints that failed a
+ * handshake at least once, node-wide), until fn returns nonzero. 0, fn's
+ * result, or -errno. */
+typedef int ks_health_fn(const struct ks_ep_key *key, const struct ks_ep_health *h, void *arg);
+int ks_health_foreach(struct ks_dp *dp, ks_health_fn *fn, void *arg);
+
 /*
  * The endpoints of backend b of shift st, one JSON object each: address,
  * health state, counters (quarantines, refused, unanswered, recovered) and

@@ -7,7 +7,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <microhttpd.h>
+#include "conntrack.h"
 #include "dataplane.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "observe.h"
@@ -90,6 +92,46 @@ static void backend_family(FILE *f, struct ks_shifts *t, const char *name, enum 
 	}
 }
 
+/* Passive health (docs/health.md), per endpoint address and port: node-wide,
+ * as the datapath keeps it, for the endpoints that ever failed a handshake
+ * (the others would only repeat zeros). */
+enum health_metric { H_QUARANTINED, H_QUARANTINES, H_REFUSED, H_UNANSWERED, H_RECOVERED };
+
+struct health_scrape {
+	FILE *f;
+	const char *name;
+	enum health_metric m;
+	uint64_t now;
+};
+
+static int health_sample(const struct ks_ep_key *key, const struct ks_ep_health *h, void *arg)
+{
+	struct health_scrape *s = arg;
+	char ip[INET6_ADDRSTRLEN];
+	uint64_t v;
+
+	inet_ntop(key->family == KS_FAMILY_V4 ? AF_INET : AF_INET6, &key->addr, ip, sizeof(ip));
+	v = s->m == H_QUARANTINED   ? ks_health_state_of(h, s->now) != KS_HEALTH_IN_SERVICE
+	    : s->m == H_QUARANTINES ? h->quarantines
+	    : s->m == H_REFUSED	    ? h->refused
+	    : s->m == H_UNANSWERED  ? h->unanswered
+				    : h->recovered;
+	fprintf(s->f,
+		key->family == KS_FAMILY_V4 ? "%s{endpoint=\"%s:%u\"} %llu\n"
+					    : "%s{endpoint=\"[%s]:%u\"} %llu\n",
+		s->name, ip, ntohs(key->port), (unsigned long long)v);
+	return 0;
+}
+
+static void health_family(FILE *f, struct ks_shifts *t, const char *name, const char *type,
+			  enum health_metric m, const char *text)
+{
+	struct health_scrape s = { .f = f, .name = name, .m = m, .now = ks_ct_now() };
+
+	help(f, name, type, text);
+	ks_health_foreach(t->dp, health_sample, &s);
+}
+
 char *ks_metrics_text(struct ks_shifts *t, bool ready)
 {
 	uint64_t verdicts[KS_V_MAX];
@@ -163,6 +205,17 @@ char *ks_metrics_text(struct ks_shifts *t, bool ready)
 				(unsigned long long)res[r]);
 		}
 	}
+
+	health_family(f, t, "kshift_endpoint_quarantined", "gauge", H_QUARANTINED,
+		      "1 while new flows stay off an endpoint, or try it one at a time.");
+	health_family(f, t, "kshift_endpoint_quarantines_total", "counter", H_QUARANTINES,
+		      "Times an endpoint entered quarantine.");
+	health_family(f, t, "kshift_endpoint_refused_total", "counter", H_REFUSED,
+		      "Handshakes an endpoint refused with a reset or an ICMP unreachable.");
+	health_family(f, t, "kshift_endpoint_unanswered_total", "counter", H_UNANSWERED,
+		      "Handshakes an endpoint left unanswered until the client retransmitted.");
+	health_family(f, t, "kshift_endpoint_recovered_total", "counter", H_RECOVERED,
+		      "Times an endpoint's answer to a handshake ended its quarantine.");
 
 	if (!ks_dp_verdicts(t->dp, verdicts)) {
 		help(f, "kshift_verdict_packets_total", "counter",
