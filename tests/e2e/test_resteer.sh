@@ -8,10 +8,15 @@
 #     server's restart;
 #   - .4's interface is taken down (no answer at all): no connection fails,
 #     none waits for more than one SYN retransmission, and .4 is back in
-#     service within 5 s of its interface coming up.
+#     service within 5 s of its interface coming up;
+#   - .2 answers SYNs with ICMP port unreachable (an iptables REJECT rule in
+#     its namespace): no connection fails, .2 is quarantined within 1 s,
+#     the unreachables are held back (drop_unreach_held), and .2 is back in
+#     service within 5 s of the rule's removal.
 # Then the same kill through kube-proxy-style iptables DNAT rules (statistic
-# random mode), with kshift out of the way: its failures are measured and
-# reported beside kshift's (diag lines), not asserted.
+# random mode), with kshift out of the way, and the same REJECT rule: their
+# failures are measured and reported beside kshift's (diag lines), not
+# asserted.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 ks_init resteer
@@ -19,6 +24,7 @@ ks_init resteer
 VIP=198.18.100.1
 VIP_URL=http://$VIP:80/
 MIN_CONNS=2000
+METRICS=127.0.0.1:9417 # in the node's namespace
 
 write_manifest() {
 	cat >"$1" <<EOF
@@ -82,6 +88,37 @@ kill_server() {
 	ks_until 5 0.01 eval "! in_ns $ns ss -Hltn 'sport = :8080' | grep -q ."
 }
 
+# reject ADDR -A|-D: adds or deletes, in endpoint ADDR's namespace, a rule
+# that answers SYNs to its port with ICMP port unreachable (established
+# connections go on), every one of them: no ICMP rate limit there
+reject() {
+	local ns
+	ns=$(ks_ep_ns "$1") || return 1
+	in_ns "$ns" sysctl -qw net.ipv4.icmp_ratelimit=0 &&
+		in_ns "$ns" iptables -w "$2" INPUT -p tcp --dport 8080 --syn \
+			-j REJECT --reject-with icmp-port-unreachable
+}
+
+# metric NAME LABELS: a sample's value on /metrics, scraped in the node's
+# namespace ("" if absent)
+metric() {
+	in_ns "$KS_NODE" "$KS_PY" -c 'import sys, urllib.request
+want = sys.argv[1] + "{" + sys.argv[2] + "} "
+for line in urllib.request.urlopen("http://'$METRICS'/metrics", timeout=5).read().decode().splitlines():
+    if line.startswith(want): print(line[len(want):]); break' "$1" "$2" 2>/dev/null
+}
+
+# ep_count ADDR KEY: counter KEY of endpoint ADDR:8080 in kshiftctl get
+ep_count() {
+	ks_ctl get web -o json 2>/dev/null | "$KS_PY" -c '
+import json, sys
+d = json.load(sys.stdin); d = d[0] if isinstance(d, list) else d
+for b in d["status"]["backends"]:
+    for e in b.get("endpointStatus", []):
+        if e["address"] == sys.argv[1] + ":8080": print(e.get(sys.argv[2], 0)); sys.exit()
+print(0)' "$1" "$2"
+}
+
 # stream_start NAME: a stream of new connections in the background
 stream_start() {
 	S_OUT=$KS_TMP/$1
@@ -96,7 +133,7 @@ stream_start() {
 # durations of the slow ones (over 0.5 s: those that waited for a SYN
 # retransmission), and with T (wall clock) the failures among connections
 # under way at T ("inflight": established ones among them cannot move) and
-# among those begun after it ("after")
+# among those begun after it ("after", of "begun_after")
 stream_stop() {
 	touch "$S_OUT.stop"
 	wait "$S_PID"
@@ -114,13 +151,15 @@ out = {"total": len(r), "failures": sum(errs.values()), "errors": errs,
 if t is not None:
     out["inflight"] = sum(1 for t0, t1, b, e in r if e and t0 <= t)
     out["after"] = sum(1 for t0, t1, b, e in r if e and t0 > t)
+    out["begun_after"] = sum(1 for t0, t1, b, e in r if t0 > t)
 print(json.dumps(out))' "$S_OUT.json" "$@" 2>&1)
 }
 
 
 for mode in $(ks_modes); do
 	ks_setup "$mode" stable:198.18.2.2 stable:198.18.2.3 stable:198.18.2.4 &&
-		ks_httpd_all 8080 && ks_daemon_start || { ks_mode_end; continue; }
+		ks_httpd_all 8080 && ks_daemon_start --metrics-addr "$METRICS" ||
+		{ ks_mode_end; continue; }
 	write_manifest "$KS_TMP/web.yaml"
 	check "kshiftctl apply: one backend, three endpoints" ks_ctl apply -f "$KS_TMP/web.yaml"
 	ks_probe "$VIP_URL" || { ks_mode_end; continue; }
@@ -208,6 +247,50 @@ for e in d["status"]["backends"][0]["endpointStatus"]: print(json.dumps(e))' | d
 		jq_ok "$S_RES" 'not d["slowest"] or max(d["slowest"]) < 2.5'
 	diag "added latency of re-steered connections: median $(jq_py "$S_RES" 'd["median_slow"]') s of $(jq_py "$S_RES" 'd["slow"]') slow connections (server killed: median $(jq_py "$k_kill" 'd["median_slow"]') s of $(jq_py "$k_kill" 'd["slow"]'))"
 
+	# --- ICMP port unreachable: a REJECT rule in the endpoint ---------------
+	k_rej='{}'
+	if command -v iptables >/dev/null; then
+		stream_start unreach || { not_ok "the stream starts"; ks_mode_end; continue; }
+		sleep 1
+		held=$(ks_ctl verdicts -o json 2>/dev/null | tr -d ' \n' |
+			grep -o '"drop_unreach_held":[0-9]*' | cut -d: -f2)
+		t_rej=$(ks_now)
+		reject 198.18.2.2 -A || not_ok "the REJECT rule goes in .2's namespace"
+		if ks_until 3 0.05 ep_is 198.18.2.2 quarantined; then
+			dt=$("$KS_PY" -c "print(round($(ks_now) - $t_rej, 2))")
+			check ".2 quarantined within 1 s of answering SYNs with port unreachable (${dt} s)" \
+				"$KS_PY" -c "import sys; sys.exit(not $dt <= 1.0)"
+		else
+			not_ok ".2 quarantined within 1 s of answering SYNs with port unreachable (never: $(ep_health 198.18.2.2))"
+		fi
+		sleep 2
+		reject 198.18.2.2 -D
+		t_up=$(ks_now)
+		if ks_until 8 0.1 ep_is 198.18.2.2 in-service; then
+			dt=$("$KS_PY" -c "print(round($(ks_now) - $t_up, 2))")
+			check ".2 back in service within 5 s of the rule's removal (${dt} s)" \
+				"$KS_PY" -c "import sys; sys.exit(not $dt <= 5.0)"
+		else
+			not_ok ".2 back in service within 5 s of the rule's removal (never: $(ep_health 198.18.2.2))"
+		fi
+		stream_stop "$t_rej"
+		diag "stream across .2's port unreachable: $S_RES"
+		check "at least 500 connections begun while .2 answered with unreachables or after ($(jq_py "$S_RES" 'd["begun_after"]'))" \
+			jq_ok "$S_RES" 'd["begun_after"] >= 500'
+		check "no connection failed while .2 answered SYNs with port unreachable ($(jq_py "$S_RES" 'd["failures"]') of $(jq_py "$S_RES" 'd["total"]'); errors $(jq_py "$S_RES" 'd["errors"]'))" \
+			jq_ok "$S_RES" 'd["failures"] == 0'
+		now_held=$(ks_ctl verdicts -o json 2>/dev/null | tr -d ' \n' |
+			grep -o '"drop_unreach_held":[0-9]*' | cut -d: -f2)
+		check "unreachables held back (drop_unreach_held ${held:-?} -> ${now_held:-?}) and counted as .2's refusals ($(ep_count 198.18.2.2 refused))" \
+			eval '(( ${now_held:-0} > ${held:-0} && $(ep_count 198.18.2.2 refused) > 0 ))'
+		m_ref=$(metric kshift_endpoint_refused_total 'endpoint="198.18.2.2:8080"')
+		m_held=$(metric kshift_verdict_packets_total 'reason="drop_unreach_held"')
+		check "/metrics: .2's refusals (${m_ref:-none}) and unreachables held back (${m_held:-none})" \
+			eval '(( ${m_ref:-0} > 0 && ${m_held:-0} > 0 ))'
+		diag "added latency of connections re-steered off port unreachable: median $(jq_py "$S_RES" 'd["median_slow"]') s of $(jq_py "$S_RES" 'd["slow"]') slow connections"
+		k_rej=$S_RES
+	fi
+
 	# --- the same death through kube-proxy-style iptables rules ------------
 	if [[ $mode == tc ]] && command -v iptables >/dev/null; then
 		ks_ctl delete web >/dev/null 2>&1
@@ -227,9 +310,19 @@ for e in d["status"]["backends"][0]["endpointStatus"]: print(json.dumps(e))' | d
 		sleep 1
 		stream_stop "$t_killed"
 		diag "iptables DNAT, the same death and restart of .3: $S_RES"
-		diag "failed connections during an endpoint's death, begun after it: kshift $(jq_py "$k_kill" 'd["after"]') of $(jq_py "$k_kill" 'd["total"]'), iptables $(jq_py "$S_RES" 'd["after"]') of $(jq_py "$S_RES" 'd["total"]') (under way at the moment: kshift $(jq_py "$k_kill" 'd["inflight"]'), iptables $(jq_py "$S_RES" 'd["inflight"]'))"
+		diag "failed connections during an endpoint's death, begun after it: kshift $(jq_py "$k_kill" 'd["after"]') of $(jq_py "$k_kill" 'd["begun_after"]'), iptables $(jq_py "$S_RES" 'd["after"]') of $(jq_py "$S_RES" 'd["begun_after"]') (under way at the moment: kshift $(jq_py "$k_kill" 'd["inflight"]'), iptables $(jq_py "$S_RES" 'd["inflight"]'))"
 		check "iptables' failures are measured ($(jq_py "$S_RES" 'd["failures"]') of $(jq_py "$S_RES" 'd["total"]'))" \
 			jq_ok "$S_RES" 'd["total"] > 0'
+		stream_start iptables-unreach
+		sleep 1
+		t_rej=$(ks_now)
+		reject 198.18.2.2 -A
+		sleep 2
+		reject 198.18.2.2 -D
+		sleep 1
+		stream_stop "$t_rej"
+		diag "iptables DNAT, .2 answering SYNs with port unreachable for 2 s: $S_RES"
+		diag "failed connections begun after an endpoint began answering SYNs with port unreachable: kshift $(jq_py "$k_rej" 'd.get("after", "?")') of $(jq_py "$k_rej" 'd.get("begun_after", "?")'), iptables $(jq_py "$S_RES" 'd["after"]') of $(jq_py "$S_RES" 'd["begun_after"]')"
 	fi
 	ks_mode_end
 done
