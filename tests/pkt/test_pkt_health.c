@@ -239,8 +239,6 @@ static void test_refused_resteers(void **state)
 			}
 			if (i == 200)
 				fail_msg("no flow tried %s after its quarantine", x);
-			h = health_of(x);
-			print_message("dbg %s q=%llu t=%llu\n", pkt_prog_name(prog), (unsigned long long)h.quarantined_ns, (unsigned long long)h.trial_ns);
 			assert_int_equal(new_flows_to(prog, families[k], 46000, 40, x), 0);
 			send_from(prog, &trial, x, 0x12, KS_V_NAT_REPLY);
 			h = health_of(x);
@@ -364,6 +362,237 @@ static void test_resteer_limit(void **state)
 	}
 }
 
+/* An ICMP or ICMPv6 error from src to dst quoting q's whole IP datagram,
+ * with every length and checksum right. */
+static void build_error(uint8_t family, uint8_t type, uint8_t code, const char *src,
+			const char *dst, const struct pkt *q, struct pkt *out)
+{
+	size_t qlen = q->len - q->pad - q->l3_off, hlen = family == 4 ? 20 : 40;
+	uint8_t *d = out->data, *ip, *icmp, fam, pseudo[40] = {};
+	struct ks_addr sa, da;
+	uint16_t sum = 0;
+
+	memset(out, 0, sizeof(*out));
+	sa = pkt_addr(src, &fam);
+	da = pkt_addr(dst, &fam);
+	memcpy(d, q->data, 12);
+	pkt_put16(d + 12, family == 4 ? 0x0800 : 0x86dd);
+	out->l3_off = 14;
+	out->l4_off = 14 + hlen;
+	ip = d + out->l3_off;
+	icmp = d + out->l4_off;
+	if (family == 4) {
+		ip[0] = 0x45;
+		pkt_put16(ip + 2, hlen + 8 + qlen);
+		ip[8] = 64;
+		ip[9] = IPPROTO_ICMP;
+		memcpy(ip + 12, &sa.v4, 4);
+		memcpy(ip + 16, &da.v4, 4);
+		pkt_put16(ip + 10, (uint16_t)~pkt_sum16(ip, hlen, 0));
+	} else {
+		ip[0] = 0x60;
+		pkt_put16(ip + 4, 8 + qlen);
+		ip[6] = IPPROTO_ICMPV6;
+		ip[7] = 64;
+		memcpy(ip + 8, &sa, 16);
+		memcpy(ip + 24, &da, 16);
+		memcpy(pseudo, &sa, 16);
+		memcpy(pseudo + 16, &da, 16);
+		pkt_put16(pseudo + 34, 8 + qlen);
+		pseudo[39] = IPPROTO_ICMPV6;
+		sum = pkt_sum16(pseudo, sizeof(pseudo), 0);
+	}
+	icmp[0] = type;
+	icmp[1] = code;
+	/* fragmentation needed, packet too big: the next hop's MTU */
+	if ((family == 4 && type == 3 && code == 4) || (family == 6 && type == 2))
+		pkt_put16(icmp + 6, 1400);
+	memcpy(icmp + 8, q->data + q->l3_off, qlen);
+	out->len = out->l4_off + 8 + qlen;
+	pkt_put16(icmp + 2, (uint16_t)~pkt_sum16(icmp, 8 + qlen, sum));
+}
+
+/* ICMP errors by what they say. */
+struct icmp_kind {
+	const char *name;
+	uint8_t type4, code4, type6, code6;
+	bool from_ep; /* sent by the endpoint, else by a router on its side */
+	bool refusal; /* held back while the handshake is half-open */
+};
+
+static const struct icmp_kind icmp_kinds[] = {
+	{ "port unreachable", 3, 3, 1, 4, true, true },
+	{ "admin prohibited", 3, 13, 1, 1, true, true },
+	{ "host unreachable from a router", 3, 1, 1, 3, false, true },
+	{ "fragmentation needed / packet too big", 3, 4, 2, 0, false, false },
+	{ "time exceeded", 11, 0, 3, 0, false, false },
+};
+
+static const char *const ep_router[2] = { "198.18.2.254", "2001:2:0:2::fe" };
+
+/*
+ * Runs kind's error about s's packet as it left for endpoint ep (seq: the
+ * quoted sequence number) through prog: held back (verdict
+ * KS_V_DROP_UNREACH_HELD, dropped), or passed on to the client as the
+ * frontend's, byte for byte as if the frontend had been quoted.
+ */
+static void send_error(enum pkt_prog prog, const struct pkt_spec *s, const char *ep,
+		       const struct icmp_kind *kind, uint32_t seq, bool held)
+{
+	uint8_t family = s->family, fi = pkt_fi(family);
+	uint8_t type = family == 4 ? kind->type4 : kind->type6;
+	uint8_t code = family == 4 ? kind->code4 : kind->code6;
+	const char *src = kind->from_ep ? ep : ep_router[fi];
+	struct pkt_spec sent = *s;
+	struct pkt q, orig, in, want;
+	struct pkt_result r;
+	char why[128];
+
+	sent.seq = seq;
+	pkt_build(&sent, &orig);
+	sent.dst = ep;
+	sent.dport = PKT_EP_PORT;
+	pkt_build(&sent, &q);
+	build_error(family, type, code, src, s->src, &q, &in);
+	pkt_run(&env, prog, in.data, in.len, &r, true);
+	if (held) {
+		pkt_expect(&r, prog, PKT_DROP, KS_V_DROP_UNREACH_HELD);
+		return;
+	}
+	pkt_expect(&r, prog, PKT_PASS, KS_V_NAT_ICMP_TO_CLIENT);
+	build_error(family, type, code, kind->from_ep ? s->dst : src, s->src, &orig, &want);
+	if (!pkt_check(r.out, r.len, NULL, why, sizeof(why)))
+		fail_msg("%s: output invalid: %s", kind->name, why);
+	if (r.len != want.len || memcmp(r.out, want.data, want.len)) {
+		pkt_dump("output", r.out, r.len);
+		pkt_dump("expected", want.data, want.len);
+		fail_msg("%s: not translated as the frontend's", kind->name);
+	}
+}
+
+/*
+ * An unreachable about a handshake's SYN, from the endpoint (port closed,
+ * a REJECT rule) or from a router on its side, is held back like a reset:
+ * the endpoint is quarantined (counted as refused), the flow closed, and
+ * the client's retransmitted SYN goes to the other endpoint, whose SYN-ACK
+ * is translated. Fragmentation needed, packet too big and time exceeded
+ * about the same SYN are no refusal: they pass, translated, and the flow
+ * stays where it is. So does an unreachable quoting a sequence number that
+ * is not the SYN's (the client's TCP would ignore it too).
+ */
+static void test_unreach_resteers(void **state)
+{
+	char x[INET6_ADDRSTRLEN], y[INET6_ADDRSTRLEN];
+	struct ks_ep_health h;
+	size_t k, i;
+	int prog;
+
+	(void)state;
+	for (k = 0; k < sizeof(families); k++) {
+		const struct pkt_addrs *a = &pkt_addrs[pkt_fi(families[k])];
+
+		for (i = 0; i < sizeof(icmp_kinds) / sizeof(icmp_kinds[0]); i++) {
+			const struct icmp_kind *kind = &icmp_kinds[i];
+			struct pkt_spec syn = syn_spec(families[k], 43400 + i);
+
+			for (prog = 0; prog < PKT_NR_PROGS; prog++) {
+				pkt_context("%s IPv%u %s: ", pkt_prog_name(prog), families[k],
+					    kind->name);
+				fresh();
+				send_syn(prog, &syn, KS_V_NAT_NEW, x);
+				/* not about the SYN: no refusal */
+				send_error(prog, &syn, x, kind, syn.seq + 1, false);
+				assert_int_equal(health_of(x).quarantines, 0);
+				send_error(prog, &syn, x, kind, syn.seq, kind->refusal);
+				h = health_of(x);
+				if (!kind->refusal) {
+					assert_int_equal(h.quarantines, 0);
+					send_syn(prog, &syn, KS_V_NAT_ESTABLISHED, y);
+					if (!same_addr(x, y))
+						fail_msg("the SYN moved from %s to %s", x, y);
+					send_from(prog, &syn, x, 0x12, KS_V_NAT_REPLY);
+					continue;
+				}
+				assert_true(h.quarantined_ns != 0);
+				assert_int_equal(h.quarantines, 1);
+				assert_int_equal(h.refused, 1);
+				assert_int_equal(h.unanswered, 0);
+
+				send_syn(prog, &syn, KS_V_NAT_RESTEER, y);
+				if (!same_addr(y, other_ep(a, x)))
+					fail_msg("re-steered SYN went to %s, not %s", y,
+						 other_ep(a, x));
+				send_from(prog, &syn, y, 0x12, KS_V_NAT_REPLY);
+				send_from(prog, &syn, x, 0x12, KS_V_PASS_NO_MATCH);
+				assert_int_equal(health_of(y).quarantines, 0);
+			}
+		}
+	}
+}
+
+/* Answered once, a flow never moves: an unreachable about it afterwards
+ * reaches the client, translated, and quarantines nothing. */
+static void test_unreach_established_passes(void **state)
+{
+	char x[INET6_ADDRSTRLEN], y[INET6_ADDRSTRLEN];
+	size_t k, i;
+	int prog;
+
+	(void)state;
+	for (k = 0; k < sizeof(families); k++) {
+		for (i = 0; i < sizeof(icmp_kinds) / sizeof(icmp_kinds[0]); i++) {
+			const struct icmp_kind *kind = &icmp_kinds[i];
+			struct pkt_spec syn = syn_spec(families[k], 43500 + i), seg;
+
+			for (prog = 0; prog < PKT_NR_PROGS; prog++) {
+				pkt_context("%s IPv%u %s: ", pkt_prog_name(prog), families[k],
+					    kind->name);
+				fresh();
+				send_syn(prog, &syn, KS_V_NAT_NEW, x);
+				send_from(prog, &syn, x, 0x12, KS_V_NAT_REPLY);
+				seg = syn;
+				seg.tcp_flags = 0x18;
+				seg.seq += 1;
+				seg.ack = 5001;
+				send_syn(prog, &seg, KS_V_NAT_ESTABLISHED, y);
+				send_error(prog, &seg, x, kind, seg.seq, false);
+				assert_int_equal(health_of(x).quarantines, 0);
+				/* the flow stays, translated */
+				send_syn(prog, &seg, KS_V_NAT_ESTABLISHED, y);
+				if (!same_addr(x, y))
+					fail_msg("an established flow moved from %s to %s", x, y);
+			}
+		}
+	}
+}
+
+/* UDP has no handshake: an unreachable about a datagram passes translated,
+ * quarantines nothing, and the flow keeps its endpoint. */
+static void test_unreach_udp_passes(void **state)
+{
+	char x[INET6_ADDRSTRLEN], y[INET6_ADDRSTRLEN];
+	size_t k;
+	int prog;
+
+	(void)state;
+	for (k = 0; k < sizeof(families); k++) {
+		struct pkt_spec dgram = syn_spec(families[k], 43600);
+
+		dgram.proto = IPPROTO_UDP;
+		dgram.payload = 32;
+		for (prog = 0; prog < PKT_NR_PROGS; prog++) {
+			pkt_context("%s IPv%u UDP: ", pkt_prog_name(prog), families[k]);
+			fresh();
+			send_syn(prog, &dgram, KS_V_NAT_NEW, x);
+			send_error(prog, &dgram, x, &icmp_kinds[0], 0, false);
+			assert_int_equal(health_of(x).quarantines, 0);
+			send_syn(prog, &dgram, KS_V_NAT_ESTABLISHED, y);
+			if (!same_addr(x, y))
+				fail_msg("a UDP flow moved from %s to %s", x, y);
+		}
+	}
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -384,6 +613,9 @@ int main(void)
 		cmocka_unit_test(test_unanswered_resteers),
 		cmocka_unit_test(test_established_stays),
 		cmocka_unit_test(test_resteer_limit),
+		cmocka_unit_test(test_unreach_resteers),
+		cmocka_unit_test(test_unreach_established_passes),
+		cmocka_unit_test(test_unreach_udp_passes),
 	};
 
 	return cmocka_run_group_tests_name("pkt_health", tests, setup, teardown);
