@@ -62,6 +62,8 @@ static void usage(FILE *f)
 		   "  --wait                       --kubernetes: after a change, wait until every\n"
 		   "                               node has programmed it\n"
 		   "  -A, --all-namespaces         get: every namespace\n"
+		   "  -o json                      a change (apply, set, ...): the daemon's answer,\n"
+		   "                               with elapsed_us, its own time for it\n"
 		   "KSHIFT_SOCKET stands for --socket. As kubectl-kshift (kubectl kshift ...),\n"
 		   "--kubernetes is the default.\n");
 }
@@ -190,6 +192,17 @@ static int call(const struct ctl *c, struct json_object *req, struct json_object
 	else
 		json_object_put(resp);
 	return EXIT_OK;
+}
+
+/* A change with -o json: the daemon's answer as it is, with elapsed_us, the
+ * daemon's own time for the request (the dataplane change included) */
+static bool print_answer(const struct ctl *c, struct json_object *resp)
+{
+	if (!c->output || strcmp(c->output, "json"))
+		return false;
+	printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY |
+								JSON_C_TO_STRING_NOSLASHESCAPE));
+	return true;
 }
 
 static struct json_object *request(const char *cmd, const struct ctl *c, const char *name)
@@ -333,7 +346,8 @@ static int cmd_apply(struct ctl *c)
 	if (ret)
 		return ret;
 	json_object_object_get_ex(resp, "applied", &n);
-	printf("applied %d shift(s)\n", json_object_get_int(n));
+	if (!print_answer(c, resp))
+		printf("applied %d shift(s)\n", json_object_get_int(n));
 	json_object_put(resp);
 	return EXIT_OK;
 }
@@ -807,6 +821,10 @@ static int change(const struct ctl *c, const char *cmd, struct json_object *req,
 	ret = call(c, req, &resp);
 	if (ret)
 		return ret;
+	if (print_answer(c, resp)) {
+		json_object_put(resp);
+		return EXIT_OK;
+	}
 	if (path_get(resp, "generation", NULL))
 		snprintf(gen, sizeof(gen), ", generation %s",
 			 json_object_get_string(path_get(resp, "generation", NULL)));
@@ -847,6 +865,10 @@ static int deleted(const struct ctl *c, struct json_object *req, const char *ns,
 
 	if (ret)
 		return ret;
+	if (print_answer(c, resp)) {
+		json_object_put(resp);
+		return EXIT_OK;
+	}
 	gen = path_get(resp, "generation", NULL);
 	printf("deleted %s/%s%s%s\n", ns, name, gen ? ", generation " : "",
 	       gen ? json_object_get_string(gen) : "");
@@ -857,7 +879,7 @@ static int deleted(const struct ctl *c, struct json_object *req, const char *ns,
 /* mirror NAME BACKEND [--percent P] | mirror NAME --off (docs/shadow.md) */
 static int cmd_mirror(struct ctl *c, const char *percent, bool off)
 {
-	struct json_object *req;
+	struct json_object *req, *resp;
 	char *end;
 	long p = 100;
 	int ret;
@@ -877,13 +899,16 @@ static int cmd_mirror(struct ctl *c, const char *percent, bool off)
 		json_object_object_add(req, "backend", json_object_new_string(c->argv[1]));
 		json_object_object_add(req, "percent", json_object_new_int64(p));
 	}
-	ret = call(c, req, NULL);
+	ret = call(c, req, &resp);
 	if (ret)
 		return ret;
-	if (off)
+	if (print_answer(c, resp))
+		;
+	else if (off)
 		printf("%s: mirror off\n", c->argv[0]);
 	else
 		printf("%s: mirroring %ld%% of new flows to %s\n", c->argv[0], p, c->argv[1]);
+	json_object_put(resp);
 	return 0;
 }
 
@@ -1163,6 +1188,9 @@ int main(int argc, char **argv)
 	}
 	if ((k.percent || k.off) && strcmp(cmd, "mirror"))
 		return usage_error("--percent and --off are for mirror");
+	if (c.output && strcmp(c.output, "json") && strcmp(cmd, "get") && strcmp(cmd, "top"))
+		return usage_error("%s: -o %s: only json (the daemon's answer, with elapsed_us)",
+				   cmd, c.output);
 	/* --wait is what local mode always does: a change returns applied */
 	if (!strcmp(cmd, "apply"))
 		return cmd_apply(&c);

@@ -18,12 +18,17 @@
  * request cannot keep the loop to itself. */
 #define KS_CTL_READ_BUDGET (1u << 20)
 
-static uint64_t now_ms(void)
+static uint64_t now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
+	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
+}
+
+static uint64_t now_ms(void)
+{
+	return now_us() / 1000;
 }
 
 struct json_object *ks_ctl_error(const char *fmt, ...)
@@ -226,6 +231,12 @@ static void dispatch(struct ks_ctl_server *srv, struct ks_ctl_client *c)
 	json_object_put(c->req);
 	c->req = NULL;
 	c->state = KS_CC_WRITING;
+	/* the daemon's own time for the request, parsing, any wait behind
+	 * another change, and the dataplane change included: a client's own
+	 * timing would add its start and the socket round trip */
+	if (json_object_is_type(resp, json_type_object))
+		json_object_object_add(resp, "elapsed_us",
+				       json_object_new_int64(now_us() - c->whole_us));
 	/* the answer gets a deadline of its own: a large one to a slow
 	 * reader is not cut off for the time the request took */
 	c->deadline_ms = now_ms() + srv->timeout_ms;
@@ -240,6 +251,7 @@ static void answer(struct ks_ctl_server *srv, struct ks_ctl_client *c)
 {
 	enum json_tokener_error jerr;
 
+	c->whole_us = now_us();
 	c->req = json_tokener_parse_verbose(c->in ? c->in : "", &jerr);
 	free(c->in);
 	c->in = NULL;

@@ -48,6 +48,7 @@ struct ks_ctl_client {
 	size_t out_len, out_off;
 	bool in_eof;
 	struct json_object *req; /* parked */
+	uint64_t whole_us;	 /* CLOCK_MONOTONIC: when the request was in whole */
 	bool turned_away; /* over max_clients: told so, not counted */
 	uint32_t events;  /* as registered with epoll */
 };
