@@ -24,8 +24,9 @@
  * to one frontend all go to one endpoint without any state per datagram.
  *
  * Counted in ks_stats like the packet path: a socket's first connect or
- * datagram to an endpoint is a new flow, each connect or datagram a packet
- * (bytes are not seen here); no usable endpoint is a rejected flow, and
+ * datagram to an endpoint is a new flow, each connect or unconnected
+ * datagram a packet (a connected socket's datagrams and all bytes go by
+ * unseen: no hook runs for them); no usable endpoint is a rejected flow, and
  * the application is told ECONNREFUSED, as the packet path's reset or ICMP
  * unreachable would tell it.
  *

@@ -173,10 +173,13 @@ spec:
 EOF
 }
 
-# new_flows SHIFT BACKEND: its newFlows counter as kshiftctl get reports it
-new_flows() {
+# counter SHIFT BACKEND FIELD: a backend's counter as kshiftctl get reports it
+counter() {
 	jq_py "$(ks_ctl get "$1" -o json 2>/dev/null)" \
-		'[b for b in d["status"]["backends"] if b["name"] == "'"$2"'"][0]["newFlows"]'
+		'[b for b in d["status"]["backends"] if b["name"] == "'"$2"'"][0]["'"$3"'"]'
+}
+new_flows() {
+	counter "$1" "$2" newFlows
 }
 
 # udp_check FRONTEND PORT: datagrams from fresh sockets, then one connected
@@ -203,6 +206,21 @@ hooks() {
 	bpftool -j cgroup show "$NL_CG" 2>/dev/null |
 		"$KS_PY" -c 'import json, sys
 for h in json.load(sys.stdin): print(h.get("attach_type"), h.get("name"))' 2>/dev/null
+}
+
+# link_ids: the ids of the pinned cgroup links, in pin order
+link_ids() {
+	local f
+	for f in "$KS_PIN"/sock/*; do
+		bpftool -j link show pinned "$f" 2>/dev/null |
+			"$KS_PY" -c 'import json, sys; print(json.load(sys.stdin)["id"])' 2>/dev/null
+	done | tr '\n' ' '
+}
+
+# hook_progs: the program ids attached to the cgroup
+hook_progs() {
+	bpftool -j cgroup show "$NL_CG" 2>/dev/null |
+		"$KS_PY" -c 'import json, sys; print(sorted(h["id"] for h in json.load(sys.stdin)))' 2>/dev/null
 }
 
 mode=$(ks_modes | awk '{print $1}')
@@ -269,13 +287,19 @@ while :; do
 	check "getpeername (IPv4-mapped on an IPv6 socket) says ::ffff:198.18.100.1 80 ($p)" \
 		[ "$p" = "::ffff:198.18.100.1 80" ]
 
+	p0=$(counter dns stable packets)
 	udp_check 198.18.100.2 53
+	n=$(new_flows dns stable) p1=$(counter dns stable packets)
+	check "kshiftctl get counts node-local UDP: a new flow a socket (31: $n), a packet a connect or unconnected datagram (31: $((p1 - p0)))" \
+		eval '[ "$n" = 31 ] && [ $((p1 - p0)) = 31 ]'
 	udp_check 2001:2:0:100::2 53
 
 	res=$(node_client connect 198.18.100.9 80 --count 2 --timeout 3)
 	diag "node connect, no endpoints: $res"
 	check "no endpoints: a node-local connect is refused at once ($(jq_py "$res" 'd["outcomes"]'), $(jq_py "$res" 'd["max_seconds"]') s)" \
 		jq_ok "$res" 'd["outcomes"].get("ECONNREFUSED", 0) == 2 and d["max_seconds"] < 1.0'
+	n=$(jq_py "$(ks_ctl get empty -o json 2>/dev/null)" 'd["status"]["rejectedFlows"]')
+	check "kshiftctl get counts the refused node-local connects as rejected flows (2: $n)" [ "$n" = 2 ]
 
 	# a client namespace's process in the cgroup: its packets are steered
 	# at the node's interface (a flow in the connection table), its socket
@@ -289,7 +313,7 @@ while :; do
 	# a removed endpoint's node-local connections are closed at once; a
 	# draining one's and the others' stay
 	node_client keepalive "$VIP" 16 --ready-file "$KS_TMP/ka.ready" \
-		--go-file "$KS_TMP/ka.go" --wait-max 30 >"$KS_TMP/ka.out" 2>&1 &
+		--go-file "$KS_TMP/ka.go" --wait-max 30 >"$KS_TMP/ka.out" 2>"$KS_TMP/ka.err" &
 	ka=$!
 	KS_BG_PIDS+=("$ka")
 	if ks_wait_file "$KS_TMP/ka.ready" 20; then
@@ -308,6 +332,7 @@ while :; do
 		jq_ok "$res" 'all(r["count"] == 2 and not r["error"] for r in d["conns"] if "198.18.2.3" not in (r["first"] or "")) and any("198.18.3.2" in (r["first"] or "") for r in d["conns"])'
 
 	# the hooks outlive kshiftd and are adopted
+	ids0=$(link_ids) progs0=$(hook_progs)
 	ks_daemon_stop
 	res=$(node_client split "$VIP" 10 --max-failures 3)
 	check "kshiftd stopped: node-local clients still steered (10 of 10: $(jq_py "$res" 'd["backends"]'))" \
@@ -325,12 +350,25 @@ while :; do
 	rc=$?
 	KSHIFTD=$real_kshiftd
 	((rc == 0)) || break
-	n=$(hooks | wc -l)
-	check "restarted: the hooks adopted, still 8 on the cgroup ($n)" [ "$n" = 8 ]
+	n=$(hooks | wc -l) ids1=$(link_ids)
+	check "restarted: the hooks adopted, still 8 on the cgroup ($n), the same links moved to the new programs ($ids1)" \
+		eval '[ "$n" = 8 ] && [ -n "$ids0" ] && [ "$ids0" = "$ids1" ] && [ "$(hook_progs)" != "$progs0" ]'
 	p=$(peername 198.18.100.1 80)
 	res=$(node_client split "$VIP" 20 --max-failures 3)
 	check "restarted: node-local TCP 20 of 20 on both backends ($(jq_py "$res" 'd["backends"]')), getpeername $p" \
 		eval 'jq_ok "$res" "d[\"ok\"] == 20 and len(d[\"backends\"]) == 2" && [ "$p" = "198.18.100.1 80" ]'
+
+	# started without --cgroup: no socket hooks
+	ks_daemon_stop
+	ks_daemon_start || break
+	n=$(hooks | wc -l)
+	res=$(node_client connect 198.18.100.1 80 --timeout 2)
+	check "kshiftd without --cgroup: the hooks detached ($n), node-local clients no longer steered ($(jq_py "$res" 'd["outcomes"]'))" \
+		eval '[ "$n" = 0 ] && jq_ok "$res" "\"connected\" not in d[\"outcomes\"]"'
+	ks_daemon_stop
+	ks_daemon_start --cgroup "$NL_CG" || break
+	n=$(hooks | wc -l)
+	check "kshiftd --cgroup again: 8 hooks ($n)" [ "$n" = 8 ]
 
 	ks_daemon_stop
 	out=$(ip netns exec "$KS_NODE" "$KSHIFTD" --uninstall --pin-path "$KS_PIN" 2>&1)
