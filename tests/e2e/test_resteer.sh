@@ -11,8 +11,9 @@
 #     service within 5 s of its interface coming up;
 #   - .2 answers SYNs with ICMP port unreachable (an iptables REJECT rule in
 #     its namespace): no connection fails, .2 is quarantined within 1 s,
-#     the unreachables are held back (drop_unreach_held), and .2 is back in
-#     service within 5 s of the rule's removal.
+#     and the unreachables are held back (drop_unreach_held) and counted
+#     as .2's refusals in get and /metrics. (Recovery is the same as after
+#     a reset, checked above, and not waited for again.)
 # Then the same kill through kube-proxy-style iptables DNAT rules (statistic
 # random mode), with kshift out of the way, and the same REJECT rule: their
 # failures are measured and reported beside kshift's (diag lines), not
@@ -264,18 +265,10 @@ for e in d["status"]["backends"][0]["endpointStatus"]: print(json.dumps(e))' | d
 			not_ok ".2 quarantined within 1 s of answering SYNs with port unreachable (never: $(ep_health 198.18.2.2))"
 		fi
 		sleep 2
-		reject 198.18.2.2 -D
-		t_up=$(ks_now)
-		if ks_until 8 0.1 ep_is 198.18.2.2 in-service; then
-			dt=$("$KS_PY" -c "print(round($(ks_now) - $t_up, 2))")
-			check ".2 back in service within 5 s of the rule's removal (${dt} s)" \
-				"$KS_PY" -c "import sys; sys.exit(not $dt <= 5.0)"
-		else
-			not_ok ".2 back in service within 5 s of the rule's removal (never: $(ep_health 198.18.2.2))"
-		fi
 		stream_stop "$t_rej"
+		reject 198.18.2.2 -D
 		diag "stream across .2's port unreachable: $S_RES"
-		check "at least 500 connections begun while .2 answered with unreachables or after ($(jq_py "$S_RES" 'd["begun_after"]'))" \
+		check "at least 500 connections begun while .2 answered with unreachables ($(jq_py "$S_RES" 'd["begun_after"]'))" \
 			jq_ok "$S_RES" 'd["begun_after"] >= 500'
 		check "no connection failed while .2 answered SYNs with port unreachable ($(jq_py "$S_RES" 'd["failures"]') of $(jq_py "$S_RES" 'd["total"]'); errors $(jq_py "$S_RES" 'd["errors"]'))" \
 			jq_ok "$S_RES" 'd["failures"] == 0'
@@ -318,9 +311,8 @@ for e in d["status"]["backends"][0]["endpointStatus"]: print(json.dumps(e))' | d
 		t_rej=$(ks_now)
 		reject 198.18.2.2 -A
 		sleep 2
-		reject 198.18.2.2 -D
-		sleep 1
 		stream_stop "$t_rej"
+		reject 198.18.2.2 -D
 		diag "iptables DNAT, .2 answering SYNs with port unreachable for 2 s: $S_RES"
 		diag "failed connections begun after an endpoint began answering SYNs with port unreachable: kshift $(jq_py "$k_rej" 'd.get("after", "?")') of $(jq_py "$k_rej" 'd.get("begun_after", "?")'), iptables $(jq_py "$S_RES" 'd["after"]') of $(jq_py "$S_RES" 'd["begun_after"]')"
 	fi
