@@ -90,16 +90,24 @@ def get(res, metric, dp, n, key=None):
     return v
 
 
-def table(res, metric, dps, value=lambda v: fmt(v)):
+def table(res, metric, dps, value=lambda v: fmt(v), plain=None, label=None, head=True):
+    """One row per dataplane, one column per size. plain(v): the cell's ratio to plain
+    forwarding's (at 1 service), in brackets; label: the row's name for dp."""
     rows = ["| dataplane | " + " | ".join("%s service%s" % (n, "" if n == "1" else "s")
                                           for n in SIZES) + " |",
-            "| --- |" + " ---: |" * len(SIZES)]
+            "| --- |" + " ---: |" * len(SIZES)] if head else []
+    base = res.get(metric, {}).get("plain", {}).get("1")
+
+    def c(v):
+        if v is None:
+            return "–"
+        r = ratio(plain(v), plain(base)) if plain and base is not None else "–"
+        return value(v) if r == "–" else "%s (%s)" % (value(v), r)
     for dp in dps:
         if dp not in res.get(metric, {}):
             continue
-        rows.append("| %s | %s |" % (dp, " | ".join(
-            value(res[metric][dp].get(n)) if res[metric][dp].get(n) is not None else "–"
-            for n in SIZES)))
+        rows.append("| %s | %s |" % (label(dp) if label else dp, " | ".join(
+            c(res[metric][dp].get(n)) for n in SIZES)))
     return rows
 
 
@@ -111,6 +119,9 @@ def targets(res):
         get(res, "established_pps", "plain", "1")
     upd_k, upd_i = get(res, "update_seconds", "kshift", "10000"), \
         get(res, "update_seconds", "iptables", "10000")
+    # kshiftd's own time (elapsed_us in its answer) when there: then the
+    # wall time around kshiftctl is update_wall_seconds
+    upd_kw = get(res, "update_wall_seconds", "kshift", "10000")
     start = res.get("start_seconds", {}).get("kshiftctl")
 
     def check(a, b, want, label):
@@ -123,7 +134,10 @@ def targets(res):
         check(xdp10k, nf("nftables", "10000"), 1.5, "kshift XDP new flows/s ≥ 1.5x nftables"),
         check(xdp10k, xdp1, 0.9, "kshift XDP new flows/s ≥ 0.9x its own at 1 service"),
         check(est_x, est_plain, 0.95, "kshift XDP established pps ≥ 0.95x plain forwarding"),
-        check(upd_i, upd_k, 1000, "kshiftctl set ≥ 1000x faster than iptables-restore"),
+        check(upd_i, upd_kw or upd_k, 1000,
+              "kshiftctl set ≥ 1000x faster than iptables-restore (around the process)"),
+        check(upd_i, upd_k, 1000, "(the same, kshiftd's own time: elapsed_us in its answer)")
+        if upd_kw else
         check(upd_i, None if upd_k is None or start is None else max(upd_k - start, 1e-6), 1000,
               "(the same without kshiftctl's process start)"),
     ]
@@ -132,6 +146,9 @@ def targets(res):
 def markdown(res, meta, wall, bench_prog):
     kinds = ["kshift-xdp", "kshift-tc"]
     out = ["# kshift benchmark", "",
+           "Command: `%s` (scripts/bench.sh%s)." % (
+               "make bench-quick" if meta["quick"] else "make bench",
+               " --quick" if meta["quick"] else ""), "",
            "%s; kernel %s; %s; %s run (%g s per rate run, %s), %d s wall; load average at "
            "start %s; iptables: %s." % (
                res["machine"], res["kernel"], res["date"], "quick" if meta["quick"] else "full",
@@ -147,27 +164,40 @@ def markdown(res, meta, wall, bench_prog):
     out += ["Generator alone: %s packets/s; a sink fed directly by it takes %s packets/s. "
             "Every rate below is under the second number, which bounds what CPU 1 can "
             "receive at all." % (fmt(gen.get("own_pps")), fmt(gen.get("direct_sink_pps"))), ""]
+    same = lambda v: v
     for metric, title in RATES:
-        out += ["## " + title, ""] + table(res, metric, DATAPLANES) + [""]
-    out += ["## Request latency, short connections (µs, p50 / p99)", ""]
+        out += ["## " + title, "", "In brackets: the ratio to plain forwarding's.", ""]
+        out += table(res, metric, DATAPLANES, plain=same) + [""]
+    out += ["## Request latency, short connections (µs, p50 / p99)", "",
+            "In brackets: the ratio of p50 to plain forwarding's.", ""]
     out += table(res, "latency_us", DATAPLANES,
-                 lambda v: "%s / %s" % (fmt(v["p50"]), fmt(v["p99"]))) + [""]
+                 lambda v: "%s / %s" % (fmt(v["p50"]), fmt(v["p99"])),
+                 plain=lambda v: v["p50"]) + [""]
+    kwall = res.get("update_wall_seconds", {}).get("kshift")
     out += ["## Weight update of one service (seconds)", "",
             "iptables: `iptables-restore --noflush` of KUBE-SERVICES and the changed KUBE-SVC "
-            "chain (kube-proxy's partial sync); nftables: one `nft -f` transaction; kshift: "
-            "`kshiftctl set`. Each includes starting the command.", ""]
-    out += table(res, "update_seconds", ["iptables", "nftables", "kshift"]) + [""]
+            "chain (kube-proxy's partial sync); nftables: one `nft -f` transaction; each "
+            "includes starting the command. kshift: %s" % (
+                "kshiftd's own time for `kshiftctl set` (elapsed_us in its answer: from the "
+                "request read whole to the answer ready, the dataplane change included), and "
+                "the same around the kshiftctl process (its start, a get, the set)." if kwall else
+                "`kshiftctl set`, including starting the command."), ""]
+    out += table(res, "update_seconds", ["iptables", "nftables", "kshift"])
+    out += table(res, "update_wall_seconds", ["kshift"], head=False,
+                 label=lambda dp: "kshift, around kshiftctl") + [""]
     st = res.get("start_seconds", {})
     if st:
         out += ["Starting the command alone (`kshiftctl --help`, `iptables-restore --version`, "
                 "`nft --version`): " + ", ".join("%s %s s" % (c, fmt(st[c])) for c in sorted(st))
-                + ". kshift's update without its command's start, at 10,000 services: %s s." % (
-                    fmt(max(0.0, (get(res, "update_seconds", "kshift", "10000") or 0) -
-                            st.get("kshiftctl", 0))) if "kshiftctl" in st else "–"), ""]
-    out += ["Installing all services (seconds): iptables-restore, nft -f%s, kshiftctl apply -f:"
-            % (" (in transactions of %d services)" % meta["nft_chunk"] if meta["nft_chunk"]
-               else ""), ""]
-    out += table(res, "install_seconds", DATAPLANES[1:]) + [""]
+                + ".", ""]
+    out += ["Installing all services (seconds): iptables-restore, nft -f%s, kshiftctl apply -f "
+            "(%s):" % (" (in transactions of %d services)" % meta["nft_chunk"]
+                       if meta["nft_chunk"] else "",
+                       "kshiftd's own time, then around kshiftctl" if kwall
+                       else "around kshiftctl"), ""]
+    out += table(res, "install_seconds", DATAPLANES[1:])
+    out += table(res, "install_wall_seconds", DATAPLANES[3:], head=False,
+                 label=lambda dp: dp + ", around kshiftctl") + [""]
 
     out += feel_md(res, meta) + scale_md(res, meta)
     out += ["## Ratios", "", "| kshift mode | metric | services | ÷ iptables | ÷ nftables | "
@@ -195,6 +225,10 @@ def markdown(res, meta, wall, bench_prog):
     out += ["", "![new flows per second against services](new_flows.png)", ""]
     if bench_prog is not None:
         out += ["## BPF_PROG_TEST_RUN (build/bench-prog)", "", "```", bench_prog.rstrip(), "```", ""]
+    out += ["## README table", "",
+            "The README's Benchmark tables from this run, in its layout: paste between the "
+            "markers.", "", "<!-- README table: begin -->"] + readme_md(res, meta, wall) + [
+            "<!-- README table: end -->", ""]
     return "\n".join(out)
 
 
@@ -257,6 +291,24 @@ def feel_md(res, meta):
 
 
 def scale_md(res, meta):
+    kwall = res.get("update_wall_seconds", {}).get("kshift")
+    out = ["## Cost against the number of services", "",
+           "Installing every service (iptables-restore; nft -f%s; kshiftctl apply -f) and "
+           "changing one service's weights, in seconds, each including its command's start; "
+           "%s "
+           "100,000 services are installed in a node namespace of their own, without traffic, "
+           "nft in transactions of 1,000, each dataplane stopped after %s s. kshiftd's "
+           "resident memory and its BPF maps' memlock (bpftool) at each size." % (
+               " in transactions of %d" % meta["nft_chunk"] if meta["nft_chunk"] else "",
+               "kshift's is kshiftd's own time (elapsed_us in its answer), and in brackets "
+               "the time around kshiftctl." if kwall else "kshift's is measured around "
+               "kshiftctl (this kshiftd's answers carry no timing).",
+               meta.get("scale_timeout", "?")), ""]
+    return out + scale_rows(res) + scale_flows(res, meta)
+
+
+def scale_rows(res):
+    """Install, update and memory against the number of services."""
     g = lambda m, dp, n: get(res, m, dp, n)
     to = res.get("install_timeout_seconds", {})
     failed = res.get("install_failed", {})
@@ -264,7 +316,8 @@ def scale_md(res, meta):
     def inst(dp):
         def f(n):
             if g("install_seconds", dp, n) is not None:
-                return fmt(g("install_seconds", dp, n))
+                w = g("install_wall_seconds", dp, n)
+                return fmt(g("install_seconds", dp, n)) + ("" if w is None else " (%s)" % fmt(w))
             if to.get(dp, {}).get(n) is not None:
                 part = res.get("install_partial_services", {}).get(dp, {}).get(n)
                 return "> %s (stopped%s)" % (fmt(to[dp][n]), "" if part is None else
@@ -273,17 +326,12 @@ def scale_md(res, meta):
                 return "failed"
             return "–"
         return f
-    out = ["## Cost against the number of services", "",
-           "Installing every service (iptables-restore; nft -f%s; kshiftctl apply -f) and "
-           "changing one service's weights, in seconds, each including its command's start "
-           "(kshiftd's reply carries no timing, so kshift's is measured around kshiftctl). "
-           "100,000 services are installed in a node namespace of their own, without traffic, "
-           "nft in transactions of 1,000, each dataplane stopped after %s s. kshiftd's "
-           "resident memory and its BPF maps' memlock (bpftool) at each size." % (
-               " in transactions of %d" % meta["nft_chunk"] if meta["nft_chunk"] else "",
-               meta.get("scale_timeout", "?")), "",
-           "| services | install: iptables | nftables | kshift | update: iptables | nftables "
-           "| kshift | kshiftd RSS, MiB | kshift maps, MiB |",
+
+    def upd(dp, n):
+        v, w = g("update_seconds", dp, n), g("update_wall_seconds", dp, n)
+        return fmt(v) + ("" if w is None or v is None else " (%s)" % fmt(w))
+    out = ["| services | install: iptables | nftables | kshift | one weight change: iptables "
+           "| nftables | kshift | kshiftd RSS, MiB | kshift maps, MiB |",
            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     kinst = lambda n: (inst("kshift-tc")(n) if g("install_seconds", "kshift-tc", n) is not None
                        or n not in res.get("install_seconds", {}).get("kshift-xdp", {})
@@ -294,8 +342,14 @@ def scale_md(res, meta):
         out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             "{:,}".format(int(n)), inst("iptables")(n), inst("nftables")(n), kinst(n),
             fmt(g("update_seconds", "iptables", n)), fmt(g("update_seconds", "nftables", n)),
-            fmt(g("update_seconds", "kshift", n)),
+            upd("kshift", n),
             fmt(rss / 1024) if rss else "–", fmt(mem / 2**20) if mem else "–"))
+    return out
+
+
+def scale_flows(res, meta):
+    failed = res.get("install_failed", {})
+    out = []
     kfail = sorted(failed.get("kshift-tc", {}), key=int)
     if kfail:
         out += ["", "kshift failed at %s services%s." % (
@@ -316,6 +370,87 @@ def scale_md(res, meta):
             out.append("| %s | %s | %s |" % ("{:,}".format(int(f)), fmt(flows[f] / 1024),
                                              fmt(mem / 2**20) if mem else "–"))
     return out + [""]
+
+
+def readme_md(res, meta, wall):
+    """The README's Benchmark tables, in its layout, from this run: pasted as they are."""
+    g = lambda m, dp, n="10000", k=None: get(res, m, dp, n, k)
+    cols = ["iptables", "nftables", "kshift-xdp", "kshift-tc"]
+    name = {"kshift-xdp": "kshift XDP", "kshift-tc": "kshift TC"}
+    kshift = lambda m, dp: "kshift" if m.startswith("update") and dp.startswith("kshift") else dp
+    lat = lambda v: "–" if v is None else "%s / %s" % (fmt(v["p50"]), fmt(v["p99"]))
+    date = res["date"][:10]
+    out = ["`%s` on %s (%d s), %s, kernel %s, %s, %s; load average %s at the start:" % (
+        "make bench-quick" if meta["quick"] else "make bench", date, wall, res["machine"],
+        res["kernel"], meta["iptables"], "one run per number" if meta["reps"] == 1 else
+        "median of %d rounds of %g s" % (meta["reps"], meta["seconds"]), meta["loadavg"]), "",
+        "| at 10,000 services | " + " | ".join(name.get(d, d) for d in cols) +
+        " | plain forwarding (1 route) |", "| --- |" + " ---: |" * (len(cols) + 1)]
+    rows = [("new flows/s", "new_flows_per_s", fmt),
+            ("established packets/s", "established_pps", fmt),
+            ("HTTP latency p50 / p99, µs", "latency_us", lat),
+            ("change one service's weights, s" + (" (kshift: kshiftd's own time)" if g(
+                "update_wall_seconds", "kshift") else ""), "update_seconds", fmt),
+            ("the same around kshiftctl, s", "update_wall_seconds", fmt),
+            ("install all services, s", "install_seconds", fmt)]
+    for label, m, f in rows:
+        cells = [g(m, kshift(m, d)) for d in cols]
+        if all(c is None for c in cells):
+            continue
+        p = g(m, "plain", "1")
+        out.append("| %s | %s | %s |" % (label, " | ".join(
+            "–" if c is None else f(c) for c in cells), "–" if p is None else f(p)))
+    out += ["", "| ratio at 10,000 services | ÷ iptables | ÷ nftables | ÷ plain |",
+            "| --- | ---: | ---: | ---: |"]
+    for k in ("kshift-xdp", "kshift-tc"):
+        for m, t in (("new_flows_per_s", "new flows/s"),
+                     ("established_pps", "established packets/s")):
+            v = g(m, k)
+            out.append("| %s %s | %s | %s | %s |" % (name[k], t, ratio(v, g(m, "iptables")),
+                                                     ratio(v, g(m, "nftables")),
+                                                     ratio(v, g(m, "plain", "1"))))
+    u = g("update_seconds", "kshift")
+    out.append("| kshift weight change, kshiftd's own time (their time ÷ ours) | %s | %s | – |"
+               % (ratio(g("update_seconds", "iptables"), u),
+                  ratio(g("update_seconds", "nftables"), u)))
+    uw = g("update_wall_seconds", "kshift")
+    if uw:
+        out.append("| kshift weight change around kshiftctl (their time ÷ ours) | %s | %s | – |"
+                   % (ratio(g("update_seconds", "iptables"), uw),
+                      ratio(g("update_seconds", "nftables"), uw)))
+    feel = [("bulk, 1 stream, Gbit/s", "bulk_gbps_p1", None),
+            ("bulk, 4 streams, Gbit/s", "bulk_gbps_p4", None),
+            ("CPU s per GB, 1 stream", "bulk_cpu_s_per_gb_p1", None),
+            ("CPU s per GB, 4 streams", "bulk_cpu_s_per_gb_p4", None),
+            ("loaded latency p50, µs", "load_latency_us", "p50"),
+            ("loaded latency p99, µs", "load_latency_us", "p99"),
+            ("loaded latency p999, µs", "load_latency_us", "p999"),
+            ("short connection p50, µs", "latency_us", "p50"),
+            ("short connection p99, µs", "latency_us", "p99"),
+            ("CPU s per million packets, new flows", "cpu_s_per_mpkt_new", None),
+            ("CPU s per million packets, established", "cpu_s_per_mpkt_est", None)]
+    for n, title, which in (("10000", "at 10,000 services (ratio to plain)", feel),
+                            ("1", "at 1 service (ratio to plain)", feel[:2] + feel[4:7])):
+        out += ["", "| %s | plain forwarding (1 route) | %s |" % (
+            title, " | ".join(name.get(d, d) for d in cols)), "| --- |" + " ---: |" * 5]
+        for label, m, k in which:
+            p = g(m, "plain", "1", k)
+            out.append("| %s | %s | %s |" % (label, "–" if p is None else fmt(p), " | ".join(
+                cell(g(m, d, n, k), p) for d in cols)))
+    lr = res.get("load_rate_rps")
+    out += ["", "Loaded latency at %s requests/s (a third of plain forwarding's %s, closed "
+            "loop)." % (fmt(lr) if lr else "?", fmt(res.get("load_max_rps"))), "",
+            "Cost against the number of services (seconds include starting the command; "
+            "kshift's is kshiftd's own time, in brackets around kshiftctl):", ""]
+    out += scale_rows(res)
+    flows = res.get("kshiftd_rss_kb_flows", {}).get("kshift-tc", {})
+    if flows:
+        out += ["", "After new flows: " + ", ".join(
+            "%s flows: %s MiB RSS, %s MiB of maps" % (
+                "{:,}".format(int(f)), fmt(flows[f] / 1024),
+                fmt((res.get("map_memlock_bytes_flows", {}).get("kshift-tc", {}).get(f) or 0)
+                    / 2**20)) for f in sorted(flows, key=int)) + "."]
+    return out
 
 
 def chart(out, res):
@@ -411,7 +546,7 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     for metric in ("new_flows_per_s", "established_pps", "latency_us", "update_seconds",
-                   "install_seconds",
+                   "install_seconds", "update_wall_seconds", "install_wall_seconds",
                    # what users feel (issue #12)
                    "bulk_gbps_p1", "bulk_gbps_p4", "bulk_cpu_s_per_gb_p1",
                    "bulk_cpu_s_per_gb_p4", "load_latency_us", "cpu_s_per_mpkt_new",

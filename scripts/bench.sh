@@ -19,7 +19,12 @@
 #   latency           p50/p99 of HTTP requests on short connections
 #   update seconds    one service's weights 50/50 -> 90/10: iptables-restore
 #                     --noflush as kube-proxy's partial sync writes it, one nft
-#                     transaction, `kshiftctl set`
+#                     transaction, `kshiftctl set`. kshift's update_seconds
+#                     (and install_seconds) are kshiftd's own time for the
+#                     request, elapsed_us in its answer (from the request read
+#                     whole to the answer ready, the dataplane change
+#                     included); the time around the kshiftctl process is
+#                     update_wall_seconds (install_wall_seconds)
 # plus the generator's own rate and a sink fed directly by it (so a reader
 # can see what bounds the numbers), and build/bench-prog's output if it exists.
 #
@@ -280,29 +285,45 @@ ksctl() { "$B/kshiftctl" --socket "$KTMP/kshiftd.sock" --timeout 10m "$@"; }
 kshiftd_has() { "$B/kshiftd" --help 2>&1 | grep -q -- "$1\b"; }
 KSD_EXTRA=() # more kshiftd flags, for the scale measurements
 
+# kshift_start MODE: starts kshiftd for the current configuration and waits
+# until it answers; kshift_launch and kshift_wait are its two halves
 kshift_start() {
-	local mode=$1 i pid
+	kshift_launch "$1" && kshift_wait
+}
+
+kshift_launch() {
+	local mode=$1 pid
 	mkdir -p "$KTMP/bpf" "$KTMP/conf"
 	# bpffs on the host, so bpftool can read the maps from here; the pins go
 	# in a directory of it, as in /sys/fs/bpf/kshift
 	mountpoint -q "$KTMP/bpf" || mount -t bpf bpf "$KTMP/bpf" || return 1
 	local flags=()
 	[[ $mode == xdp && -n $XDP_FLAGS ]] && flags=("$XDP_FLAGS")
-	# not through a shell function: $! must be kshiftd itself (ip and
-	# taskset exec it), or stopping it would miss
+	# not through a shell function: $! must be kshiftd itself (ip execs
+	# it), or stopping it would miss. On any CPU while it verifies its
+	# programs; kshift_wait pins it to the generator's once it is up
 	kshiftd_has --state-dir && flags+=(--state-dir "$KTMP/state")
 	flags+=("${KSD_EXTRA[@]}")
-	ip netns exec "$NNS" taskset -c $GEN_CPU "$B/kshiftd" --iface "$NG,$NS" --mode "$mode" "${flags[@]}" \
+	ip netns exec "$NNS" "$B/kshiftd" --iface "$NG,$NS" --mode "$mode" "${flags[@]}" \
 		--config-dir "$KTMP/conf" --socket "$KTMP/kshiftd.sock" \
 		--pin-path "$KTMP/bpf/kshift" >>"$KTMP/kshiftd.log" 2>&1 &
 	pid=$!
 	KSD[$K]=$pid
-	for ((i = 0; i < 300; i++)); do
+}
+
+# kshift_wait: until the current configuration's kshiftd answers (60 s: a
+# loaded machine verifies several programs at once for seconds each)
+kshift_wait() {
+	local i pid=${KSD[$K]}
+	for ((i = 0; i < 1200; i++)); do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			log "kshiftd exited: $(tail -3 "$KTMP/kshiftd.log")"
 			return 1
 		fi
-		[[ -S $KTMP/kshiftd.sock ]] && ksctl get >/dev/null 2>&1 && return 0
+		if [[ -S $KTMP/kshiftd.sock ]] && ksctl get >/dev/null 2>&1; then
+			taskset -apc $GEN_CPU "$pid" >/dev/null
+			return 0
+		fi
 		sleep 0.05
 	done
 	log "kshiftd did not answer on its socket"
@@ -343,24 +364,39 @@ timed() {
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f\n", b - a }'
 }
 
+# ktimed KSHIFTCTL-ARGS...: "WALL DAEMON" seconds of one kshiftctl command: the
+# wall clock around the process, and the daemon's own time for the request
+# (elapsed_us in its answer: from the request read whole to the answer
+# ready, the dataplane change included)
+ktimed() {
+	local t0=$EPOCHREALTIME t1 out
+	out=$(ksctl -o json "$@") || return 1
+	t1=$EPOCHREALTIME
+	[[ $out =~ \"elapsed_us\":\ *([0-9]+) ]] || return 1
+	awk -v a="$t0" -v b="$t1" -v d="${BASH_REMATCH[1]}" \
+		'BEGIN { printf "%.6f %.6f\n", b - a, d / 1e6 }'
+}
+
 # install: the current dataplane's services (kshiftd runs already); prints
-# its seconds. Runs in a subshell: it must not start anything.
+# its seconds (kshift: "WALL DAEMON", see ktimed). Runs in a subshell: it
+# must not start anything.
 install() {
 	local dir=$OUT/rules-$N
 	case $DP in
 	plain | direct) echo 0 ;;
 	iptables) timed in_node "$IPTABLES-restore" "$dir/iptables.rules" ;;
 	nftables) timed nft_load ;;
-	kshift-*) timed ksctl apply -f "$dir/kshift.yaml" ;;
+	kshift-*) ktimed apply -f "$dir/kshift.yaml" ;;
 	esac
 }
 
+# update: one service's weights 50/50 -> 90/10; prints seconds as install does
 update() {
 	local dir=$OUT/rules-$N
 	case $DP in
 	iptables) timed in_node "$IPTABLES-restore" --noflush "$dir/iptables-update.rules" ;;
 	nftables) timed in_node nft -f "$dir/nftables-update.nft" ;;
-	kshift-*) timed ksctl set "$NAME" stable=90 canary=10 ;;
+	kshift-*) ktimed set "$NAME" stable=90 canary=10 ;;
 	esac
 }
 
@@ -386,6 +422,32 @@ spinners_stop() {
 record() {
 	printf '{"metric": "%s", "dataplane": "%s", "services": "%s", "value": %s}\n' \
 		"$1" "$2" "$3" "$4" >>"$OUT/raw.jsonl"
+}
+
+# record_change WHAT DATAPLANE SERVICES "WALL [DAEMON]": an install or
+# update time. kshift's own is the daemon's (WHAT_seconds), and the time
+# around kshiftctl is kept as WHAT_wall_seconds; the others' commands are
+# the whole change, so their WHAT_seconds is the wall time
+record_change() {
+	local wall daemon
+	read -r wall daemon <<<"$4"
+	if [[ -n $daemon ]]; then
+		record "$1_seconds" "$2" "$3" "$daemon"
+		record "$1_wall_seconds" "$2" "$3" "$wall"
+	else
+		record "$1_seconds" "$2" "$3" "$wall"
+	fi
+}
+
+# secs "WALL [DAEMON]": the same for the log
+secs() {
+	local w d
+	read -r w d <<<"$1"
+	if [[ -n $d ]]; then
+		echo "${w}s (kshiftd itself: ${d}s)"
+	else
+		echo "${w}s"
+	fi
 }
 
 # jget JSON KEY: a number from ks-gen's or ks-lat's one-line JSON
@@ -536,20 +598,35 @@ kshift_state() {
 	} >>"$OUT/kshift-state.txt"
 }
 
-# setup K DATAPLANE SERVICES: builds and installs one configuration
+# setup K DATAPLANE SERVICES: builds and installs one configuration; in two
+# halves, setup_begin (the network, and kshiftd started) and setup_end
+# (kshiftd ready, the services installed), so that the kshiftds of every
+# configuration load their programs at once, and installs are timed one at a
+# time with nothing else starting
 setup() {
-	local t
+	setup_begin "$@" && setup_end
+}
+
+setup_begin() {
 	C_DP[$1]=$2 C_N[$1]=$3
 	CFGS+=("$1")
 	use "$1"
 	log "$DP/$N: measured service ${NAME:-(none)} $DST:$DPORT -> ${EPS// /, }"
 	net_up || { log "$DP/$N: test network setup failed"; return 1; }
 	if [[ $DP == kshift-* ]]; then
-		kshift_start "${DP#kshift-}" || return 1
+		kshift_launch "${DP#kshift-}" || return 1
+	fi
+}
+
+# setup_end: the current configuration's second half (see setup)
+setup_end() {
+	local t
+	if [[ $DP == kshift-* ]]; then
+		kshift_wait || return 1
 	fi
 	t=$(install) || { log "$DP/$N: installing failed"; return 1; }
-	[[ $DP != plain && $DP != direct ]] && record install_seconds "$DP" "$N" "$t" &&
-		log "$DP/$N: installed in ${t}s"
+	[[ $DP != plain && $DP != direct ]] && record_change install "$DP" "$N" "$t" &&
+		log "$DP/$N: installed in $(secs "$t")"
 	# warm the neighbour entries and the caches; a wrong NAT shows here first
 	# (the direct sink has no way back: nothing to try there)
 	[[ $DP == direct ]] && return 0
@@ -612,9 +689,28 @@ for dp in $DATAPLANES; do
 	for n in $SIZES; do
 		[[ $dp == plain && $n != 1 ]] && continue
 		k=$((k + 1))
-		setup $k "$dp" "$n" || { net_down; unset "CFGS[-1]"; }
+		setup_begin $k "$dp" "$n" || { net_down; unset "CFGS[-1]"; }
 	done
 done
+# kshiftds first (the rest wait for nothing), so that iptables and nftables
+# are installed and timed with no program being verified beside them
+ready=()
+for k in "${CFGS[@]}"; do
+	use "$k"
+	if [[ $DP == kshift-* ]] && ! kshift_wait; then
+		net_down
+		continue
+	fi
+	ready+=("$k")
+done
+CFGS=("${ready[@]}")
+ready=()
+for k in "${CFGS[@]}"; do
+	use "$k"
+	((k == 0)) || setup_end || { net_down; continue; }
+	ready+=("$k")
+done
+CFGS=("${ready[@]}")
 
 # feel K: whether configuration K gets the bulk and loaded-latency runs
 feel() { [[ ${C_DP[$1]} != direct && " $FEEL_SIZES " == *" ${C_N[$1]} "* ]]; }
@@ -663,8 +759,8 @@ for ((r = 1; r <= REPS; r++)); do
 		[[ $DP == direct ]] && continue
 		v=$(latency) && record latency_us "$DP" "$N" "$v"
 		[[ $DP == plain ]] && continue
-		v=$(update) && record update_seconds "${DP%-*}" "$N" "$v" &&
-			log "$DP/$N weight update: ${v}s"
+		v=$(update) && record_change update "${DP%-*}" "$N" "$v" &&
+			log "$DP/$N weight update: $(secs "$v")"
 	done
 	# bulk and loaded latency in rounds 1, 3, 5: three samples each in a full
 	# run, two in a quick one, spread over the run like the others
@@ -754,7 +850,7 @@ for n in $SCALE_SIZES; do
 			continue
 		fi
 		NFT_CHUNK=1000 # one transaction of 100,000 would take hours (O(n^2), see above)
-		t=$(timeout "$SCALE_TIMEOUT" bash -c "$(declare -f timed in_node nft_load ksctl install); $(declare -p B OUT N DP NNS KTMP IPTABLES NFT_CHUNK); install")
+		t=$(timeout "$SCALE_TIMEOUT" bash -c "$(declare -f timed ktimed in_node nft_load ksctl install); $(declare -p B OUT N DP NNS KTMP IPTABLES NFT_CHUNK); install")
 		rc=$?
 		if ((rc == 124)); then
 			record install_timeout_seconds "$dp" "$n" "$SCALE_TIMEOUT"
@@ -765,10 +861,10 @@ for n in $SCALE_SIZES; do
 			fi
 			log "$dp/$n: install did not finish in ${SCALE_TIMEOUT}s"
 		elif ((rc == 0)); then
-			record install_seconds "$dp" "$n" "$t"
-			log "$dp/$n: installed in ${t}s"
-			v=$(update) && record update_seconds "${dp%-*}" "$n" "$v" &&
-				log "$dp/$n weight update: ${v}s"
+			record_change install "$dp" "$n" "$t"
+			log "$dp/$n: installed in $(secs "$t")"
+			v=$(update) && record_change update "${dp%-*}" "$n" "$v" &&
+				log "$dp/$n weight update: $(secs "$v")"
 			if [[ $dp == kshift-* ]]; then
 				read -r rss mem conns < <(kshift_mem)
 				record kshiftd_rss_kb "$dp" "$n" "$rss"
