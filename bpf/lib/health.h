@@ -313,12 +313,13 @@ static __always_inline void ks_health_moved(const struct ks_flow *flow, __u8 res
 /*
  * The endpoint of a half-open flow refused its handshake: key and c are the
  * flow's reply entry (the endpoint's side). If the handshake may still move
- * (and, with check_isn, the refused SYN was the flow's), the flow is closed
+ * (and, with check_seq, seq is one the client's TCP accepts an error about
+ * while its SYN is unanswered: the ISN or the next), the flow is closed
  * both ways, as a reset closes it, and the endpoint quarantined: returns
  * true, hold the answer back from the client.
  */
 static __always_inline bool ks_health_refused(const struct ks_flow *key, struct ks_conn *c,
-					      struct ks_health_tmp *t, __u32 isn, bool check_isn,
+					      struct ks_health_tmp *t, __u32 seq, bool check_seq,
 					      __u64 now)
 {
 	struct ks_conn *f;
@@ -326,7 +327,7 @@ static __always_inline bool ks_health_refused(const struct ks_flow *key, struct 
 	ks_ct_peer_key(key, c, &t->flow);
 	f = bpf_map_lookup_elem(&ks_conns, &t->flow);
 	if (!f || !ks_ct_is_peer(key, c, f) || f->state != KS_CT_SYN_SENT ||
-	    f->resteers >= KS_HEALTH_MAX_RESTEERS || (check_isn && f->isn != isn))
+	    f->resteers >= KS_HEALTH_MAX_RESTEERS || (check_seq && seq - f->isn > 1))
 		return false;
 	c->state = KS_CT_CLOSED;
 	c->seen_ns = now;
@@ -382,9 +383,9 @@ static __always_inline bool ks_health_reply(const struct ks_pkt *pkt, struct ks_
  * (port closed, a REJECT rule) or a router on its side did (host or net
  * unreachable, prohibited): the client's SYN cannot reach it either way,
  * and another endpoint may be reachable. Fragmentation needed (packet too
- * big in ICMPv6, another type) is path MTU discovery, not a refusal; the
- * quoted sequence number must be the SYN's, as the client's TCP would
- * check it.
+ * big in ICMPv6, another type) is path MTU discovery, not a refusal. An
+ * error whose quoted sequence number the client's TCP would ignore (Linux:
+ * outside [ISN, ISN + 1] in SYN_SENT) is no answer to the SYN, and passes.
  */
 static __always_inline bool ks_health_unreach(const struct ks_flow *key, struct ks_conn *c, bool v4,
 					      const __u8 *icmp, const __u8 *l4,

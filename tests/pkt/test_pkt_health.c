@@ -477,8 +477,8 @@ static void send_error(enum pkt_prog prog, const struct pkt_spec *s, const char 
  * the client's retransmitted SYN goes to the other endpoint, whose SYN-ACK
  * is translated. Fragmentation needed, packet too big and time exceeded
  * about the same SYN are no refusal: they pass, translated, and the flow
- * stays where it is. So does an unreachable quoting a sequence number that
- * is not the SYN's (the client's TCP would ignore it too).
+ * stays where it is. So does an unreachable quoting a sequence number
+ * other than the ISN or the next (the client's TCP would ignore it too).
  */
 static void test_unreach_resteers(void **state)
 {
@@ -500,10 +500,13 @@ static void test_unreach_resteers(void **state)
 					    kind->name);
 				fresh();
 				send_syn(prog, &syn, KS_V_NAT_NEW, x);
-				/* not about the SYN: no refusal */
-				send_error(prog, &syn, x, kind, syn.seq + 1, false);
+				/* a sequence number the client's TCP would
+				 * not take an error about: no refusal */
+				send_error(prog, &syn, x, kind, syn.seq + 2, false);
+				send_error(prog, &syn, x, kind, syn.seq - 1, false);
 				assert_int_equal(health_of(x).quarantines, 0);
-				send_error(prog, &syn, x, kind, syn.seq, kind->refusal);
+				/* the ISN, or the next (Linux takes both) */
+				send_error(prog, &syn, x, kind, syn.seq + (i & 1), kind->refusal);
 				h = health_of(x);
 				if (!kind->refusal) {
 					assert_int_equal(h.quarantines, 0);
