@@ -36,6 +36,7 @@
 #define KS_BPF_CONNTRACK_H
 
 #include "common.h"
+#include "hairpin.h"
 #include "maps.h"
 #include "parse.h"
 
@@ -105,20 +106,24 @@ static __always_inline bool ks_addr_eq(const struct ks_addr *a, const struct ks_
 		 (a->v6[3] ^ b->v6[3]));
 }
 
-/* The key of the other direction's entry of the flow whose entry c is. */
+/* The key of the other direction's entry of the flow whose entry c is.
+ * A hairpin flow's replies go to the hairpin address (bpf/lib/hairpin.h),
+ * and its client is its endpoint. */
 static __always_inline void ks_ct_peer_key(const struct ks_flow *key, const struct ks_conn *c,
 					   struct ks_flow *peer)
 {
-	bool fwd = c->dir == KS_DIR_FORWARD;
+	bool fwd = c->dir == KS_DIR_FORWARD, hairpin = c->flags & KS_CONN_HAIRPIN;
 
 	*peer = (struct ks_flow){
-		.saddr = fwd ? c->addr : key->daddr,
+		.saddr = fwd ? c->addr : hairpin ? key->saddr : key->daddr,
 		.daddr = fwd ? key->saddr : c->addr,
 		.sport = fwd ? c->port : key->dport,
 		.dport = fwd ? key->sport : c->port,
 		.proto = key->proto,
 		.family = key->family,
 	};
+	if (unlikely(hairpin && fwd))
+		ks_hairpin_addr(key->family, &peer->daddr);
 }
 
 /* Does p, found at the peer key of (key, c), name (key, c) back? */
@@ -201,6 +206,7 @@ static __always_inline void ks_ct_peer_val(const struct ks_flow *key, const stru
 		.svc = c->svc,
 		.seen_ns = c->seen_ns,
 		.state = c->state,
+		.flags = c->flags & KS_CONN_HAIRPIN,
 	};
 }
 
@@ -278,6 +284,7 @@ static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct k
 		.state = flow->proto != IPPROTO_TCP ? KS_CT_UDP
 			 : ks_ct_pure_syn(pkt)	    ? KS_CT_SYN_SENT
 						    : KS_CT_ESTABLISHED,
+		.flags = ks_hp_addr_eq(&ep->addr, &flow->saddr) ? KS_CONN_HAIRPIN : 0,
 	};
 	struct ks_flow rkey, old_rkey;
 	struct ks_conn rev, *old;

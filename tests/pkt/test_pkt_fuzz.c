@@ -369,14 +369,20 @@ static void judge(const struct pkt *in, const struct pkt_result *r, enum pkt_pro
 	if (!(gi.family == 4 ? gi.proto == IPPROTO_ICMP : gi.proto == IPPROTO_ICMPV6)) {
 		size_t alen = gi.family == 4 ? 4 : 16;
 		bool dnat = memcmp(gi.dst, go.dst, alen), snat = memcmp(gi.src, go.src, alen);
+		/* hairpin (bpf/lib/hairpin.h): an endpoint steered to itself
+		 * sends from the hairpin address (the default, here) */
+		static const uint8_t hp4[4] = { 169, 254, 42, 1 },
+				     hp6[16] = { 0xfd, 0, 0xa9, 0xfe, 0x2a, 0x01, [15] = 1 };
+		bool hairpin = dnat && snat && !memcmp(go.dst, gi.src, alen) &&
+			       !memcmp(go.src, gi.family == 4 ? hp4 : hp6, alen);
 
 		if (dnat && (!is_vip(&gi, gi.dst) || !is_ep(&go, go.dst)))
 			fail_frame("destination rewritten, not from a frontend to an endpoint", in,
 				   r, prog, n);
-		if (snat && (!is_ep(&gi, gi.src) || !is_vip(&go, go.src)))
+		if (snat && !hairpin && (!is_ep(&gi, gi.src) || !is_vip(&go, go.src)))
 			fail_frame("source rewritten, not from an endpoint to a frontend", in, r,
 				   prog, n);
-		if (dnat && snat)
+		if (dnat && snat && !hairpin)
 			fail_frame("both addresses rewritten", in, r, prog, n);
 	}
 	if (ipv4_header_ok(in->data, in->len, &gi) && !ipv4_header_ok(r->out, r->len, &go))
