@@ -15,6 +15,7 @@
 #     by the packet path, not by the socket hooks
 #   - a removed endpoint's node-local connections are closed at once
 #     (ECONNABORTED); a draining one's and the others' carry on
+#   - --cgroup naming no cgroup v2 directory is refused, leaving nothing
 #   - the hooks outlive kshiftd, are adopted by the next one (started with
 #     only the DaemonSet's capabilities), and kshiftd --uninstall removes them
 # Socket hooks do not depend on the attach mode: one mode (the first of
@@ -233,6 +234,17 @@ while :; do
 		not_ok "setup: a cgroup2 mount and a cgroup at $NL_MNT"
 		break
 	fi
+	# a directory that is no cgroup v2 one: refused before anything is
+	# attached or pinned
+	out=$(timeout 20 ip netns exec "$KS_NODE" "$KSHIFTD" --iface "$(ks_ifaces)" \
+		--mode "$KS_MODE" --socket "$KS_TMP/refused.sock" --pin-path "$KS_PIN" \
+		--state-dir "$KS_TMP/refused" --max-flows 65536 --cgroup "$KS_TMP" 2>&1)
+	rc=$?
+	diag "$out"
+	check "kshiftd --cgroup DIR not cgroup v2: refused (exit $rc), named, nothing attached or pinned" \
+		eval '[ "$rc" = 1 ] && grep -q "not a cgroup v2" <<<"$out" && [ ! -e "$KS_PIN" ] &&
+			[ -z "$(ks_hooks "$KS_NODE" cli0 ep0)" ]'
+
 	ks_daemon_start --cgroup "$NL_CG" || break
 	n=$(hooks | wc -l)
 	check "kshiftd --cgroup: 8 socket hooks on the cgroup ($n)" [ "$n" = 8 ]

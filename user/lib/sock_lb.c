@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <kshift/abi.h> /* before the skeletons, whose rodata uses its types */
@@ -41,7 +42,8 @@
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
 #endif
-#define KS_SOCK_DIR "sock"
+#define KS_SOCK_DIR	 "sock"
+#define KS_CGROUP2_MAGIC 0x63677270
 
 struct ks_sock_lb {
 	struct kshift_sock_bpf *skel;
@@ -134,7 +136,8 @@ static int cgroup_link_target(int fd, uint64_t *cgroup_id, uint32_t *attach_type
 }
 
 /* Attaches prog to the cgroup, or moves the link pinned for it there. */
-static int attach_one(struct bpf_program *prog, int cg_fd, uint64_t cg_id, const char *dir)
+static int attach_one(struct bpf_program *prog, int cg_fd, uint64_t cg_id, const char *dir,
+		      bool *created)
 {
 	enum bpf_attach_type type = bpf_program__expected_attach_type(prog);
 	char path[600];
@@ -169,7 +172,24 @@ static int attach_one(struct bpf_program *prog, int cg_fd, uint64_t cg_id, const
 		bpf_link_detach(fd);
 	}
 	close(fd);
+	*created = !err;
 	return err;
+}
+
+/* A start that fails leaves no hook it attached (adopted ones, moved to
+ * the new programs, stay: they steered before and steer as before). */
+static void detach_pinned(const char *dir, const char *name)
+{
+	char path[600];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		bpf_link_detach(fd);
+		close(fd);
+	}
+	unlink(path);
 }
 
 /* Detaches and unpins every socket hook under pin_path: how many. */
@@ -203,18 +223,26 @@ static int remove_hooks(const char *pin_path)
 
 static int attach_all(struct ks_sock_lb *s, const char *pin_path)
 {
-	char dir[512];
-	struct bpf_program *prog;
+	struct bpf_program *prog, *created[16];
+	int cg_fd, err = 0, n = 0, i;
+	bool new_link = false;
+	struct statfs sfs;
 	struct stat st;
-	int cg_fd, err = 0;
+	char dir[512];
 
 	cg_fd = open(s->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cg_fd < 0 || fstat(cg_fd, &st)) {
+	if (cg_fd < 0 || fstat(cg_fd, &st) || fstatfs(cg_fd, &sfs)) {
 		err = -errno;
 		pr_warn("--cgroup %s: %s\n", s->cgroup, strerror(-err));
 		if (cg_fd >= 0)
 			close(cg_fd);
 		return err;
+	}
+	if (sfs.f_type != KS_CGROUP2_MAGIC) {
+		pr_warn("--cgroup %s: not a cgroup v2 directory (a cgroup2 mount, or one in it)\n",
+			s->cgroup);
+		close(cg_fd);
+		return -EINVAL;
 	}
 	sock_dir_of(pin_path, dir, sizeof(dir));
 	if (mkdir(dir, 0700) && errno != EEXIST) {
@@ -228,10 +256,17 @@ static int attach_all(struct ks_sock_lb *s, const char *pin_path)
 	     prog = bpf_object__next_program(s->skel->obj, prog)) {
 		if (bpf_program__type(prog) != BPF_PROG_TYPE_CGROUP_SOCK_ADDR)
 			continue; /* the iterators: run by ks_sock_lb_reap */
-		err = attach_one(prog, cg_fd, st.st_ino, dir);
+		new_link = false;
+		err = attach_one(prog, cg_fd, st.st_ino, dir, &new_link);
 		if (err)
 			break;
+		if (new_link && n < (int)(sizeof(created) / sizeof(created[0])))
+			created[n++] = prog;
 	}
+	for (i = 0; err && i < n; i++)
+		detach_pinned(dir, bpf_program__name(created[i]));
+	if (err)
+		rmdir(dir); /* if empty: a first start that failed */
 	close(cg_fd);
 	return err;
 }
@@ -280,15 +315,14 @@ int ks_sock_lb_open(struct ks_sock_lb **out, struct ks_dp *dp, const char *cgrou
 		pr_warn("loading the socket programs: %s\n", strerror(-err));
 		goto fail;
 	}
-	snprintf(path, sizeof(path), "%s/%s", dp->pin_path, KS_MAP_SOCK_REV);
-	if (access(path, F_OK) && bpf_obj_pin(bpf_map__fd(s->skel->maps.ks_sock_rev), path)) {
-		err = -errno;
-		pr_warn("pinning %s: %s\n", path, strerror(-err));
-		goto fail;
-	}
 	err = attach_all(s, dp->pin_path);
 	if (err)
 		goto fail;
+	snprintf(path, sizeof(path), "%s/%s", dp->pin_path, KS_MAP_SOCK_REV);
+	if (access(path, F_OK) && bpf_obj_pin(bpf_map__fd(s->skel->maps.ks_sock_rev), path))
+		pr_warn("pinning %s: %s (getpeername and recvmsg will show endpoints to sockets "
+			"steered before a restart)\n",
+			path, strerror(errno));
 	pr_info("socket hooks on cgroup %s: node-local clients steered\n", cgroup);
 	*out = s;
 	return 0;
