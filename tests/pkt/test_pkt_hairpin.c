@@ -11,7 +11,9 @@
  *     the hairpin address, and its reply's the frontend, as it leaves;
  *   - an ICMP error the node sends about a packet to an endpoint (a
  *     FORWARD REJECT's unreachable) leaves as the frontend's;
- *   - the egress program leaves other packets alone.
+ *   - the egress program leaves other packets alone;
+ *   - the collector (user/lib/conntrack.c) pairs a hairpin flow's entries:
+ *     one live direction keeps both, and an idle flow goes whole.
  * Every output is checked valid (checksums, lengths) and its addresses and
  * ports compared.
  */
@@ -30,6 +32,7 @@
 
 #include <kshift/abi.h>
 #include "kshift.skel.h"
+#include "lib/conntrack.h"
 #include "pktbuild.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -320,6 +323,57 @@ static void test_egress_other(void **state)
 	}
 }
 
+/* Moves an entry's stamp back by ns. */
+static void age_entry(const char *src, uint16_t sport, const char *dst, uint16_t dport,
+		      uint8_t proto, uint64_t ns)
+{
+	int fd = bpf_map__fd(env.dp.skel->maps.ks_conns);
+	struct ks_flow key = { .sport = htons(sport), .dport = htons(dport), .proto = proto };
+	struct ks_conn c;
+
+	key.saddr = pkt_addr(src, &key.family);
+	key.daddr = pkt_addr(dst, &key.family);
+	assert_int_equal(bpf_map_lookup_elem(fd, &key, &c), 0);
+	c.seen_ns -= ns;
+	assert_int_equal(bpf_map_update_elem(fd, &key, &c, BPF_EXIST), 0);
+}
+
+static void test_hairpin_gc(void **state)
+{
+	const uint64_t old = KS_CT_TIMEOUT_UDP + 5 * KS_NS_PER_SEC;
+	size_t fi;
+
+	(void)state;
+	for (fi = 0; fi < 2; fi++) {
+		const struct pkt_addrs *a = &pkt_addrs[fi];
+		uint8_t fam = fi ? 6 : 4;
+		struct pkt_spec s = spec(fam, IPPROTO_UDP, a->ep_a, 40600, a->vip, PORT_HP, 0);
+		struct ks_ct_gc_stats st = {};
+		struct ks_ct_gc gc = {};
+		struct pkt out;
+
+		pkt_context("collector, hairpin IPv%u", fam);
+		assert_int_equal(pkt_env_flush_conns(&env), 0);
+		run_spec(PKT_TC, &s, hairpin[fi], 40600, a->ep_a, PKT_EP_PORT, &out);
+		/* the forward entry idle, the reply live: the flow stays */
+		age_entry(a->ep_a, 40600, a->vip, PORT_HP, IPPROTO_UDP, old);
+		assert_int_equal(ks_ct_gc(&env.dp, &gc, ks_ct_now(), &st), 0);
+		assert_int_equal(st.expired, 0);
+		assert_int_equal(conn_flags(a->ep_a, 40600, a->vip, PORT_HP, IPPROTO_UDP) &
+					 KS_CONN_HAIRPIN,
+				 KS_CONN_HAIRPIN);
+		/* both idle: both go, as one flow */
+		age_entry(a->ep_a, PKT_EP_PORT, hairpin[fi], 40600, IPPROTO_UDP, old);
+		memset(&st, 0, sizeof(st));
+		assert_int_equal(ks_ct_gc(&env.dp, &gc, ks_ct_now(), &st), 0);
+		assert_int_equal(st.expired, 1);
+		assert_int_equal(conn_flags(a->ep_a, 40600, a->vip, PORT_HP, IPPROTO_UDP), 0xff);
+		assert_int_equal(conn_flags(a->ep_a, PKT_EP_PORT, hairpin[fi], 40600, IPPROTO_UDP),
+				 0xff);
+		ks_ct_gc_destroy(&gc);
+	}
+}
+
 static int setup(void **state)
 {
 	struct ks_dp_opts o = {
@@ -359,7 +413,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hairpin_tc),   cmocka_unit_test(test_hairpin_xdp_split),
 		cmocka_unit_test(test_split_client), cmocka_unit_test(test_egress_icmp),
-		cmocka_unit_test(test_egress_other),
+		cmocka_unit_test(test_egress_other), cmocka_unit_test(test_hairpin_gc),
 	};
 
 	return cmocka_run_group_tests_name("pkt_hairpin", tests, setup, teardown);

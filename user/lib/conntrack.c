@@ -64,18 +64,27 @@ static bool early_syn(const struct ks_conn *c, uint64_t now)
 	return c->state == KS_CT_SYN_SENT && (int64_t)(now - c->seen_ns) > (int64_t)KS_CT_GC_EARLY_SYN_NS;
 }
 
-/* ks_ct_peer_key() and ks_ct_is_peer() of bpf/lib/conntrack.h */
-static void peer_key(const struct ks_flow *key, const struct ks_conn *c, struct ks_flow *peer)
+/* ks_ct_peer_key() and ks_ct_is_peer() of bpf/lib/conntrack.h; a hairpin
+ * flow's reply goes to the hairpin address the program was loaded with */
+static void peer_key(const struct ks_dp *dp, const struct ks_flow *key, const struct ks_conn *c,
+		     struct ks_flow *peer)
 {
-	bool fwd = c->dir == KS_DIR_FORWARD;
+	bool fwd = c->dir == KS_DIR_FORWARD, hairpin = c->flags & KS_CONN_HAIRPIN;
 
 	memset(peer, 0, sizeof(*peer));
-	peer->saddr = fwd ? c->addr : key->daddr;
+	peer->saddr = fwd ? c->addr : hairpin ? key->saddr : key->daddr;
 	peer->daddr = fwd ? key->saddr : c->addr;
 	peer->sport = fwd ? c->port : key->dport;
 	peer->dport = fwd ? key->sport : c->port;
 	peer->proto = key->proto;
 	peer->family = key->family;
+	if (hairpin && fwd) {
+		memset(&peer->daddr, 0, sizeof(peer->daddr));
+		if (key->family == KS_FAMILY_V4)
+			memcpy(&peer->daddr, (const void *)dp->skel->rodata->ks_hairpin_v4, 4);
+		else
+			memcpy(&peer->daddr, (const void *)dp->skel->rodata->ks_hairpin_v6, 16);
+	}
 }
 
 static bool is_peer(const struct ks_flow *key, const struct ks_conn *c, const struct ks_conn *p)
@@ -102,7 +111,7 @@ static bool collect(struct ks_dp *dp, const struct ks_flow *key, const struct ks
 
 	if (!expired(dp, c, now) && !(early && early_syn(c, now)))
 		return false;
-	peer_key(key, c, &pk);
+	peer_key(dp, key, c, &pk);
 	paired = !bpf_map_lookup_elem(conns_fd(dp), &pk, &p) && is_peer(key, c, &p);
 	if (paired && !expired(dp, &p, now) && !(early && early_syn(&p, now)))
 		return false;
