@@ -6,6 +6,12 @@
  * parse-only baseline pays for that copy too, so ratios stay fair).
  * bench_new_flow makes every run a new flow by changing the source port.
  * The maps are kshift's own, shared by the loader through their fds.
+ *
+ * bench_ct_miss and bench_ct_insert time the two things a new flow does to
+ * the connection table that an established one does not: a lookup that
+ * misses, and an insert of an entry never seen before (a new flow makes
+ * two). They tell how much of a new flow is the table, and so what another
+ * layout of it could save.
  */
 #include "lib/lb.h"
 
@@ -53,6 +59,55 @@ int bench_parse(struct xdp_md *ctx)
 	ret = ks_parse(data, data_end, BENCH_FRAME_LEN, &pkt);
 	return ks_finish(ctx, true, ret == KS_PARSE_OK ? KS_V_PASS_NO_MATCH : KS_V_PASS_NOT_IP,
 			 KS_ACT_PASS);
+}
+
+/* A reply entry of a flow never seen: the source port and the low half of
+ * the client's address count the runs, as in restore(). */
+static __always_inline void bench_ct_key(struct ks_flow *key)
+{
+	__u32 seq = bench_seq++;
+
+	*key = (struct ks_flow){
+		.saddr.v4 = bpf_htonl(0xc6120202),		 /* 198.18.2.2 */
+		.daddr.v4 = bpf_htonl(0xc6120000 | (seq >> 15)), /* 198.18.x.y */
+		.sport = bpf_htons(8080),
+		.dport = bpf_htons(1024 + (seq & 0x7fff)),
+		.proto = IPPROTO_TCP,
+		.family = KS_FAMILY_V4,
+	};
+}
+
+SEC("xdp")
+int bench_ct_miss(struct xdp_md *ctx)
+{
+	struct ks_flow key;
+
+	if (restore(ctx))
+		return XDP_ABORTED;
+	bench_ct_key(&key);
+	if (bpf_map_lookup_elem(&ks_conns, &key))
+		return ks_finish(ctx, true, KS_V_ABORTED, KS_ACT_DROP);
+	return ks_finish(ctx, true, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
+}
+
+SEC("xdp")
+int bench_ct_insert(struct xdp_md *ctx)
+{
+	struct ks_conn c = {
+		.addr.v4 = bpf_htonl(0xc6126401), /* 198.18.100.1 */
+		.port = bpf_htons(80),
+		.dir = KS_DIR_REPLY,
+		.state = KS_CT_ESTABLISHED,
+	};
+	struct ks_flow key;
+
+	if (restore(ctx))
+		return XDP_ABORTED;
+	bench_ct_key(&key);
+	c.seen_ns = ks_ct_now();
+	if (bpf_map_update_elem(&ks_conns, &key, &c, BPF_NOEXIST))
+		return ks_finish(ctx, true, KS_V_DROP_CT_FULL, KS_ACT_DROP);
+	return ks_finish(ctx, true, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
 }
 
 SEC("xdp")
