@@ -197,22 +197,28 @@ static __always_inline int ks_sock_reverse(struct bpf_sock_addr *ctx, const bool
 
 /*
  * Sockets whose endpoint is gone. After a change removes endpoints, kshiftd
- * fills ks_sock_live with every endpoint some shift still lists (draining
- * ones too: they keep their connections) and walks the node's TCP and UDP
- * sockets with an iterator: a connected socket this file steered (its peer
- * is in ks_sock_rev under its cookie) to an endpoint not in ks_sock_live is
- * closed (bpf_sock_destroy: TCP sends a reset, the application gets
- * ECONNABORTED) rather than left to time out on a peer that is gone.
- * Sockets kshift never steered are never touched.
+ * writes every endpoint some shift still lists (draining ones too: they
+ * keep their connections) into ks_sock_live under a new generation, with
+ * one batch update, and walks the node's TCP and UDP sockets with an
+ * iterator: a connected socket this file steered (its peer is in
+ * ks_sock_rev under its cookie) to an endpoint not in ks_sock_live at that
+ * generation is closed (bpf_sock_destroy: TCP sends a reset, the
+ * application gets ECONNABORTED) rather than left to time out on a peer
+ * that is gone. Sockets kshift never steered are never touched. Entries of
+ * older generations stay until the map fills, which saves deleting them
+ * one by one each time. Twice the endpoint slots: every port of an
+ * endpoint that serves several counts.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KS_MAX_ENDPOINTS);
+	__uint(max_entries, 2 * KS_MAX_ENDPOINTS);
 	__type(key, struct ks_ep_key);
-	__type(value, __u8);
+	__type(value, __u32); /* the generation that listed it */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } ks_sock_live SEC(".maps");
 
+/* The generation ks_sock_live holds now, set by kshiftd before a walk. */
+__u32 ks_sock_live_gen = 0;
 /* Sockets closed, for kshiftd's log. */
 __u64 ks_sock_reaped = 0;
 
@@ -228,6 +234,7 @@ static __always_inline int ks_sock_reap(struct sock_common *skc)
 {
 	struct ks_sock_key rkey = {};
 	__u16 family = skc->skc_family;
+	const __u32 *live;
 
 	if (!skc->skc_dport)
 		return 0;
@@ -254,7 +261,8 @@ static __always_inline int ks_sock_reap(struct sock_common *skc)
 	if (!bpf_map_lookup_elem(&ks_sock_rev, &rkey))
 		return 0;
 	/* a ks_sock_key after its cookie is a ks_ep_key (include/kshift/abi.h) */
-	if (bpf_map_lookup_elem(&ks_sock_live, &rkey.addr))
+	live = bpf_map_lookup_elem(&ks_sock_live, &rkey.addr);
+	if (live && *live == ks_sock_live_gen)
 		return 0;
 	if (!bpf_sock_destroy(skc))
 		__sync_fetch_and_add(&ks_sock_reaped, 1);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -44,11 +45,18 @@
 #endif
 #define KS_SOCK_DIR	 "sock"
 #define KS_CGROUP2_MAGIC 0x63677270
+/* Walks of the node's sockets at most once a second, however fast
+ * endpoints churn: each costs a batch update of every endpoint listed and
+ * a pass over every socket. */
+#define KS_SOCK_REAP_GAP_MS 1000
 
 struct ks_sock_lb {
 	struct kshift_sock_bpf *skel;
 	char cgroup[256];
-	size_t flushes; /* the collector's queued flushes when last looked at */
+	size_t flushes;		/* the collector's queued flushes when last looked at */
+	bool reap_pending;	/* endpoints removed since the last walk */
+	uint64_t reap_after_ms; /* CLOCK_MONOTONIC: the next walk not before */
+	uint32_t live_gen;	/* ks_sock_live's generation */
 };
 
 static void sock_dir_of(const char *pin_path, char *buf, size_t len)
@@ -339,21 +347,28 @@ void ks_sock_lb_close(struct ks_sock_lb *s)
 	free(s);
 }
 
-/* ks_sock_live: every endpoint some shift lists, draining ones included,
- * on every port it may serve. More than it serves is harmless: a socket is
- * closed only when its endpoint is not there. */
-static int fill_live(struct ks_sock_lb *s, const struct ks_shifts *t)
+/* Empties ks_sock_live: when entries of old generations fill it. */
+static void clear_live(int fd)
 {
-	int fd = bpf_map__fd(s->skel->maps.ks_sock_live);
 	struct ks_ep_key key;
-	const struct ks_shift_state *st;
-	const struct ks_endpoint_spec *es;
-	size_t i, r, b, e;
-	uint8_t one = 1;
 
 	while (!bpf_map_get_next_key(fd, NULL, &key))
 		if (bpf_map_delete_elem(fd, &key))
-			return -errno;
+			return;
+}
+
+/* ks_sock_live: every endpoint some shift lists, draining ones included,
+ * on every port it may serve, under a new generation. More than it serves
+ * is harmless: a socket is closed only when its endpoint is not there. */
+static int fill_live(struct ks_sock_lb *s, const struct ks_shifts *t)
+{
+	int fd = bpf_map__fd(s->skel->maps.ks_sock_live), err = 0;
+	struct ks_ep_key *keys = NULL, *k;
+	const struct ks_shift_state *st;
+	const struct ks_endpoint_spec *es;
+	size_t i, r, b, e, n = 0, cap = 0;
+	uint32_t *gens = NULL, gen, count;
+
 	for (i = 0; i < t->n; i++) {
 		st = t->v[i];
 		for (r = 0; r < st->nr_svcs; r++) {
@@ -362,18 +377,45 @@ static int fill_live(struct ks_sock_lb *s, const struct ks_shifts *t)
 					es = &st->spec.backends[b].endpoints[e];
 					if (es->ip.family != st->svcs[r].family)
 						continue;
-					key = (struct ks_ep_key){
+					if (n == cap) {
+						cap = cap ? 2 * cap : 1024;
+						k = realloc(keys, cap * sizeof(*keys));
+						if (!k) {
+							err = -ENOMEM;
+							goto out;
+						}
+						keys = k;
+					}
+					keys[n++] = (struct ks_ep_key){
 						.addr = es->ip.addr,
 						.port = htons(es->port ?: st->svcs[r].port.port),
 						.family = es->ip.family,
 					};
-					if (bpf_map_update_elem(fd, &key, &one, BPF_ANY))
-						return -errno;
 				}
 			}
 		}
 	}
-	return 0;
+	gen = ++s->live_gen ?: ++s->live_gen;
+	gens = malloc((n ?: 1) * sizeof(*gens));
+	if (!gens) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		gens[i] = gen;
+	count = n;
+	err = n ? bpf_map_update_batch(fd, keys, gens, &count, NULL) : 0;
+	if (err == -E2BIG || err == -ENOSPC || err == -ENOMEM) {
+		clear_live(fd);
+		count = n;
+		err = bpf_map_update_batch(fd, keys, gens, &count, NULL);
+	}
+	if (!err)
+		s->skel->bss->ks_sock_live_gen = gen;
+out:
+	free(keys);
+	free(gens);
+	return err;
 }
 
 static int run_iter(struct bpf_program *prog)
@@ -429,12 +471,23 @@ int ks_sock_lb_reap(struct ks_sock_lb *s, const struct ks_shifts *t)
 
 void ks_sock_lb_changed(struct ks_sock_lb *s, const struct ks_shifts *t)
 {
-	size_t n = t->gc.flushes.n;
+	struct timespec ts;
+	uint64_t now;
 
-	if (s && n > s->flushes)
-		ks_sock_lb_reap(s, t);
-	if (s)
-		s->flushes = n;
+	if (!s)
+		return;
+	if (t->gc.flushes.n > s->flushes)
+		s->reap_pending = true;
+	s->flushes = t->gc.flushes.n;
+	if (!s->reap_pending)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
+	if (now < s->reap_after_ms)
+		return;
+	s->reap_pending = false;
+	s->reap_after_ms = now + KS_SOCK_REAP_GAP_MS;
+	ks_sock_lb_reap(s, t);
 }
 
 int ks_sock_lb_uninstall(const char *pin_path)

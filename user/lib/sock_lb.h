@@ -36,7 +36,8 @@ struct ks_shifts;
  */
 int ks_sock_lb_reap(struct ks_sock_lb *s, const struct ks_shifts *t);
 /* Reaps when the connection table's collector has new flushes queued,
- * which is when a change removed endpoints. s may be NULL. */
+ * which is when a change removed endpoints: at once, then at most once a
+ * second while endpoints keep going. s may be NULL. */
 void ks_sock_lb_changed(struct ks_sock_lb *s, const struct ks_shifts *t);
 
 /* --uninstall: detaches and unpins the socket hooks under pin_path. The
