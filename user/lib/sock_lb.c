@@ -441,9 +441,17 @@ static int run_iter(struct bpf_program *prog)
 	return err;
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
+}
+
 int ks_sock_lb_reap(struct ks_sock_lb *s, const struct ks_shifts *t)
 {
-	uint64_t before;
+	uint64_t before, t0 = now_us(), t1;
 	int err;
 
 	if (!s)
@@ -455,6 +463,7 @@ int ks_sock_lb_reap(struct ks_sock_lb *s, const struct ks_shifts *t)
 			strerror(-err));
 		return err;
 	}
+	t1 = now_us();
 	before = s->skel->bss->ks_sock_reaped;
 	err = run_iter(s->skel->progs.ks_reap_tcp);
 	if (!err)
@@ -463,6 +472,8 @@ int ks_sock_lb_reap(struct ks_sock_lb *s, const struct ks_shifts *t)
 		pr_warn("socket hooks: walking the node's sockets: %s\n", strerror(-err));
 		return err;
 	}
+	pr_debug("socket hooks: live endpoints listed in %llu us, sockets walked in %llu us\n",
+		 (unsigned long long)(t1 - t0), (unsigned long long)(now_us() - t1));
 	if (s->skel->bss->ks_sock_reaped != before)
 		pr_info("socket hooks: closed %llu node-local socket(s) of removed endpoints\n",
 			(unsigned long long)(s->skel->bss->ks_sock_reaped - before));
@@ -471,7 +482,6 @@ int ks_sock_lb_reap(struct ks_sock_lb *s, const struct ks_shifts *t)
 
 void ks_sock_lb_changed(struct ks_sock_lb *s, const struct ks_shifts *t)
 {
-	struct timespec ts;
 	uint64_t now;
 
 	if (!s)
@@ -481,8 +491,7 @@ void ks_sock_lb_changed(struct ks_sock_lb *s, const struct ks_shifts *t)
 	s->flushes = t->gc.flushes.n;
 	if (!s->reap_pending)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
+	now = now_us() / 1000;
 	if (now < s->reap_after_ms)
 		return;
 	s->reap_pending = false;
