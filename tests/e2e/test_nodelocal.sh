@@ -319,6 +319,7 @@ while :; do
 	# at the node's interface (a flow in the connection table), its socket
 	# is not rewritten (that would leave no flow there)
 	res=$(in_cg "$KS_CLIENT" "$KS_PY" "$KS_E2E/client.py" split "$VIP" 10 --max-failures 3)
+	# shellcheck disable=SC2034 # read by the check's eval
 	conns=$(ks_ctl conns web 2>&1)
 	diag "client ns in the cgroup: $res"
 	check "a process of another namespace in the cgroup goes through the packet path (10 of 10, flows from 198.18.1.2 in kshiftctl conns)" \
@@ -346,6 +347,7 @@ while :; do
 		jq_ok "$res" 'all(r["count"] == 2 and not r["error"] for r in d["conns"] if "198.18.2.3" not in (r["first"] or "")) and any("198.18.3.2" in (r["first"] or "") for r in d["conns"])'
 
 	# the hooks outlive kshiftd and are adopted
+	# shellcheck disable=SC2034 # read by the check's eval
 	ids0=$(link_ids) progs0=$(hook_progs)
 	ks_daemon_stop
 	res=$(node_client split "$VIP" 10 --max-failures 3)
