@@ -357,17 +357,12 @@ static void clear_live(int fd)
 			return;
 }
 
-/* ks_sock_live: every endpoint some shift lists, draining ones included,
- * on every port it may serve, under a new generation. More than it serves
- * is harmless: a socket is closed only when its endpoint is not there. */
-static int fill_live(struct ks_sock_lb *s, const struct ks_shifts *t)
+int ks_sock_lb_live_keys(const struct ks_shifts *t, struct ks_ep_key **out, size_t *nr)
 {
-	int fd = bpf_map__fd(s->skel->maps.ks_sock_live), err = 0;
 	struct ks_ep_key *keys = NULL, *k;
 	const struct ks_shift_state *st;
 	const struct ks_endpoint_spec *es;
 	size_t i, r, b, e, n = 0, cap = 0;
-	uint32_t *gens = NULL, gen, count;
 
 	for (i = 0; i < t->n; i++) {
 		st = t->v[i];
@@ -381,8 +376,8 @@ static int fill_live(struct ks_sock_lb *s, const struct ks_shifts *t)
 						cap = cap ? 2 * cap : 1024;
 						k = realloc(keys, cap * sizeof(*keys));
 						if (!k) {
-							err = -ENOMEM;
-							goto out;
+							free(keys);
+							return -ENOMEM;
 						}
 						keys = k;
 					}
@@ -395,6 +390,22 @@ static int fill_live(struct ks_sock_lb *s, const struct ks_shifts *t)
 			}
 		}
 	}
+	*out = keys;
+	*nr = n;
+	return 0;
+}
+
+/* ks_sock_live: the keys above, under a new generation. */
+static int fill_live(struct ks_sock_lb *s, const struct ks_shifts *t)
+{
+	int fd = bpf_map__fd(s->skel->maps.ks_sock_live), err;
+	struct ks_ep_key *keys = NULL;
+	uint32_t *gens = NULL, gen, count;
+	size_t i, n = 0;
+
+	err = ks_sock_lb_live_keys(t, &keys, &n);
+	if (err)
+		return err;
 	gen = ++s->live_gen ?: ++s->live_gen;
 	gens = malloc((n ?: 1) * sizeof(*gens));
 	if (!gens) {

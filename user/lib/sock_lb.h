@@ -10,6 +10,7 @@
 #define KSHIFT_SOCK_LB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "dataplane.h"
 
@@ -35,6 +36,15 @@ struct ks_shifts;
  * reset) rather than after timeouts. How many were closed, or -errno.
  */
 int ks_sock_lb_reap(struct ks_sock_lb *s, const struct ks_shifts *t);
+/*
+ * What counts as live for ks_sock_lb_reap: every endpoint (address, port in
+ * network order, family) some shift lists, draining ones included, on each
+ * of its shift's services of its family (at the frontend's port where it
+ * names none). More than it serves is harmless: a socket is closed only
+ * when its endpoint is not there. 0 and a malloc'd array (possibly with
+ * repeats), or -ENOMEM.
+ */
+int ks_sock_lb_live_keys(const struct ks_shifts *t, struct ks_ep_key **keys, size_t *nr);
 /* Reaps when the connection table's collector has new flushes queued,
  * which is when a change removed endpoints: at once, then at most once a
  * second while endpoints keep going. s may be NULL. */
