@@ -46,7 +46,7 @@ for mode in tc xdp auto; do
 	if [[ $mode == xdp ]]; then
 		# one line per veth, naming it (cli0 and ep0 here)
 		check "--mode xdp on veths: a warning names each veth and the cost ($warned lines)" \
-			eval '[[ $warned == 2 ]] && grep -q "^.*cli0: XDP on a veth .*80% of bulk.*--mode tc" "$KS_LOG"'
+			eval '[[ $warned == 2 ]] && grep -q "^.*cli0: XDP on a veth .*70-80% of bulk TCP.*--mode tc" "$KS_LOG"'
 	else
 		check "--mode $mode on veths: no XDP warning" [ "$warned" = 0 ]
 	fi
