@@ -18,6 +18,11 @@
  * of its segments, as the kernel's forwarding does (skb_gso_validate_
  * network_len()): one whose segments fit is redirected like any packet.
  *
+ * XDP that passes packets up the stack with their destinations only
+ * rewritten (ks_xdp_split, bpf/lib/hairpin.h) leaves that to the stack,
+ * which sees the flow as it is: its ICMP error goes to the real sender,
+ * and leaves translated by the egress program if it goes to a client.
+ *
  * TC redirects always: an skb can go out of any interface. XDP redirects
  * only when the loader says so (ks_xdp_redirect), because XDP_REDIRECT into
  * a veth needs NAPI on its peer, which a pod's end of a veth does not have;
@@ -36,6 +41,16 @@
 #define KS_AF_INET6 10
 
 const volatile bool ks_xdp_redirect = false;
+/* Set by the loader when it attaches the egress program beside every XDP
+ * link (kshiftd does): see bpf/lib/hairpin.h. */
+const volatile bool ks_xdp_split = false;
+
+/* Does XDP pass steered packets up the stack, having rewritten their
+ * destinations only, and leave sources to the egress program? */
+static __always_inline bool ks_xdp_pass_up(const bool xdp)
+{
+	return xdp && ks_xdp_split && !ks_xdp_redirect;
+}
 
 /* The FIB lookup's parameters, per CPU: off ks_process()'s stack, which
  * has no 64 bytes to spare (the ICMP answer of bpf/lib/mtu.h needs it). */
@@ -87,7 +102,10 @@ static __always_inline int ks_forward(void *ctx, const bool xdp, struct ks_pkt *
 	__u16 old, new;
 	long rc;
 
-	if (pkt->l3_off != sizeof(*eth) || (!redirect && ks_mtu_always_fits(pkt)))
+	/* XDP passing up shows the stack the flow as it is (client <->
+	 * endpoint), and the stack answers a packet too big itself */
+	if (pkt->l3_off != sizeof(*eth) || (!redirect && ks_mtu_always_fits(pkt)) ||
+	    ks_xdp_pass_up(xdp))
 		return pass;
 	fib = bpf_map_lookup_elem(&ks_fib_scratch, &zero);
 	if (!fib)

@@ -31,7 +31,10 @@
  * packet's to the hairpin address). The stack then sees one consistent
  * flow, client <-> endpoint, in both directions, and every packet of it
  * meets the FORWARD chain: a REJECT for an endpoint refuses flows through a
- * frontend too.
+ * frontend too. A packet too big for its next hop is answered by the stack
+ * there, not by kshift (bpf/lib/fwd.h). The loader says whether it
+ * attaches the egress program (ks_xdp_split, in fwd.h); without it, XDP
+ * rewrites both ends as TC does.
  */
 #ifndef KS_BPF_HAIRPIN_H
 #define KS_BPF_HAIRPIN_H
@@ -77,17 +80,6 @@ static __always_inline bool ks_hp_addr_eq(const struct ks_addr *a, const struct 
 		 (a->v6[3] ^ b->v6[3]));
 }
 
-/* Set by the loader when it attaches the egress program beside every XDP
- * link (kshiftd does); off, XDP rewrites both ends as TC does. */
-const volatile bool ks_xdp_split = false;
-
-/* Does XDP pass steered packets up the stack, leaving sources to the
- * egress program? */
-static __always_inline bool ks_xdp_pass_up(const bool xdp)
-{
-	return xdp && ks_xdp_split && !ks_xdp_redirect;
-}
-
 /* Rewrites the source of pkt to the hairpin address, the port kept. */
 static __always_inline int ks_hairpin_snat(void *ctx, const bool xdp, struct ks_pkt *pkt)
 {
@@ -119,13 +111,7 @@ static __always_inline int ks_nat_flow(void *ctx, const bool xdp, struct ks_pkt 
 	/* a hairpin reply goes back to the pod, which is its source */
 	if (hairpin && ks_nat(ctx, xdp, pkt, true, &pkt->flow.saddr, pkt->flow.dport))
 		return -1;
-	if (!up)
-		return ks_nat(ctx, xdp, pkt, false, &c->addr, c->port);
-	/* untouched, but an answer too big for its next hop (bpf/lib/mtu.h)
-	 * quotes it, and needs to know what ks_nat() would have learnt */
-	if (!hairpin && ks_xdp_veth)
-		ks_check_partial(ctx, xdp, pkt);
-	return 0;
+	return up ? 0 : ks_nat(ctx, xdp, pkt, false, &c->addr, c->port);
 }
 
 /* ... and the first packet of a new flow, steered to ep. */

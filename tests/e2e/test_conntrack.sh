@@ -2,7 +2,9 @@
 # End to end: a connection table that tells the truth, in tc and xdp mode.
 #   - 2 MB go each way through the VIP on one connection, also with a hop
 #     at MTU 1200 on the client's or the pod's side (path MTU discovery:
-#     kshift answers a DF packet too big for its next hop itself)
+#     kshift answers a DF packet too big for its next hop itself; in xdp
+#     mode, where the stack sees the flow as client <-> endpoint, the stack
+#     does, bpf/lib/fwd.h)
 #   - UDP replies of 3,000 bytes, fragmented by the pod, reach the client
 #     through the VIP (fragments follow their first fragment)
 #   - a UDP client with a fixed source port moves to another endpoint within
@@ -213,8 +215,10 @@ for mode in $(ks_modes); do
 		check "2 MB each way through $vip with a hop at MTU 1200 on $hop's side ($res)" \
 			[ "$res" = "down=2000000 up=ok" ]
 		after=$(too_big)
-		check "... kshift answered with fragmentation needed (reply_too_big ${before:-?} -> ${after:-?})" \
-			[ "${after:-0}" -gt "${before:-0}" ]
+		# XDP passing up leaves the answer to the stack (bpf/lib/fwd.h)
+		[[ $KS_MODE == xdp ]] ||
+			check "... kshift answered with fragmentation needed (reply_too_big ${before:-?} -> ${after:-?})" \
+				[ "${after:-0}" -gt "${before:-0}" ]
 		res=$(udp_big)
 		check "UDP replies of 3,000 bytes with a hop at MTU 1200 on $hop's side: $res of 20" \
 			[ "$res" = 20 ]

@@ -4,6 +4,8 @@
 # and IPv6) and rp_filter=1, with no route covering the frontends.
 #   - 50 connections through the frontend, IPv4 and IPv6, and 2 MB transfers
 #     both ways (GSO packets among them): all work
+#   - the same with a hop at MTU 1200 (IPv6 1280) on the pods' side, then
+#     the client's: path MTU discovery works through the frontend
 #   - what the FORWARD chain sees of steered flows, as documented
 #     (docs/kubernetes.md, "Beside kube-proxy"): in tc mode nothing, for
 #     every packet of the flow (forwarded past the stack); in xdp mode,
@@ -202,6 +204,46 @@ for mode in $(ks_modes); do
 		# transfers' 2 MB in MSS-sized or GSO packets, both ways
 		check "xdp: FORWARD saw the steered flows both ways, as client <-> endpoint" \
 			eval '((to_b > 30 && from_b > 30))'
+	fi
+
+	# path MTU discovery under rp_filter=1: a hop at MTU 1200 (IPv6 1280)
+	# on the pods' side, then on the client's; kshift answers the sender
+	# in tc mode, the stack in xdp mode (bpf/lib/fwd.h), whose error to
+	# the client leaves as about the frontend (bpf/lib/egress.h)
+	for hop in pods cli0; do
+		if [[ $hop == pods ]]; then
+			pmtu() {
+				ip -n "$KS_NODE" route change "$EP_A/32" dev ep0 "$@" &&
+					ip -n "$KS_NODE" route change "$EP_B/32" dev ep1 "$@" &&
+					ip -n "$KS_NODE" -6 route change 2001:2:0:2::2/128 dev ep0 ${1:+mtu lock 1280} &&
+					ip -n "$KS_NODE" -6 route change 2001:2:0:2::3/128 dev ep1 ${1:+mtu lock 1280}
+			}
+			pmtu mtu lock 1200
+		else
+			pmtu() {
+				ip -n "$KS_NODE" route "${1:-del}" 198.18.1.2/32 dev cli0 mtu lock 1200 &&
+					ip -n "$KS_NODE" -6 route "${1:-del}" 2001:2:0:1::2/128 dev cli0 mtu lock 1280
+			}
+			pmtu add
+		fi
+		for host in $BULK $BULK6; do
+			res=$(bulk "$host")
+			check "2 MB echoed through $host:$BULK_PORT with a hop at MTU 1200 (IPv6 1280) on the $hop side ($res)" \
+				[ "$res" = ok ]
+		done
+		pmtu
+	done
+	# who answered: kshift (its verdict counter) or the node's stack
+	too_big=$(ks_ctl verdicts -o json 2>/dev/null | tr -d ' \n' |
+		grep -o '"reply_too_big":[0-9]*' | grep -o '[0-9]*$')
+	stack=$(in_ns "$KS_NODE" nstat -az IcmpOutDestUnreachs Icmp6OutPktTooBigs |
+		awk '/^Icmp/ { n += $2 } END { print n + 0 }')
+	if [[ $mode == tc ]]; then
+		check "tc: kshift answered the packets too big (reply_too_big $too_big)" \
+			[ "${too_big:-0}" -gt 0 ]
+	else
+		check "xdp: the node's stack answered the packets too big ($stack ICMP errors)" \
+			[ "$stack" -gt 0 ]
 	fi
 
 	# a REJECT for EP_B, first in FORWARD
