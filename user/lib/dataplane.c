@@ -125,7 +125,6 @@ static const char *const verdict_names[KS_V_MAX] = {
 	[KS_V_DROP_REFUSED] = "drop_refused",
 	[KS_V_NAT_RESTEER] = "nat_resteer",
 	[KS_V_REPLY_TOO_BIG] = "reply_too_big",
-	[KS_V_DROP_UNREACH_HELD] = "drop_unreach_held",
 };
 
 const char *ks_verdict_name(enum ks_verdict v)
@@ -289,8 +288,7 @@ static int links_scan(struct ks_dp *dp)
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
-		/* <ifname>:egress: user/lib/egress.c's */
-		if (de->d_name[0] == '.' || strchr(de->d_name, ':'))
+		if (de->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		fd = bpf_obj_get(path);
@@ -815,16 +813,16 @@ static int size_maps(struct ks_dp *dp, const struct ks_dp_opts *opts)
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_splits, svcs * KS_GENERATIONS);
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_stats, svcs * KS_STATS_PER_SVC);
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_endpoints, eps);
-	err = err ?: bpf_map__set_max_entries(s->maps.ks_mirrors, svcs);
-	err = err ?: bpf_map__set_max_entries(s->maps.ks_mirror_stats, svcs);
 	if (err)
 		return err;
+	err = err ?: bpf_map__set_max_entries(s->maps.ks_mirrors, svcs);
+	err = err ?: bpf_map__set_max_entries(s->maps.ks_mirror_stats, svcs);
+	if (t->syn_sent)
+		rt->syn_sent = t->syn_sent;
 	dp->svcs = calloc(svcs, sizeof(*dp->svcs));
 	if (!dp->svcs)
 		return -ENOMEM;
 	dp->max_svcs = svcs;
-	if (t->syn_sent)
-		rt->syn_sent = t->syn_sent;
 	if (t->established)
 		rt->established = t->established;
 	if (t->closing)
@@ -863,9 +861,6 @@ int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts)
 	dp->skel->rodata->ks_hash_seed = seed;
 	dp->skel->rodata->ks_xdp_veth = opts->xdp_veth;
 	dp->skel->rodata->ks_xdp_redirect = opts->xdp_redirect;
-	err = ks_dp_hairpin_set(dp, opts);
-	if (err)
-		goto fail;
 	dp->lock_fd = -1;
 	err = size_maps(dp, opts);
 	if (err)
@@ -962,6 +957,11 @@ static enum ks_mode want_mode(const char *ifname, enum ks_mode mode)
 	return mode;
 }
 
+/* Whether a link attached in mode `have` serves a request for `want`: XDP
+ * takes generic XDP, where the driver refused native. */
+static bool serves(enum ks_mode have, enum ks_mode want)
+{
+	if (want == KS_MODE_TC || want == KS_MODE_XDP_GENERIC)
 /* XDP forced on a veth (auto picks TC there): what it costs, measured in
  * the README's Benchmark section (scripts/bench-veth-xdp.sh) */
 static void warn_xdp_veth(const char *ifname, enum ks_mode mode)
@@ -972,11 +972,6 @@ static void warn_xdp_veth(const char *ifname, enum ks_mode mode)
 			ifname);
 }
 
-/* Whether a link attached in mode `have` serves a request for `want`: XDP
- * takes generic XDP, where the driver refused native. */
-static bool serves(enum ks_mode have, enum ks_mode want)
-{
-	if (want == KS_MODE_TC || want == KS_MODE_XDP_GENERIC)
 		return have == want;
 	return have == KS_MODE_XDP || have == KS_MODE_XDP_GENERIC;
 }
@@ -1127,12 +1122,12 @@ int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum k
 		return 0;
 	}
 	mode = want_mode(ifname, mode);
-	warn_xdp_veth(ifname, mode);
 	err = check_owner(dp, ifindex, ifname);
 	if (err)
 		return err;
 	if (l && serves(l->mode, mode)) {
 		/* adopted: moved to our program atomically, never empty */
+	warn_xdp_veth(ifname, mode);
 		if (bpf_link_update(l->fd, prog_fd(dp, l->mode), NULL)) {
 			err = -errno;
 			pr_warn("%s: updating its link to the new program: %s\n", ifname,
@@ -1145,7 +1140,7 @@ int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum k
 			*used = l->mode;
 		pr_info("attached to %s (%s): took over the running link\n", ifname,
 			ks_mode_name(l->mode));
-		return ks_dp_egress_sync(dp);
+		return 0;
 	}
 	fd = link_create(dp, ifname, ifindex, &mode);
 	if (fd < 0) {
@@ -1179,7 +1174,7 @@ int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum k
 	if (used)
 		*used = mode;
 	pr_info("attached to %s (%s)\n", ifname, ks_mode_name(mode));
-	return ks_dp_egress_sync(dp);
+	return 0;
 }
 
 int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, const bool *optional, int n,
@@ -1214,12 +1209,12 @@ int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, const bool *optiona
 
 		if (skip[i])
 			continue;
-		warn_xdp_veth(ifnames[i], m);
 		ifindex = if_nametoindex(ifnames[i]);
 		l = ks_dp_link_find(dp, ifindex);
 		if (l && (!l->adopted || serves(l->mode, m)))
 			continue;
 		if (l && l->mode != KS_MODE_TC && m != KS_MODE_TC) {
+		warn_xdp_veth(ifnames[i], m);
 			/* native and generic XDP cannot be attached at once: a
 			 * change between them leaves a gap (detached below) */
 			pr_info("%s: from %s to %s: detaching first\n", ifnames[i],
@@ -1312,7 +1307,6 @@ int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, const bool *optiona
 		keep[j] = keep[dp->nr_links];
 	}
 	pins_commit(dp);
-	err = ks_dp_egress_sync(dp);
 out:
 	free(fresh);
 	free(keep);
@@ -1328,7 +1322,6 @@ void ks_dp_forget(struct ks_dp *dp, int ifindex)
 	pr_info("forgot %s: interface gone\n", l->ifname);
 	link_unpin(dp, l);
 	link_remove(dp, l);
-	ks_dp_egress_sync(dp);
 }
 
 void ks_dp_detach(struct ks_dp *dp, int ifindex)
@@ -1341,7 +1334,6 @@ void ks_dp_detach(struct ks_dp *dp, int ifindex)
 	link_unpin(dp, l);
 	pr_info("detached from %s (%s)\n", l->ifname, ks_mode_name(l->mode));
 	link_remove(dp, l);
-	ks_dp_egress_sync(dp);
 }
 
 void ks_dp_rename(struct ks_dp *dp, int ifindex, const char *ifname)
