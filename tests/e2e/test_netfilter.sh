@@ -12,6 +12,8 @@
 #     where XDP passes packets up a veth's stack, every packet, as client
 #     <-> endpoint both ways (destinations rewritten at XDP ingress,
 #     sources by the tcx egress program, whose links are pinned)
+#   - the egress programs stay attached while kshiftd is stopped (traffic
+#     flows), a new kshiftd takes them over, --uninstall removes them
 #   - a FORWARD REJECT (tcp-reset) for one endpoint: direct connections to
 #     it are refused in both modes; through the frontend, in tc mode it
 #     still serves (a 2 MB transfer too), in xdp mode the flows steered to
@@ -151,6 +153,24 @@ invalid_drops() {
 	done | paste -sd+ | sed 's/^$/0/' | { read -r sum; echo $((sum)); }
 }
 
+# egress_hooks: "dev id" of every tcx egress program on the node's veths
+egress_hooks() {
+	in_ns "$KS_NODE" "$KS_PY" -c '
+import ctypes, platform, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+NR_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine(), 321)
+BPF_PROG_QUERY, BPF_TCX_EGRESS = 16, 47
+for dev in sys.argv[1:]:
+    ids = (ctypes.c_uint32 * 64)()
+    attr = ctypes.create_string_buffer(128)
+    struct.pack_into("IIIIQI", attr, 0, socket.if_nametoindex(dev), BPF_TCX_EGRESS, 0, 0,
+                     ctypes.addressof(ids), 64)
+    if libc.syscall(ctypes.c_long(NR_BPF), ctypes.c_long(BPF_PROG_QUERY), attr,
+                    ctypes.c_long(128)) == 0:
+        for i in range(struct.unpack_from("I", attr, 24)[0]):
+            print(dev, ids[i])' $(ks_ifaces | tr , ' ')
+}
+
 # split URL N MAXFAIL: N connections from the client, JSON out
 split() {
 	ks_client split "$1" "$2" --max-failures "${3:-2}"
@@ -246,6 +266,27 @@ for mode in $(ks_modes); do
 			[ "$stack" -gt 0 ]
 	fi
 
+	# the egress programs outlive kshiftd, as its XDP links do, and the
+	# next kshiftd takes them over (one per interface, never two)
+	want=0
+	[[ $mode == xdp ]] && want=3
+	ks_daemon_stop
+	before=$(egress_hooks)
+	n=$(egress_hooks | wc -l)
+	res=$(split "$URL4" 20 20)
+	check "kshiftd stopped: 20 connections through the frontend work, $n of $want egress programs attached" \
+		eval 'jq_ok "$res" "d[\"failures\"] == 0" && [ "$n" = $want ]'
+	if ks_daemon_start; then
+		n=$(egress_hooks | wc -l)
+		res=$(split "$URL4" 20 20)
+		check "kshiftd started again: 20 connections through the frontend work, $n of $want egress programs attached" \
+			eval 'jq_ok "$res" "d[\"failures\"] == 0" && [ "$n" = $want ]'
+		# moved to the new load's program, link by link (bpf_link_update)
+		[[ $mode == xdp ]] &&
+			check "... each running the new kshiftd's program, not the old one's" \
+				eval '! comm -12 <(echo "$before" | sort) <(egress_hooks | sort) | grep -q .'
+	fi
+
 	# a REJECT for EP_B, first in FORWARD
 	in_ns "$KS_NODE" iptables -I FORWARD 1 -d "$EP_B" -p tcp -j REJECT --reject-with tcp-reset &&
 		in_ns "$KS_NODE" ip6tables -I FORWARD 1 -d 2001:2:0:2::3 -p tcp -j REJECT \
@@ -274,6 +315,11 @@ for mode in $(ks_modes); do
 		check "tc: 6 transfers of 2 MB through $BULK:$BULK_PORT with the REJECT in place, all work ($good)" \
 			[ "$good" = 6 ]
 	fi
+	# --uninstall takes the egress programs away too
+	ks_daemon_stop
+	ip netns exec "$KS_NODE" "$KSHIFTD" --uninstall --pin-path "$KS_PIN" >/dev/null 2>&1
+	n=$(egress_hooks | wc -l)
+	check "kshiftd --uninstall leaves no tcx egress program ($n)" [ "$n" = 0 ]
 	ks_mode_end
 done
 ks_done
