@@ -63,6 +63,10 @@ struct ks_dp_opts {
 	uint64_t hash_seed;   /* 0: random */
 	bool xdp_veth;	      /* native XDP on a veth: see ks_xdp_veth in bpf/lib/common.h */
 	bool xdp_redirect;    /* XDP forwards by FIB lookup: see bpf/lib/fwd.h */
+	bool xdp_split;	      /* XDP passing up rewrites destinations, a tcx egress program
+			       * sources (bpf/lib/hairpin.h, user/lib/egress.c) */
+	const char *hairpin_addr;  /* IPv4, NULL: the default (bpf/lib/hairpin.h) */
+	const char *hairpin_addr6; /* IPv6, NULL: the default */
 	bool adopt;	      /* take over the maps and links pinned under pin_path */
 	/*
 	 * Map sizes, set at load; 0: the default. Memory, preallocated:
@@ -141,6 +145,12 @@ void ks_dp_forget(struct ks_dp *dp, int ifindex);
 void ks_dp_detach(struct ks_dp *dp, int ifindex);
 /* The interface was renamed: its pin follows. */
 void ks_dp_rename(struct ks_dp *dp, int ifindex, const char *ifname);
+/* The egress programs (user/lib/egress.c) made to match the XDP links:
+ * after any change of the links. */
+int ks_dp_egress_sync(struct ks_dp *dp);
+/* At open: the hairpin addresses of opts into the program; -EINVAL for
+ * one that is not an address of its family. */
+int ks_dp_hairpin_set(struct ks_dp *dp, const struct ks_dp_opts *opts);
 
 /* After the first full apply following an adopting open (the re-applied
  * shifts run on fresh services by then): frees every adopted service and
