@@ -12,6 +12,7 @@
  *   - an ICMP error the node sends about a packet to an endpoint (a
  *     FORWARD REJECT's unreachable) leaves as the frontend's;
  *   - the egress program leaves other packets alone;
+ *   - XDP that redirects rewrites both ends at ingress, as TC does;
  *   - the collector (user/lib/conntrack.c) pairs a hairpin flow's entries:
  *     one live direction keeps both, and an idle flow goes whole.
  * Every output is checked valid (checksums, lengths) and its addresses and
@@ -374,6 +375,45 @@ static void test_hairpin_gc(void **state)
 	}
 }
 
+/* XDP that redirects (a NIC's driver) rewrites both ends, as TC does,
+ * whatever the loader says of the egress program. */
+static void test_xdp_redirect_full(void **state)
+{
+	struct ks_dp_opts o = {
+		.xdp_split = true,
+		.xdp_redirect = true,
+		.hairpin_addr = hairpin[0],
+		.hairpin_addr6 = hairpin[1],
+	};
+	struct pkt_env saved = env;
+	uint32_t svc;
+	size_t fi;
+
+	(void)state;
+	assert_int_equal(pkt_env_open_opts(&env, &o), 0);
+	for (fi = 0; fi < 2; fi++) {
+		const struct pkt_addrs *a = &pkt_addrs[fi];
+		struct pkt_backend b = { 100, 1, { pkt_endpoint(a->ep_a, PKT_EP_PORT) } };
+		uint8_t fam = fi ? 6 : 4;
+		struct pkt_spec s;
+		struct pkt out;
+
+		pkt_context("XDP redirect IPv%u", fam);
+		assert_int_equal(pkt_env_service(&env, &b, 1, &svc), 0);
+		assert_int_equal(pkt_env_frontend(&env, a->vip, PORT_HP, IPPROTO_TCP, svc), 0);
+		s = spec(fam, IPPROTO_TCP, a->ep_a, 40700, a->vip, PORT_HP, 0x02);
+		run_spec(PKT_XDP, &s, hairpin[fi], 40700, a->ep_a, PKT_EP_PORT, &out);
+		s = spec(fam, IPPROTO_TCP, a->ep_a, PKT_EP_PORT, hairpin[fi], 40700, 0x12);
+		run_spec(PKT_XDP, &s, a->vip, PORT_HP, a->ep_a, 40700, &out);
+		s = spec(fam, IPPROTO_TCP, a->client, 40701, a->vip, PORT_HP, 0x02);
+		run_spec(PKT_XDP, &s, a->client, 40701, a->ep_a, PKT_EP_PORT, &out);
+		s = spec(fam, IPPROTO_TCP, a->ep_a, PKT_EP_PORT, a->client, 40701, 0x12);
+		run_spec(PKT_XDP, &s, a->vip, PORT_HP, a->client, 40701, &out);
+	}
+	pkt_env_close(&env);
+	env = saved;
+}
+
 static int setup(void **state)
 {
 	struct ks_dp_opts o = {
@@ -411,9 +451,13 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hairpin_tc),   cmocka_unit_test(test_hairpin_xdp_split),
-		cmocka_unit_test(test_split_client), cmocka_unit_test(test_egress_icmp),
-		cmocka_unit_test(test_egress_other), cmocka_unit_test(test_hairpin_gc),
+		cmocka_unit_test(test_hairpin_tc),
+		cmocka_unit_test(test_hairpin_xdp_split),
+		cmocka_unit_test(test_split_client),
+		cmocka_unit_test(test_egress_icmp),
+		cmocka_unit_test(test_egress_other),
+		cmocka_unit_test(test_hairpin_gc),
+		cmocka_unit_test(test_xdp_redirect_full),
 	};
 
 	return cmocka_run_group_tests_name("pkt_hairpin", tests, setup, teardown);
