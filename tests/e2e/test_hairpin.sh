@@ -76,6 +76,11 @@ split() {
 	fi
 }
 
+out=$("$KSHIFTD" --hairpin-addr 198.18.0.999 --version 2>&1)
+rc=$?
+check "kshiftd --hairpin-addr 198.18.0.999 is refused, naming it (exit $rc: $out)" \
+	eval '[ $rc = 2 ] && [[ $out == *198.18.0.999* ]]'
+
 for mode in $(ks_modes); do
 	ks_setup "$mode" stable:$POD canary:198.18.3.2 && ks_httpd_all 8080 &&
 		ks_daemon_start --hairpin-addr "$HAIRPIN" || { ks_mode_end; continue; }
