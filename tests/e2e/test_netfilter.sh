@@ -4,7 +4,8 @@
 # and IPv6) and rp_filter=1, with no route covering the frontends.
 #   - 50 connections through the frontend, IPv4 and IPv6, and 2 MB transfers
 #     both ways (GSO packets among them): all work
-#   - the same with a hop at MTU 1200 (IPv6 1280) on the pods' side, then
+#   - UDP answers of 3,000 bytes, fragmented by the pods, IPv4 and IPv6
+#   - 2 MB transfers with a hop at MTU 1200 (IPv6 1280) on the pods' side, then
 #     the client's: path MTU discovery works through the frontend
 #   - what the FORWARD chain sees of steered flows, as documented
 #     (docs/kubernetes.md, "Beside kube-proxy"): in tc mode nothing, for
@@ -60,6 +61,20 @@ spec:
   - name: stable
     endpoints: ["198.18.2.2:9000", "198.18.2.3:9000", "[2001:2:0:2::2]:9000", "[2001:2:0:2::3]:9000"]
     weight: 100
+---
+apiVersion: kshift.dev/v1alpha1
+kind: TrafficShift
+metadata:
+  name: dns
+spec:
+  frontend:
+    addresses: ["198.18.100.3", "2001:2:0:100::3"]
+    ports:
+    - {port: 53, protocol: UDP}
+  backends:
+  - name: stable
+    endpoints: ["198.18.2.2:5353", "198.18.2.3:5353", "[2001:2:0:2::2]:5353", "[2001:2:0:2::3]:5353"]
+    weight: 100
 YAML
 }
 
@@ -78,9 +93,33 @@ def serve(c):
             if not b:
                 return
             c.sendall(b)
+def udp():
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    u.bind(("::", 5353))
+    while True:
+        b, peer = u.recvfrom(2048)
+        u.sendto(b"x" * 3000, peer)
+threading.Thread(target=udp, daemon=True).start()
 while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
+'
+# HOST: 20 questions to HOST:53; how many 3,000-byte answers (fragmented
+# by the pod) came back
+UDP_PY='
+import socket, sys
+u = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(2)
+u.connect((sys.argv[1], 53))
+n = 0
+for i in range(20):
+    try:
+        u.send(b"q")
+        n += len(u.recv(8192)) == 3000
+    except OSError:
+        pass
+print(n)
 '
 # HOST PORT SIZE: sends SIZE random bytes, reads them back; "ok" or why not
 BULK_PY='
@@ -211,6 +250,11 @@ for mode in $(ks_modes); do
 	for host in $BULK $BULK $BULK $BULK $BULK6 $BULK6; do
 		res=$(bulk "$host")
 		check "2 MB echoed through $host:$BULK_PORT ($res)" [ "$res" = ok ]
+	done
+
+	for host in 198.18.100.3 2001:2:0:100::3; do
+		res=$(in_ns "$KS_CLIENT" "$KS_PY" -c "$UDP_PY" "$host")
+		check "UDP answers of 3,000 bytes (fragments) from $host:53: $res of 20" [ "$res" = 20 ]
 	done
 
 	to_b=$(counted ks_to_b)
