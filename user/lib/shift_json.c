@@ -19,6 +19,7 @@
 #include <string.h>
 #include <netinet/in.h>
 
+#include "index.h"
 #include "shift.h"
 
 /*
@@ -65,16 +66,20 @@ static struct json_object *endpoint_json(const struct ks_endpoint_spec *ep, bool
 	return o;
 }
 
-/* Whether an endpoint with ep's address and port comes before it in eps:
- * the same endpoint listed for another frontend port. */
-static bool listed_before(const struct ks_endpoint_spec *eps, const struct ks_endpoint_spec *ep)
+/* Whether an endpoint with ep's address and port was written already (the
+ * same endpoint listed for another frontend port): seen indexes them, so a
+ * backend of 50,000 endpoints is not compared pairwise. */
+static bool listed_before(struct ks_index *seen, const struct ks_endpoint_spec *ep, bool *ok)
 {
-	const struct ks_endpoint_spec *e;
+	uint8_t key[sizeof(ep->ip.addr) + sizeof(ep->port) + 1];
 
-	for (e = eps; e < ep; e++)
-		if (e->ip.family == ep->ip.family && e->port == ep->port &&
-		    !memcmp(&e->ip.addr, &ep->ip.addr, sizeof(e->ip.addr)))
-			return true;
+	memcpy(key, &ep->ip.addr, sizeof(ep->ip.addr));
+	memcpy(key + sizeof(ep->ip.addr), &ep->port, sizeof(ep->port));
+	key[sizeof(key) - 1] = ep->ip.family;
+	if (ks_index_get(seen, key, sizeof(key)))
+		return true;
+	if (ks_index_put(seen, key, sizeof(key), (void *)1))
+		*ok = false;
 	return false;
 }
 
@@ -122,6 +127,7 @@ struct json_object *ks_shift_to_json(const struct ks_shift *s)
 	list = put(spec, "backends", json_object_new_array(), &ok);
 	for (i = 0; i < s->nr_backends; i++) {
 		const struct ks_backend_spec *b = &s->backends[i];
+		struct ks_index seen = {};
 		struct json_object *eps;
 
 		o = put(list, NULL, json_object_new_object(), &ok);
@@ -130,8 +136,9 @@ struct json_object *ks_shift_to_json(const struct ks_shift *s)
 			put(o, "service", json_object_new_string(b->service), &ok);
 		eps = put(o, "endpoints", json_object_new_array(), &ok);
 		for (j = 0; j < b->nr_endpoints; j++)
-			if (!listed_before(b->endpoints, &b->endpoints[j]))
+			if (!listed_before(&seen, &b->endpoints[j], &ok))
 				put(eps, NULL, endpoint_json(&b->endpoints[j], &ok), &ok);
+		ks_index_destroy(&seen);
 		put(o, "weight", json_object_new_int64(b->weight), &ok);
 	}
 	put(spec, "affinity",

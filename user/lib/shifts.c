@@ -450,23 +450,34 @@ static struct ks_endpoint dp_endpoint(const struct ks_endpoint_spec *es,
 	};
 }
 
-static bool lists_endpoint(const struct ks_shift *s, const struct ks_svc_ref *ref,
-			   const struct ks_endpoint *ep)
+/* An endpoint as a key of its own bytes: ks_endpoint may have padding. */
+static size_t endpoint_key(const struct ks_endpoint *ep, uint8_t key[19])
 {
-	struct ks_endpoint e;
-	size_t b, j;
+	memcpy(key, &ep->addr, 16);
+	memcpy(key + 16, &ep->port, 2);
+	key[18] = ep->family;
+	return 19;
+}
 
-	for (b = 0; b < s->nr_backends; b++) {
-		for (j = 0; j < s->backends[b].nr_endpoints; j++) {
+/* The endpoints s lists for ref, indexed: a change to a shift of 50,000
+ * endpoints checks each old one in O(1), not with a scan of the new. */
+static int index_endpoints(const struct ks_shift *s, const struct ks_svc_ref *ref,
+			   struct ks_index *listed)
+{
+	struct ks_endpoint ep;
+	uint8_t key[19];
+	size_t b, j;
+	int err = 0;
+
+	for (b = 0; b < s->nr_backends && !err; b++) {
+		for (j = 0; j < s->backends[b].nr_endpoints && !err; j++) {
 			if (!ep_serves(&s->backends[b].endpoints[j], ref))
 				continue;
-			e = dp_endpoint(&s->backends[b].endpoints[j], ref);
-			if (e.family == ep->family && e.port == ep->port &&
-			    !memcmp(&e.addr, &ep->addr, sizeof(e.addr)))
-				return true;
+			ep = dp_endpoint(&s->backends[b].endpoints[j], ref);
+			err = ks_index_put(listed, key, endpoint_key(&ep, key), (void *)1);
 		}
 	}
-	return false;
+	return err;
 }
 
 /*
@@ -480,8 +491,10 @@ static void flush_stranded(struct ks_shifts *t, const struct ks_shift_state *old
 			   const struct ks_shift *now, const struct ks_svc_ref *refs,
 			   size_t nr_refs)
 {
+	struct ks_index listed = {};
 	const struct ks_svc_ref *r;
 	struct ks_endpoint ep;
+	uint8_t key[19];
 	size_t i, b, j;
 	int err = 0;
 
@@ -491,16 +504,22 @@ static void flush_stranded(struct ks_shifts *t, const struct ks_shift_state *old
 			err |= ks_ct_gc_flush(&t->gc, r->svc, NULL);
 			continue;
 		}
+		ks_index_destroy(&listed);
+		if (index_endpoints(now, r, &listed)) {
+			err = -ENOMEM;
+			continue;
+		}
 		for (b = 0; b < old->spec.nr_backends; b++) {
 			for (j = 0; j < old->spec.backends[b].nr_endpoints; j++) {
 				if (!ep_serves(&old->spec.backends[b].endpoints[j], r))
 					continue;
 				ep = dp_endpoint(&old->spec.backends[b].endpoints[j], r);
-				if (!lists_endpoint(now, r, &ep))
+				if (!ks_index_get(&listed, key, endpoint_key(&ep, key)))
 					err |= ks_ct_gc_flush(&t->gc, r->svc, &ep);
 			}
 		}
 	}
+	ks_index_destroy(&listed);
 	if (err)
 		pr_warn("%s/%s: out of memory queueing the flows of removed endpoints\n",
 			old->spec.namespace, old->spec.name);
