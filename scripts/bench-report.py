@@ -392,7 +392,9 @@ def readme_md(res, meta, wall):
             ("change one service's weights, s" + (" (kshift: kshiftd's own time)" if g(
                 "update_wall_seconds", "kshift") else ""), "update_seconds", fmt),
             ("the same around kshiftctl, s", "update_wall_seconds", fmt),
-            ("install all services, s", "install_seconds", fmt)]
+            ("install all services, s" + (" (kshift: kshiftd's own time)" if g(
+                "install_wall_seconds", "kshift-tc") else ""), "install_seconds", fmt),
+            ("the same around kshiftctl, s", "install_wall_seconds", fmt)]
     for label, m, f in rows:
         cells = [g(m, kshift(m, d)) for d in cols]
         if all(c is None for c in cells):
