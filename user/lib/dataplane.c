@@ -813,16 +813,16 @@ static int size_maps(struct ks_dp *dp, const struct ks_dp_opts *opts)
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_splits, svcs * KS_GENERATIONS);
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_stats, svcs * KS_STATS_PER_SVC);
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_endpoints, eps);
-	if (err)
-		return err;
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_mirrors, svcs);
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_mirror_stats, svcs);
-	if (t->syn_sent)
-		rt->syn_sent = t->syn_sent;
+	if (err)
+		return err;
 	dp->svcs = calloc(svcs, sizeof(*dp->svcs));
 	if (!dp->svcs)
 		return -ENOMEM;
 	dp->max_svcs = svcs;
+	if (t->syn_sent)
+		rt->syn_sent = t->syn_sent;
 	if (t->established)
 		rt->established = t->established;
 	if (t->closing)
@@ -957,11 +957,6 @@ static enum ks_mode want_mode(const char *ifname, enum ks_mode mode)
 	return mode;
 }
 
-/* Whether a link attached in mode `have` serves a request for `want`: XDP
- * takes generic XDP, where the driver refused native. */
-static bool serves(enum ks_mode have, enum ks_mode want)
-{
-	if (want == KS_MODE_TC || want == KS_MODE_XDP_GENERIC)
 /* XDP forced on a veth (auto picks TC there): what it costs, measured in
  * the README's Benchmark section (scripts/bench-veth-xdp.sh) */
 static void warn_xdp_veth(const char *ifname, enum ks_mode mode)
@@ -972,6 +967,11 @@ static void warn_xdp_veth(const char *ifname, enum ks_mode mode)
 			ifname);
 }
 
+/* Whether a link attached in mode `have` serves a request for `want`: XDP
+ * takes generic XDP, where the driver refused native. */
+static bool serves(enum ks_mode have, enum ks_mode want)
+{
+	if (want == KS_MODE_TC || want == KS_MODE_XDP_GENERIC)
 		return have == want;
 	return have == KS_MODE_XDP || have == KS_MODE_XDP_GENERIC;
 }
@@ -1122,12 +1122,12 @@ int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum k
 		return 0;
 	}
 	mode = want_mode(ifname, mode);
+	warn_xdp_veth(ifname, mode);
 	err = check_owner(dp, ifindex, ifname);
 	if (err)
 		return err;
 	if (l && serves(l->mode, mode)) {
 		/* adopted: moved to our program atomically, never empty */
-	warn_xdp_veth(ifname, mode);
 		if (bpf_link_update(l->fd, prog_fd(dp, l->mode), NULL)) {
 			err = -errno;
 			pr_warn("%s: updating its link to the new program: %s\n", ifname,
@@ -1209,12 +1209,12 @@ int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, const bool *optiona
 
 		if (skip[i])
 			continue;
+		warn_xdp_veth(ifnames[i], m);
 		ifindex = if_nametoindex(ifnames[i]);
 		l = ks_dp_link_find(dp, ifindex);
 		if (l && (!l->adopted || serves(l->mode, m)))
 			continue;
 		if (l && l->mode != KS_MODE_TC && m != KS_MODE_TC) {
-		warn_xdp_veth(ifnames[i], m);
 			/* native and generic XDP cannot be attached at once: a
 			 * change between them leaves a gap (detached below) */
 			pr_info("%s: from %s to %s: detaching first\n", ifnames[i],
