@@ -14,7 +14,8 @@ shifts=${2:-1}
 ns=ksbs-$$
 tmp=$(mktemp -d)
 cleanup() {
-	[[ -n ${pid:-} ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	# (set -e: kshiftd's status from wait must not end the cleanup early)
+	[[ -n ${pid:-} ]] && kill "$pid" 2>/dev/null && { wait "$pid" 2>/dev/null || true; }
 	ip netns del "$ns" 2>/dev/null || true
 	rm -rf "$tmp"
 }
