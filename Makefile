@@ -184,7 +184,7 @@ bench-k8s: all
 
 bench-prog: all
 	$(Q)$(OUT)/bench-prog
-	$(Q)scripts/bench-set.sh 200 1
+	$(Q)KS_BUILD=$(OUT) scripts/bench-set.sh 200 1
 
 format:
 	$(Q)clang-format -i $$(git ls-files '*.c' '*.h')
