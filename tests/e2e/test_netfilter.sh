@@ -300,7 +300,7 @@ for mode in $(ks_modes); do
 	# who answered: kshift (its verdict counter) or the node's stack
 	too_big=$(ks_ctl verdicts -o json 2>/dev/null | tr -d ' \n' |
 		grep -o '"reply_too_big":[0-9]*' | grep -o '[0-9]*$')
-	stack=$(in_ns "$KS_NODE" nstat -az IcmpOutDestUnreachs Icmp6OutPktTooBigs |
+	stack=$(in_ns "$KS_NODE" nstat -asz IcmpOutDestUnreachs Icmp6OutPktTooBigs |
 		awk '/^Icmp/ { n += $2 } END { print n + 0 }')
 	if [[ $mode == tc ]]; then
 		check "tc: kshift answered the packets too big (reply_too_big $too_big)" \
