@@ -451,12 +451,9 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hairpin_tc),
-		cmocka_unit_test(test_hairpin_xdp_split),
-		cmocka_unit_test(test_split_client),
-		cmocka_unit_test(test_egress_icmp),
-		cmocka_unit_test(test_egress_other),
-		cmocka_unit_test(test_hairpin_gc),
+		cmocka_unit_test(test_hairpin_tc),	  cmocka_unit_test(test_hairpin_xdp_split),
+		cmocka_unit_test(test_split_client),	  cmocka_unit_test(test_egress_icmp),
+		cmocka_unit_test(test_egress_other),	  cmocka_unit_test(test_hairpin_gc),
 		cmocka_unit_test(test_xdp_redirect_full),
 	};
 
