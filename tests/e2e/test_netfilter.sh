@@ -18,7 +18,8 @@
 #   - a FORWARD REJECT (tcp-reset) for one endpoint: direct connections to
 #     it are refused in both modes; through the frontend, in tc mode it
 #     still serves (a 2 MB transfer too), in xdp mode the flows steered to
-#     it are refused and the other endpoint serves the rest
+#     it are refused and the other endpoint serves the rest; with REJECT's
+#     ICMP unreachable instead, passive health moves them to the other
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 ks_init netfilter
@@ -359,6 +360,16 @@ for mode in $(ks_modes); do
 		check "tc: 6 transfers of 2 MB through $BULK:$BULK_PORT with the REJECT in place, all work ($good)" \
 			[ "$good" = 6 ]
 	fi
+	# REJECT's default answer, an ICMP port unreachable: in xdp mode the
+	# stack's error about a steered SYN is what an endpoint refusing the
+	# handshake sends, and passive health (bpf/lib/health.h) holds it back,
+	# quarantines the endpoint and moves the client's next SYN elsewhere
+	in_ns "$KS_NODE" iptables -R FORWARD 1 -d "$EP_B" -p tcp -j REJECT
+	res=$(split "$URL4" 40 40)
+	diag "$URL4 with an ICMP REJECT: $res"
+	check "REJECT (icmp-port-unreachable) for $EP_B: 40 connections through $URL4 all work (${mode}: $(
+		[[ $mode == tc ]] && echo "past FORWARD" || echo "moved off by passive health"))" \
+		jq_ok "$res" 'd["failures"] == 0'
 	# --uninstall takes the egress programs away too
 	ks_daemon_stop
 	ip netns exec "$KS_NODE" "$KSHIFTD" --uninstall --pin-path "$KS_PIN" >/dev/null 2>&1
