@@ -236,7 +236,7 @@ for mode in $(ks_modes); do
 	ks_probe "$URL4" || { ks_mode_end; continue; }
 
 	egress=$(ls "$KS_PIN/links" 2>/dev/null | grep -c ':egress$')
-	if [[ $mode == xdp ]]; then
+	if [[ $mode == xdp* ]]; then
 		check "xdp: a tcx egress link pinned beside each XDP link ($egress of 3)" [ "$egress" = 3 ]
 	else
 		check "tc: no egress link ($egress)" [ "$egress" = 0 ]
@@ -314,7 +314,7 @@ for mode in $(ks_modes); do
 	# the egress programs outlive kshiftd, as its XDP links do, and the
 	# next kshiftd takes them over (one per interface, never two)
 	want=0
-	[[ $mode == xdp ]] && want=3
+	[[ $mode == xdp* ]] && want=3
 	ks_daemon_stop
 	before=$(egress_hooks)
 	n=$(egress_hooks | wc -l)
@@ -327,7 +327,7 @@ for mode in $(ks_modes); do
 		check "kshiftd started again: 20 connections through the frontend work, $n of $want egress programs attached" \
 			eval 'jq_ok "$res" "d[\"failures\"] == 0" && [ "$n" = $want ]'
 		# moved to the new load's program, link by link (bpf_link_update)
-		[[ $mode == xdp ]] &&
+		[[ $mode == xdp* ]] &&
 			check "... each running the new kshiftd's program, not the old one's" \
 				eval '! comm -12 <(echo "$before" | sort) <(egress_hooks | sort) | grep -q .'
 	fi
