@@ -41,8 +41,29 @@ static void state_free(struct ks_shift_state *st)
 		return;
 	ks_shift_free(&st->spec);
 	free(st->source);
+	free(st->saved);
 	free(st->svcs);
 	free(st);
+}
+
+/* Every change to st->spec goes through here first. */
+static void spec_changes(struct ks_shift_state *st)
+{
+	free(st->saved);
+	st->saved = NULL;
+}
+
+const char *ks_shifts_saved(struct ks_shift_state *st)
+{
+	struct json_object *j;
+
+	if (st->saved)
+		return st->saved;
+	j = ks_shift_to_json(&st->spec);
+	if (j)
+		st->saved = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+	json_object_put(j);
+	return st->saved;
 }
 
 void ks_shifts_destroy(struct ks_shifts *t)
@@ -679,6 +700,7 @@ int ks_shifts_set_weights(struct ks_shifts *t, struct ks_shift_state *st, const 
 			return -ERANGE;
 		}
 	}
+	spec_changes(st);
 	for (i = 0; i < st->spec.nr_backends; i++)
 		old[i] = st->spec.backends[i].weight;
 	for (i = 0; i < n; i++)
@@ -716,6 +738,7 @@ int ks_shifts_set_mirror(struct ks_shifts *t, struct ks_shift_state *st, const c
 			return -ERANGE;
 		}
 	}
+	spec_changes(st);
 	st->spec.mirror_backend = b;
 	st->spec.mirror_percent = b >= 0 ? percent : 0;
 	for (i = 0; i < st->nr_svcs && !ret; i++)

@@ -23,6 +23,7 @@ struct ks_svc_ref {
 struct ks_shift_state {
 	struct ks_shift spec; /* as applied, with weight changes since */
 	char *source;	      /* the config file it came from, or "api" */
+	char *saved;	      /* spec as JSON text, made once per change (ks_shifts_saved) */
 	struct ks_svc_ref *svcs;
 	size_t nr_svcs;
 	/* counters when the weights last changed, so `get` can show the
@@ -46,6 +47,10 @@ void ks_shifts_init(struct ks_shifts *t, struct ks_dp *dp);
 void ks_shifts_destroy(struct ks_shifts *t); /* forgets; leaves the maps as they are */
 
 struct ks_shift_state *ks_shifts_find(struct ks_shifts *t, const char *ns, const char *name);
+/* st's spec as the state file keeps it (ks_shift_to_json, one line), made
+ * again only after st changed: a state of 100,000 shifts is written after
+ * every change, and most of them have not. NULL on ENOMEM. */
+const char *ks_shifts_saved(struct ks_shift_state *st);
 /* The running shift serving ip port/proto, or NULL. */
 const struct ks_shift_state *ks_shifts_frontend_owner(struct ks_shifts *t, const struct ks_ip *ip,
 						     const struct ks_port *port);

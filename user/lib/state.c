@@ -359,34 +359,47 @@ static int write_all(int fd, const char *buf, size_t len)
 
 int ks_state_save(struct ks_state *s, struct ks_shifts *t)
 {
-	struct json_object *doc, *shifts;
-	struct save_ctx ctx;
-	char *tmp = NULL, *dir = NULL, *slash;
-	const char *text;
-	size_t i;
+	struct save_ctx ctx = {};
+	char *text = NULL, *tmp = NULL, *dir = NULL, *slash;
+	const char *saved, *sep = "";
+	size_t len = 0, i;
 	int fd = -1, dfd, ret = 0;
+	FILE *f;
 
 	if (!s->path)
 		return 0;
-	doc = json_object_new_object();
-	shifts = json_object_new_array();
+	/* written as text, each shift's from its cache (ks_shifts_saved): at
+	 * 100,000 shifts, building and printing them all again took seconds */
+	f = open_memstream(&text, &len);
 	ctx.arr = json_object_new_array();
-	json_object_object_add(doc, "version", json_object_new_int(1));
-	json_object_object_add(doc, "generation", json_object_new_int64(s->generation));
-	for (i = 0; i < t->n; i++)
-		if (!strcmp(t->v[i]->source, "api"))
-			json_object_array_add(shifts, ks_shift_to_json(&t->v[i]->spec));
-	json_object_object_add(doc, "shifts", shifts);
+	if (!f || !ctx.arr) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	fprintf(f, "{\"version\":1,\"generation\":%llu,\"shifts\":[",
+		(unsigned long long)s->generation);
+	for (i = 0; i < t->n && !ret; i++) {
+		if (strcmp(t->v[i]->source, "api"))
+			continue;
+		saved = ks_shifts_saved(t->v[i]);
+		if (!saved)
+			ret = -ENOMEM;
+		else
+			fprintf(f, "%s%s", sep, saved);
+		sep = ",";
+	}
 	ks_index_foreach(&s->overrides, save_override, &ctx);
-	json_object_object_add(doc, "overrides", ctx.arr);
-	text = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
-	if (!text || asprintf(&tmp, "%s.tmp", s->path) < 0 || !(dir = strdup(s->path))) {
+	fprintf(f, "],\"overrides\":%s}\n",
+		json_object_to_json_string_ext(ctx.arr, JSON_C_TO_STRING_PLAIN));
+	if (fclose(f))
+		ret = -ENOMEM;
+	f = NULL;
+	if (ret || asprintf(&tmp, "%s.tmp", s->path) < 0 || !(dir = strdup(s->path))) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || (ret = write_all(fd, text, strlen(text))) || (ret = write_all(fd, "\n", 1)) ||
-	    fsync(fd) || rename(tmp, s->path)) {
+	if (fd < 0 || (ret = write_all(fd, text, len)) || fsync(fd) || rename(tmp, s->path)) {
 		ret = ret ? ret : -errno;
 		unlink(tmp);
 		goto out;
@@ -405,8 +418,11 @@ out:
 			s->path, strerror(-ret));
 	if (fd >= 0)
 		close(fd);
+	if (f)
+		fclose(f);
+	free(text);
 	free(tmp);
 	free(dir);
-	json_object_put(doc);
+	json_object_put(ctx.arr);
 	return ret;
 }
