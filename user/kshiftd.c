@@ -33,6 +33,7 @@
 #include "lib/metrics.h"
 #include "lib/shadow.h"
 #include "lib/shifts.h"
+#include "lib/sock_lb.h"
 #include "lib/state.h"
 
 #define KS_DEFAULT_PIN_PATH "/sys/fs/bpf/kshift"
@@ -69,6 +70,7 @@ struct daemon {
 	enum ks_mode mode;	    /* --mode */
 	int nlfd;		    /* link events: interfaces that come and go */
 	struct ks_shadow *shadow;   /* TCP stream shadow: replays mirrored flows */
+	struct ks_sock_lb *sock_lb; /* --cgroup: node-local clients, else NULL */
 	int shadowfd;
 };
 
@@ -99,6 +101,8 @@ static void usage(FILE *f)
 		"  --socket-group NAME      the socket's group may use it too (0660)\n"
 		"  --state-dir DIR          runtime changes, kept across restarts (default %s)\n"
 		"  --pin-path DIR           BPF pins (default %s)\n"
+		"  --cgroup DIR             steer node-local clients too: socket hooks on this\n"
+		"                           cgroup v2 directory (/sys/fs/cgroup: every process)\n"
 		"  --kubernetes             TrafficShifts, Services and EndpointSlices from the API\n"
 		"    [--kubeconfig FILE] [--context NAME] [--apiserver URL]\n"
 		"    [--node-name NAME]     this node in status Leases (default: the host name)\n"
@@ -725,6 +729,10 @@ static void gc_step(struct daemon *d)
 	uint64_t now = now_ms();
 	int ret;
 
+	/* new flushes: a change removed endpoints, whose node-local sockets go;
+	 * not before every source's shifts are back (their endpoints are live) */
+	if (!d->adopt_pending)
+		ks_sock_lb_changed(d->sock_lb, &d->shifts);
 	if (!urgent && now < d->gc_at_ms)
 		return;
 	d->gc_at_ms = now + KS_GC_PERIOD_MS;
@@ -838,6 +846,7 @@ int main(int argc, char **argv)
 		{ "socket-group", required_argument, NULL, 'G' },
 		{ "state-dir", required_argument, NULL, 'S' },
 		{ "pin-path", required_argument, NULL, 'p' },
+		{ "cgroup", required_argument, NULL, 'g' },
 		{ "kubernetes", no_argument, NULL, 'k' },
 		{ "kubeconfig", required_argument, NULL, 'K' },
 		{ "node-name", required_argument, NULL, 'N' },
@@ -858,7 +867,7 @@ int main(int argc, char **argv)
 	};
 	const char *ifaces = NULL, *socket_path = KS_DEFAULT_SOCKET;
 	const char *pin_path = KS_DEFAULT_PIN_PATH, *socket_group = NULL;
-	const char *state_dir = KS_DEFAULT_STATE_DIR;
+	const char *state_dir = KS_DEFAULT_STATE_DIR, *cgroup = NULL;
 	struct daemon d = { .epfd = -1, .sigfd = -1, .inofd = -1, .ctl.listenfd = -1, .kubefd = -1,
 			    .metricsfd = -1, .nlfd = -1, .shadowfd = -1 };
 	bool uninstall = false, *optional;
@@ -902,6 +911,9 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			state_dir = optarg;
+			break;
+		case 'g':
+			cgroup = optarg;
 			break;
 		case 'p':
 			pin_path = optarg;
@@ -1004,8 +1016,13 @@ int main(int argc, char **argv)
 
 	/* only --uninstall removes kshift from a node: stopping kshiftd
 	 * leaves the dataplane serving, for the next one to adopt */
-	if (uninstall)
-		return ks_dp_uninstall(pin_path) ? 1 : 0;
+	if (uninstall) {
+		/* the socket hooks first; a running kshiftd refuses both */
+		err = ks_sock_lb_uninstall(pin_path);
+		if (err == -EBUSY)
+			return 1;
+		return ks_dp_uninstall(pin_path) || err < 0 ? 1 : 0;
+	}
 	if (ks_ifpats_parse(ifaces, &d.ifpats)) {
 		fprintf(stderr, "kshiftd: --iface %s: no interface named\n", ifaces);
 		return 2;
@@ -1038,6 +1055,9 @@ int main(int argc, char **argv)
 		if (mode == KS_MODE_XDP && ks_ifpat_is_glob(d.ifpats.v[i]))
 			dp_opts.xdp_veth = true;
 	err = ks_dp_open(&d.dp, &dp_opts);
+	/* before the interfaces: a --cgroup refused leaves them as they were */
+	if (!err)
+		err = ks_sock_lb_open(&d.sock_lb, &d.dp, cgroup);
 	ks_shifts_init(&d.shifts, &d.dp);
 	/* all or nothing for the interfaces named: a refusal leaves every
 	 * interface as it was; one a pattern matched is skipped instead */
@@ -1101,6 +1121,7 @@ int main(int argc, char **argv)
 	ks_kube_source_stop(d.kube);
 	ks_shifts_destroy(&d.shifts);
 	ks_shadow_close(d.shadow);
+	ks_sock_lb_close(d.sock_lb);
 	ks_dp_close(&d.dp);
 	if (d.config_dir)
 		ks_config_close(&d.config);

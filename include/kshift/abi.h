@@ -427,6 +427,43 @@ _Static_assert(__builtin_offsetof(struct ks_ep_key, port) ==
 _Static_assert(sizeof(struct ks_ep_health) == 48, "ks_ep_health");
 #endif
 
+/*
+ * Node-local clients (bpf/lib/sock.h): a socket's connect or sendmsg to a
+ * frontend is rewritten to the endpoint picked, and ks_sock_rev remembers
+ * it, so that getpeername and recvmsg answer with the frontend. Keyed by
+ * socket and endpoint, as one UDP socket may call several frontends. LRU:
+ * 65,536 entries take about 8 MB; an entry evicted while its socket lives
+ * costs only the address the application is told (the endpoint's).
+ */
+#define KS_MAX_SOCK_REV 65536
+
+struct ks_sock_key {
+	__u64 cookie;	     /* the socket's (bpf_get_socket_cookie) */
+	struct ks_addr addr; /* the endpoint it was steered to */
+	__be16 port;
+	__u8 family;
+	__u8 pad[5];
+};
+
+struct ks_sock_rev {
+	struct ks_addr addr; /* the frontend the application called */
+	__be16 port;
+	__u8 family;
+	__u8 pad;
+};
+
+#ifndef __bpf__
+_Static_assert(sizeof(struct ks_sock_key) == 32, "ks_sock_key");
+_Static_assert(sizeof(struct ks_sock_rev) == 20, "ks_sock_rev");
+_Static_assert(__builtin_offsetof(struct ks_sock_key, port) -
+				       __builtin_offsetof(struct ks_sock_key, addr) ==
+			       __builtin_offsetof(struct ks_ep_key, port) &&
+		       __builtin_offsetof(struct ks_sock_key, family) -
+				       __builtin_offsetof(struct ks_sock_key, addr) ==
+			       __builtin_offsetof(struct ks_ep_key, family),
+	       "a ks_sock_key goes on, after its cookie, as a ks_ep_key (bpf/lib/sock.h)");
+#endif
+
 /* Map names, as pinned under the pin directory. */
 #define KS_MAP_FRONTENDS "ks_frontends"
 #define KS_MAP_SVC_GEN	 "ks_svc_gen"
@@ -441,5 +478,6 @@ _Static_assert(sizeof(struct ks_ep_health) == 48, "ks_ep_health");
 #define KS_MAP_SHADOW_RB "ks_shadow_rb"
 #define KS_MAP_RULES	 "ks_rules"
 #define KS_MAP_HEALTH	 "ks_health"
+#define KS_MAP_SOCK_REV	 "ks_sock_rev"
 
 #endif /* KSHIFT_ABI_H */
