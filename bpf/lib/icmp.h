@@ -29,6 +29,11 @@
  * checked by anyone anyway.
  *
  * Translated errors go up the stack, which forwards them: they are rare.
+ *
+ * One error is not translated but dropped: a destination unreachable about
+ * the SYN of a TCP handshake still half-open, which passive health holds
+ * back like a reset so that the client's retransmitted SYN goes to another
+ * endpoint (ks_health_unreach(), bpf/lib/health.h).
  */
 #ifndef KS_BPF_ICMP_H
 #define KS_BPF_ICMP_H
@@ -37,6 +42,7 @@
 #include "conntrack.h"
 #include "csum.h"
 #include "ctx.h"
+#include "health.h"
 #include "maps.h"
 #include "parse.h"
 
@@ -110,6 +116,10 @@ static __always_inline int ks_icmp(void *ctx, const bool xdp, const struct ks_pk
 	c = bpf_map_lookup_elem(&ks_conns, &key);
 	if (!c || !ks_ct_live(c, ks_ct_now()))
 		return -1;
+	/* an unreachable answering a handshake's SYN: held back like a reset */
+	if (tcp &&
+	    unlikely(ks_health_unreach(&key, c, v4, icmp, (__u8 *)port, data_end, end - in_l4)))
+		return KS_V_DROP_UNREACH_HELD;
 
 	/* to an endpoint: the quoted source (the frontend) and the outer
 	 * destination; to a client: the quoted destination (the endpoint)

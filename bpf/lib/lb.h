@@ -202,7 +202,8 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		return ks_finish(ctx, xdp, KS_V_PASS_NOT_IP, KS_ACT_PASS);
 	case KS_PARSE_NOT_L4:
 		ret = ks_icmp(ctx, xdp, &pkt);
-		return ks_finish(ctx, xdp, ret < 0 ? KS_V_PASS_NOT_L4 : ret, KS_ACT_PASS);
+		return ks_finish(ctx, xdp, ret < 0 ? KS_V_PASS_NOT_L4 : ret,
+				 ret == KS_V_DROP_UNREACH_HELD ? KS_ACT_DROP : KS_ACT_PASS);
 	case KS_PARSE_FRAGMENT:
 		ret = ks_frag_follow(ctx, xdp, &pkt);
 		if (ret == KS_V_NAT_FRAGMENT)

@@ -293,6 +293,8 @@ enum ks_verdict {
 	KS_V_NAT_RESTEER,	   /* a handshake its endpoint refused or ignored, steered anew */
 	KS_V_REPLY_TOO_BIG,	   /* too big for its next hop, may not be fragmented: ICMP frag
 				    * needed / packet too big sent to its sender (bpf/lib/mtu.h) */
+	KS_V_DROP_UNREACH_HELD,	   /* an ICMP unreachable answering a handshake's SYN: held back
+				    * like a reset, the next SYN goes elsewhere (bpf/lib/health.h) */
 	KS_V_MAX,
 };
 

@@ -125,6 +125,7 @@ static const char *const verdict_names[KS_V_MAX] = {
 	[KS_V_DROP_REFUSED] = "drop_refused",
 	[KS_V_NAT_RESTEER] = "nat_resteer",
 	[KS_V_REPLY_TOO_BIG] = "reply_too_big",
+	[KS_V_DROP_UNREACH_HELD] = "drop_unreach_held",
 };
 
 const char *ks_verdict_name(enum ks_verdict v)
