@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
@@ -96,6 +97,9 @@ static void usage(FILE *f)
 		"  --mode auto|xdp|xdp-generic|tc\n"
 		"  --xdp-redirect           XDP forwards rewritten packets itself (XDP_REDIRECT);\n"
 		"                           every egress interface must take XDP frames\n"
+		"  --hairpin-addr ADDR[,ADDR6]\n"
+		"                           source of a pod's flows to its own frontend that come\n"
+		"                           back to it (default 169.254.42.1,fd00:a9fe:2a01::1)\n"
 		"  --config-dir DIR         TrafficShift manifests, reloaded on change\n"
 		"  --socket PATH            control socket (default %s), root only (0600)\n"
 		"  --socket-group NAME      the socket's group may use it too (0660)\n"
@@ -835,12 +839,35 @@ static void run(struct daemon *d)
 	}
 }
 
+/* --hairpin-addr ADDR[,ADDR6]: either family, or both, in any order. */
+static int ks_hairpin_opt(char *arg, struct ks_dp_opts *o)
+{
+	unsigned char buf[16];
+	char *a;
+
+	for (a = strtok(arg, ","); a; a = strtok(NULL, ",")) {
+		bool v6 = strchr(a, ':');
+
+		if (inet_pton(v6 ? AF_INET6 : AF_INET, a, buf) != 1) {
+			fprintf(stderr, "kshiftd: --hairpin-addr %s: not an IPv4 or IPv6 address\n",
+				a);
+			return -EINVAL;
+		}
+		if (v6)
+			o->hairpin_addr6 = a;
+		else
+			o->hairpin_addr = a;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "iface", required_argument, NULL, 'i' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "xdp-redirect", no_argument, NULL, 'x' },
+		{ "hairpin-addr", required_argument, NULL, 'P' },
 		{ "config-dir", required_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "socket-group", required_argument, NULL, 'G' },
@@ -902,6 +929,10 @@ int main(int argc, char **argv)
 			break;
 		case 'x':
 			dp_opts.xdp_redirect = true;
+			break;
+		case 'P':
+			if (ks_hairpin_opt(optarg, &dp_opts))
+				return 2;
 			break;
 		case 's':
 			socket_path = optarg;
@@ -1047,12 +1078,17 @@ int main(int argc, char **argv)
 	d.mode = mode;
 	dp_opts.pin_path = pin_path;
 	dp_opts.adopt = true;
+	/* XDP passing up: the egress program rewrites sources (bpf/lib/hairpin.h);
+	 * XDP that redirects rewrites both ends, and needs none */
+	dp_opts.xdp_split = !dp_opts.xdp_redirect;
+	/* generic XDP on a veth sees a local peer's partial checksums too */
 	for (i = 0; i < nr_ifnames; i++)
-		if (mode == KS_MODE_XDP && ks_is_veth(ifnames[i]))
+		if ((mode == KS_MODE_XDP || mode == KS_MODE_XDP_GENERIC) && ks_is_veth(ifnames[i]))
 			dp_opts.xdp_veth = true;
 	/* interfaces that appear later are pods' veths */
 	for (i = 0; i < d.ifpats.n; i++)
-		if (mode == KS_MODE_XDP && ks_ifpat_is_glob(d.ifpats.v[i]))
+		if ((mode == KS_MODE_XDP || mode == KS_MODE_XDP_GENERIC) &&
+		    ks_ifpat_is_glob(d.ifpats.v[i]))
 			dp_opts.xdp_veth = true;
 	err = ks_dp_open(&d.dp, &dp_opts);
 	/* before the interfaces: a --cgroup refused leaves them as they were */

@@ -42,6 +42,7 @@
 #include "conntrack.h"
 #include "csum.h"
 #include "ctx.h"
+#include "hairpin.h"
 #include "health.h"
 #include "maps.h"
 #include "parse.h"
@@ -120,6 +121,10 @@ static __always_inline int ks_icmp(void *ctx, const bool xdp, const struct ks_pk
 	if (tcp &&
 	    unlikely(ks_health_unreach(&key, c, v4, icmp, (__u8 *)port, data_end, end - in_l4)))
 		return KS_V_DROP_UNREACH_HELD;
+	/* XDP passing up leaves sources, so errors to clients, to the egress
+	 * program (bpf/lib/hairpin.h) */
+	if (c->dir == KS_DIR_REPLY && ks_xdp_pass_up(xdp))
+		return -1;
 
 	/* to an endpoint: the quoted source (the frontend) and the outer
 	 * destination; to a client: the quoted destination (the endpoint)

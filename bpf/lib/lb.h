@@ -24,6 +24,13 @@
  * directions. A later fragment to a frontend address whose first was not
  * seen cannot be steered and is dropped (KS_V_DROP_FRAGMENT); other
  * fragments pass untouched.
+ *
+ * Which end of a flow is rewritten where (bpf/lib/hairpin.h): TC, and XDP
+ * that redirects, rewrite both here and forward past the stack; XDP that
+ * passes packets up the stack rewrites destinations only, and leaves
+ * sources to the egress program (bpf/lib/egress.h), so that netfilter
+ * sees one consistent flow. A client steered to itself (hairpin) has its
+ * source rewritten too, to the hairpin address.
  */
 #ifndef KS_BPF_LB_H
 #define KS_BPF_LB_H
@@ -34,6 +41,7 @@
 #include "ctx.h"
 #include "frag.h"
 #include "fwd.h"
+#include "hairpin.h"
 #include "health.h"
 #include "icmp.h"
 #include "maps.h"
@@ -231,12 +239,13 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 			return ks_finish(ctx, xdp, KS_V_DROP_REFUSED, KS_ACT_DROP);
 		if (use == KS_CT_HIT)
 			ks_ct_update(&pkt, conn, now);
-		if (unlikely(pkt.frag))
+		/* XDP passing up: a reply's later fragments are the egress's */
+		if (unlikely(pkt.frag) && (fwd || !ks_xdp_pass_up(xdp)))
 			ks_frag_track(&pkt, fwd, &conn->addr, conn->svc, conn->backend);
 		ks_count(conn->svc, conn->backend, len, false, false);
 		if (unlikely(conn->flags & KS_CONN_MIRRORED))
 			ks_mirror(ctx, xdp, &pkt, conn, fwd);
-		if (ks_nat(ctx, xdp, &pkt, fwd, &conn->addr, conn->port))
+		if (ks_nat_flow(ctx, xdp, &pkt, conn, fwd))
 			return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
 		return ks_finish_nat(ctx, xdp, fwd ? KS_V_NAT_ESTABLISHED : KS_V_NAT_REPLY, &pkt);
 	}
@@ -267,7 +276,7 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		ks_frag_track(&pkt, true, &ep->addr, fe->svc, backend);
 	ks_count(fe->svc, backend, len, true, false);
 	ks_mirror_start(ctx, xdp, &pkt, fe->svc, ep, ks_hash_flow(&pkt.flow));
-	if (ks_nat(ctx, xdp, &pkt, true, &ep->addr, ep->port))
+	if (ks_nat_new(ctx, xdp, &pkt, ep))
 		return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
 	return ks_finish_nat(ctx, xdp, resteer ? KS_V_NAT_RESTEER : KS_V_NAT_NEW, &pkt);
 }

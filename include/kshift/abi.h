@@ -229,6 +229,8 @@ struct ks_conn {
 
 enum ks_conn_flags {
 	KS_CONN_MIRRORED = 1 << 0, /* a copy goes to a shadow: see ks_mflows (bpf/lib/mirror.h) */
+	KS_CONN_HAIRPIN = 1 << 1,  /* the client is the endpoint: its source is rewritten too,
+				    * to the hairpin address (bpf/lib/hairpin.h) */
 };
 
 /* ks_frags key: a fragmented datagram, by the addresses, protocol and IP

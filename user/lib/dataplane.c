@@ -289,7 +289,8 @@ static int links_scan(struct ks_dp *dp)
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		/* <ifname>:egress: user/lib/egress.c's */
+		if (de->d_name[0] == '.' || strchr(de->d_name, ':'))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		fd = bpf_obj_get(path);
@@ -862,6 +863,9 @@ int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts)
 	dp->skel->rodata->ks_hash_seed = seed;
 	dp->skel->rodata->ks_xdp_veth = opts->xdp_veth;
 	dp->skel->rodata->ks_xdp_redirect = opts->xdp_redirect;
+	err = ks_dp_hairpin_set(dp, opts);
+	if (err)
+		goto fail;
 	dp->lock_fd = -1;
 	err = size_maps(dp, opts);
 	if (err)
@@ -1141,7 +1145,7 @@ int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum k
 			*used = l->mode;
 		pr_info("attached to %s (%s): took over the running link\n", ifname,
 			ks_mode_name(l->mode));
-		return 0;
+		return ks_dp_egress_sync(dp);
 	}
 	fd = link_create(dp, ifname, ifindex, &mode);
 	if (fd < 0) {
@@ -1175,7 +1179,7 @@ int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum k
 	if (used)
 		*used = mode;
 	pr_info("attached to %s (%s)\n", ifname, ks_mode_name(mode));
-	return 0;
+	return ks_dp_egress_sync(dp);
 }
 
 int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, const bool *optional, int n,
@@ -1308,6 +1312,7 @@ int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, const bool *optiona
 		keep[j] = keep[dp->nr_links];
 	}
 	pins_commit(dp);
+	err = ks_dp_egress_sync(dp);
 out:
 	free(fresh);
 	free(keep);
@@ -1323,6 +1328,7 @@ void ks_dp_forget(struct ks_dp *dp, int ifindex)
 	pr_info("forgot %s: interface gone\n", l->ifname);
 	link_unpin(dp, l);
 	link_remove(dp, l);
+	ks_dp_egress_sync(dp);
 }
 
 void ks_dp_detach(struct ks_dp *dp, int ifindex)
@@ -1335,6 +1341,7 @@ void ks_dp_detach(struct ks_dp *dp, int ifindex)
 	link_unpin(dp, l);
 	pr_info("detached from %s (%s)\n", l->ifname, ks_mode_name(l->mode));
 	link_remove(dp, l);
+	ks_dp_egress_sync(dp);
 }
 
 void ks_dp_rename(struct ks_dp *dp, int ifindex, const char *ifname)
