@@ -44,6 +44,12 @@
  * millisecond) every 100 ms sweeps a million entries in under a minute,
  * well within the shortest timeout that matters (10 s after a FIN). */
 #define KS_GC_PERIOD_MS	    100
+/* ... and a pass begins at most this often, unless the table is nearly
+ * full or flushes wait: a sparse table's pass is a few steps (a batched
+ * lookup walks empty buckets to fill its batch), and an empty one's is one
+ * step that walks them all, which every 100 ms cost an idle kshiftd 5% of
+ * a CPU with the default million flows. */
+#define KS_GC_PASS_MIN_MS   2000
 /* Flows one `conns` answer lists at most (it says how many there are). */
 #define KS_CONNS_MAX 10000
 #define KS_GC_URGENT_BUDGET 65536
@@ -57,6 +63,7 @@ struct daemon {
 	int epfd, sigfd, inofd;
 	uint64_t reload_at_ms; /* when the config directory is due a reload; 0: not */
 	uint64_t gc_at_ms;     /* the connection table collector's next step */
+	uint64_t gc_pass_ms;   /* when its pass under way began */
 	bool state_dirty;      /* runtime changes not yet written (state_flush) */
 	struct ks_ct_gc_stats gc_stats;
 	struct ks_ctl_server ctl;
@@ -740,8 +747,12 @@ static void gc_step(struct daemon *d)
 	if (!urgent && now < d->gc_at_ms)
 		return;
 	d->gc_at_ms = now + KS_GC_PERIOD_MS;
+	if (!d->shifts.gc.in_pass)
+		d->gc_pass_ms = now;
 	ret = ks_ct_gc_step(&d->dp, &d->shifts.gc, ks_ct_now(), urgent ? KS_GC_URGENT_BUDGET : 0,
 			    &d->gc_stats);
+	if (ret > 0 && !d->shifts.gc.pressure && d->gc_at_ms < d->gc_pass_ms + KS_GC_PASS_MIN_MS)
+		d->gc_at_ms = d->gc_pass_ms + KS_GC_PASS_MIN_MS;
 	if (ret < 0)
 		pr_warn("connection table: collecting: %s\n", strerror(-ret));
 	else if (ret > 0)
