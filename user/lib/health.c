@@ -12,6 +12,8 @@
 #include "kshift.skel.h"
 #include "conntrack.h"
 #include "health.h"
+#include "index.h"
+#include "observe.h"
 
 const char *ks_health_state_name(enum ks_health_state s)
 {
@@ -72,89 +74,9 @@ int ks_health_foreach(struct ks_dp *dp, ks_health_fn *fn, void *arg)
 	return 0;
 }
 
-struct ks_health_conn {
-	struct ks_endpoint ep;
-	uint64_t open;
-};
-
-struct ks_health_conns {
-	const struct ks_shift_state *st;
-	struct ks_health_conn *v;
-	size_t n, cap;
-};
-
-static bool same_ep(const struct ks_endpoint *a, const struct ks_endpoint *b)
-{
-	return a->family == b->family && a->port == b->port &&
-	       !memcmp(&a->addr, &b->addr, sizeof(a->addr));
-}
-
-static int count_flow(const struct ks_ct_flow *f, void *arg)
-{
-	struct ks_health_conns *c = arg;
-	struct ks_endpoint ep = { .addr = f->endpoint, .family = f->family };
-	size_t i;
-	bool mine = false;
-
-	if (f->expired || f->state == KS_CT_CLOSING || f->state == KS_CT_CLOSED)
-		return 0;
-	for (i = 0; i < c->st->nr_svcs && !mine; i++)
-		mine = c->st->svcs[i].svc == f->svc;
-	if (!mine)
-		return 0;
-	ep.port = htons(f->endpoint_port);
-	for (i = 0; i < c->n; i++)
-		if (same_ep(&c->v[i].ep, &ep)) {
-			c->v[i].open++;
-			return 0;
-		}
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? 2 * c->cap : 16;
-		struct ks_health_conn *v = realloc(c->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		c->v = v;
-		c->cap = cap;
-	}
-	c->v[c->n++] = (struct ks_health_conn){ .ep = ep, .open = 1 };
-	return 0;
-}
-
-struct ks_health_conns *ks_health_status_prepare(struct ks_dp *dp, const struct ks_shift_state *st)
-{
-	struct ks_health_conns *c = calloc(1, sizeof(*c));
-
-	if (!c)
-		return NULL;
-	c->st = st;
-	if (dp->skel && st->nr_svcs)
-		ks_ct_list(dp, UINT32_MAX, ks_ct_now(), count_flow, c);
-	return c;
-}
-
-void ks_health_conns_free(struct ks_health_conns *c)
-{
-	if (!c)
-		return;
-	free(c->v);
-	free(c);
-}
-
-static uint64_t open_conns(const struct ks_health_conns *c, const struct ks_endpoint *ep)
-{
-	size_t i;
-
-	for (i = 0; c && i < c->n; i++)
-		if (same_ep(&c->v[i].ep, ep))
-			return c->v[i].open;
-	return 0;
-}
-
 /* One endpoint, by its address and the port flows reach it on. */
-static struct json_object *ep_json(struct ks_dp *dp, const struct ks_endpoint *ep,
-				   const char *draining, const struct ks_health_conns *conns,
-				   uint64_t now)
+static struct json_object *ep_json(struct ks_dp *dp, const struct ks_shift_state *st,
+				   const struct ks_endpoint *ep, const char *draining, uint64_t now)
 {
 	struct json_object *o = json_object_new_object();
 	char ip[INET6_ADDRSTRLEN], addr[INET6_ADDRSTRLEN + 8];
@@ -180,22 +102,20 @@ static struct json_object *ep_json(struct ks_dp *dp, const struct ks_endpoint *e
 	json_object_object_add(o, "refused", json_object_new_int64(h.refused));
 	json_object_object_add(o, "unanswered", json_object_new_int64(h.unanswered));
 	json_object_object_add(o, "recovered", json_object_new_int64(h.recovered));
-	json_object_object_add(o, "connections", json_object_new_int64(open_conns(conns, ep)));
+	json_object_object_add(o, "connections", json_object_new_int64(ks_observe_ep_open(dp, st, ep)));
 	return o;
 }
 
 struct json_object *ks_health_backend_json(struct ks_dp *dp, const struct ks_shift_state *st,
-					   size_t b, const struct ks_health_conns *conns)
+					   size_t b)
 {
 	const struct ks_backend_spec *bs = &st->spec.backends[b];
 	struct json_object *arr = json_object_new_array();
-	struct ks_endpoint *seen;
+	struct ks_index seen = {};
 	uint64_t now = ks_ct_now();
-	size_t i, j, k, n = 0;
+	uint8_t key[19];
+	size_t i, j;
 
-	seen = calloc(bs->nr_endpoints * (st->nr_svcs ? st->nr_svcs : 1) + 1, sizeof(*seen));
-	if (!seen)
-		return arr;
 	for (i = 0; i < bs->nr_endpoints; i++) {
 		const struct ks_endpoint_spec *es = &bs->endpoints[i];
 
@@ -209,16 +129,17 @@ struct json_object *ks_health_backend_json(struct ks_dp *dp, const struct ks_shi
 
 			if (ref->family != es->ip.family)
 				continue;
-			for (k = 0; k < n && !same_ep(&seen[k], &ep); k++)
-				;
-			if (k < n)
+			/* once per address and port, whichever frontend ports it serves */
+			memcpy(key, &ep.addr, 16);
+			memcpy(key + 16, &ep.port, 2);
+			key[18] = ep.family;
+			if (ks_index_get(&seen, key, sizeof(key)) ||
+			    ks_index_put(&seen, key, sizeof(key), (void *)1))
 				continue;
-			seen[n++] = ep;
-			json_object_array_add(arr, ep_json(dp, &ep,
-							   es->state == KS_EP_READY ? NULL : "yes",
-							   conns, now));
+			json_object_array_add(
+				arr, ep_json(dp, st, &ep, es->state == KS_EP_READY ? NULL : "yes", now));
 		}
 	}
-	free(seen);
+	ks_index_destroy(&seen);
 	return arr;
 }

@@ -41,14 +41,10 @@ int ks_health_foreach(struct ks_dp *dp, ks_health_fn *fn, void *arg);
  * health state, counters (quarantines, refused, unanswered, recovered) and
  * the open connections the table holds for it (SYN_SENT, ESTABLISHED and
  * UDP flows not expired), so a draining endpoint shows what it still
- * serves. Counting walks the connection table once per call of
- * ks_health_status_prepare().
+ * serves: the counts of user/lib/observe.c's walk, which every shift's
+ * status shares.
  */
-struct ks_health_conns; /* open connections per endpoint, of one shift */
-struct ks_health_conns *ks_health_status_prepare(struct ks_dp *dp,
-						 const struct ks_shift_state *st);
 struct json_object *ks_health_backend_json(struct ks_dp *dp, const struct ks_shift_state *st,
-					   size_t b, const struct ks_health_conns *conns);
-void ks_health_conns_free(struct ks_health_conns *c);
+					   size_t b);
 
 #endif /* KSHIFT_HEALTH_H */

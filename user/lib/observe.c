@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include "conntrack.h"
+#include "index.h"
 #include "observe.h"
 
 /* A walk's counts serve for 20 walks' time (a million flows take about a
@@ -19,13 +20,26 @@
 #define OPEN_CACHE_MIN_NS 50000000ULL
 #define OPEN_WALK_SHARE	  20
 
-/* The last walk's counts, per (svc, backend) slot as in ks_stats. */
+/* The last walk's counts, per (svc, backend) slot as in ks_stats, and per
+ * (svc, endpoint) for the endpoints `get` lists. */
 static struct {
 	const struct ks_dp *dp;
 	uint64_t at_ns, took_ns;
 	uint32_t *open;
 	uint32_t nr; /* services open covers: the dp's --max-services */
+	struct ks_index by_ep; /* ep_key() -> count */
 } cache;
+
+/* (svc, endpoint) as bytes of their own: ks_endpoint may have padding. */
+static size_t ep_key(uint32_t svc, const struct ks_addr *addr, uint8_t family, uint16_t port_be,
+		     uint8_t key[23])
+{
+	memcpy(key, &svc, 4);
+	memcpy(key + 4, addr, 16);
+	memcpy(key + 20, &port_be, 2);
+	key[22] = family;
+	return 23;
+}
 
 static uint64_t mono_ns(void)
 {
@@ -38,13 +52,18 @@ static uint64_t mono_ns(void)
 static int count_one(const struct ks_ct_flow *f, void *arg)
 {
 	uint32_t *open = arg;
+	uint8_t key[23];
+	uintptr_t n;
+	size_t len;
 
 	/* a FIN or a reset ends a connection as far as anyone waits on it */
 	if (f->expired || f->state == KS_CT_CLOSED || f->state == KS_CT_CLOSING ||
 	    f->svc >= cache.nr || f->backend >= KS_MAX_BACKENDS)
 		return 0;
 	open[f->svc * KS_STATS_PER_SVC + f->backend]++;
-	return 0;
+	len = ep_key(f->svc, &f->endpoint, f->family, htons(f->endpoint_port), key);
+	n = (uintptr_t)ks_index_get(&cache.by_ep, key, len);
+	return ks_index_put(&cache.by_ep, key, len, (void *)(n + 1));
 }
 
 static const uint32_t *open_counts(struct ks_dp *dp)
@@ -65,8 +84,11 @@ static const uint32_t *open_counts(struct ks_dp *dp)
 		return NULL;
 	cache.nr = dp->max_svcs;
 	memset(cache.open, 0, (size_t)cache.nr * KS_STATS_PER_SVC * sizeof(uint32_t));
-	if (ks_ct_list(dp, UINT32_MAX, ks_ct_now(), count_one, cache.open))
+	ks_index_destroy(&cache.by_ep);
+	if (ks_ct_list(dp, UINT32_MAX, ks_ct_now(), count_one, cache.open)) {
 		memset(cache.open, 0, (size_t)cache.nr * KS_STATS_PER_SVC * sizeof(uint32_t));
+		ks_index_destroy(&cache.by_ep);
+	}
 	cache.dp = dp;
 	cache.at_ns = mono_ns();
 	cache.took_ns = cache.at_ns - now;
@@ -81,6 +103,22 @@ uint64_t ks_observe_open(struct ks_dp *dp, uint32_t svc, uint32_t b)
 		return 0;
 	open = open_counts(dp);
 	return open ? open[svc * KS_STATS_PER_SVC + b] : 0;
+}
+
+uint64_t ks_observe_ep_open(struct ks_dp *dp, const struct ks_shift_state *st,
+			    const struct ks_endpoint *ep)
+{
+	uint64_t n = 0;
+	uint8_t key[23];
+	size_t i;
+
+	if (!dp || !dp->skel || !open_counts(dp))
+		return 0;
+	for (i = 0; i < st->nr_svcs; i++)
+		n += (uintptr_t)ks_index_get(
+			&cache.by_ep, key,
+			ep_key(st->svcs[i].svc, &ep->addr, ep->family, ep->port, key));
+	return n;
 }
 
 uint64_t ks_observe_shift_open(struct ks_shifts *t, const struct ks_shift_state *st, uint32_t b)

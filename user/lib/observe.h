@@ -18,6 +18,11 @@
  * takes about a second per million flows). 0 on any error. */
 uint64_t ks_observe_open(struct ks_dp *dp, uint32_t svc, uint32_t b);
 
+/* Open flows of a shift's services on one endpoint (its port as flows reach
+ * it, network order), from the same walk. */
+uint64_t ks_observe_ep_open(struct ks_dp *dp, const struct ks_shift_state *st,
+			    const struct ks_endpoint *ep);
+
 /* ... summed over the services of a shift. */
 uint64_t ks_observe_shift_open(struct ks_shifts *t, const struct ks_shift_state *st, uint32_t b);
 

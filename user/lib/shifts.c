@@ -760,13 +760,11 @@ struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_
 	struct json_object *doc = ks_shift_to_json(&st->spec);
 	struct json_object *status, *backends, *b;
 	uint64_t since[KS_MAX_BACKENDS], total = 0;
-	struct ks_health_conns *conns;
 	struct ks_counters c, none;
 	size_t i;
 
 	if (!doc)
 		return NULL;
-	conns = ks_health_status_prepare(t->dp, st);
 	status = json_object_new_object();
 	backends = json_object_new_array();
 	json_object_object_add(doc, "status", status);
@@ -795,10 +793,9 @@ struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_
 			json_object_new_double(total ? 100.0 * since[i] / total : 0.0));
 		/* per endpoint: passive health, open connections (health.h) */
 		json_object_object_add(b, "endpointStatus",
-				       ks_health_backend_json(t->dp, st, i, conns));
+				       ks_health_backend_json(t->dp, st, i));
 		json_object_array_add(backends, b);
 	}
-	ks_health_conns_free(conns);
 	counters_of(t, st, KS_STATS_NONE, &none);
 	json_object_object_add(status, "rejectedFlows", json_object_new_int64(none.rejected));
 	if (st->spec.nr_rules)
