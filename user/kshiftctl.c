@@ -744,10 +744,13 @@ static int cmd_top(struct ctl *c)
 
 /* The shift NAME as get -o json shows it (the answer holds it), or NULL
  * with the failure said. */
+/* One shift as get shows it, without open connections (a walk of the
+ * connection table that a change's check and summary do without). */
 static struct json_object *get_one(const struct ctl *c, const char *name, struct json_object **resp)
 {
 	struct json_object *req = request("get", c, name), *items;
 
+	json_object_object_add(req, "connections", json_object_new_boolean(0));
 	if (call(c, req, resp))
 		return NULL;
 	json_object_object_get_ex(*resp, "items", &items);

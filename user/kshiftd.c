@@ -409,7 +409,11 @@ static int by_name(const void *a, const void *b)
 static struct json_object *do_get(struct daemon *d, struct json_object *req)
 {
 	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name");
-	struct json_object *r, *items = json_object_new_array();
+	struct json_object *r, *items = json_object_new_array(), *v;
+	/* "connections": false: no open connections, which cost a walk of the
+	 * connection table (kshiftctl's check before a change needs none) */
+	bool open = !json_object_object_get_ex(req, "connections", &v) ||
+		    !json_object_is_type(v, json_type_boolean) || json_object_get_boolean(v);
 	struct ks_shift_state **sorted;
 	size_t i;
 
@@ -426,7 +430,7 @@ static struct json_object *do_get(struct daemon *d, struct json_object *req)
 
 		if ((ns && strcmp(ns, st->spec.namespace)) || (name && strcmp(name, st->spec.name)))
 			continue;
-		json_object_array_add(items, shadow_status(d, st, ks_shifts_status(&d->shifts, st)));
+		json_object_array_add(items, shadow_status(d, st, ks_shifts_status(&d->shifts, st, open)));
 	}
 	free(sorted);
 	if (name && !json_object_array_length(items)) {

@@ -76,7 +76,8 @@ int ks_health_foreach(struct ks_dp *dp, ks_health_fn *fn, void *arg)
 
 /* One endpoint, by its address and the port flows reach it on. */
 static struct json_object *ep_json(struct ks_dp *dp, const struct ks_shift_state *st,
-				   const struct ks_endpoint *ep, const char *draining, uint64_t now)
+				   const struct ks_endpoint *ep, const char *draining, bool open,
+				   uint64_t now)
 {
 	struct json_object *o = json_object_new_object();
 	char ip[INET6_ADDRSTRLEN], addr[INET6_ADDRSTRLEN + 8];
@@ -102,12 +103,14 @@ static struct json_object *ep_json(struct ks_dp *dp, const struct ks_shift_state
 	json_object_object_add(o, "refused", json_object_new_int64(h.refused));
 	json_object_object_add(o, "unanswered", json_object_new_int64(h.unanswered));
 	json_object_object_add(o, "recovered", json_object_new_int64(h.recovered));
-	json_object_object_add(o, "connections", json_object_new_int64(ks_observe_ep_open(dp, st, ep)));
+	if (open)
+		json_object_object_add(o, "connections",
+				       json_object_new_int64(ks_observe_ep_open(dp, st, ep)));
 	return o;
 }
 
 struct json_object *ks_health_backend_json(struct ks_dp *dp, const struct ks_shift_state *st,
-					   size_t b)
+					   size_t b, bool open)
 {
 	const struct ks_backend_spec *bs = &st->spec.backends[b];
 	struct json_object *arr = json_object_new_array();
@@ -137,7 +140,7 @@ struct json_object *ks_health_backend_json(struct ks_dp *dp, const struct ks_shi
 			    ks_index_put(&seen, key, sizeof(key), (void *)1))
 				continue;
 			json_object_array_add(
-				arr, ep_json(dp, st, &ep, es->state == KS_EP_READY ? NULL : "yes", now));
+				arr, ep_json(dp, st, &ep, es->state == KS_EP_READY ? NULL : "yes", open, now));
 		}
 	}
 	ks_index_destroy(&seen);

@@ -45,6 +45,6 @@ int ks_health_foreach(struct ks_dp *dp, ks_health_fn *fn, void *arg);
  * status shares.
  */
 struct json_object *ks_health_backend_json(struct ks_dp *dp, const struct ks_shift_state *st,
-					   size_t b);
+					   size_t b, bool open);
 
 #endif /* KSHIFT_HEALTH_H */

@@ -132,7 +132,7 @@ uint64_t ks_observe_shift_open(struct ks_shifts *t, const struct ks_shift_state 
 }
 
 void ks_observe_status(struct ks_shifts *t, const struct ks_shift_state *st,
-		       struct json_object *doc)
+		       struct json_object *doc, bool open)
 {
 	const struct ks_shift *s = &st->spec;
 	struct json_object *status, *backends, *fes, *b;
@@ -150,8 +150,10 @@ void ks_observe_status(struct ks_shifts *t, const struct ks_shift_state *st,
 		json_object_object_add(
 			b, "sharePercent",
 			json_object_new_double(sum ? 100.0 * s->backends[i].weight / sum : 0.0));
-		json_object_object_add(b, "openConnections",
-				       json_object_new_int64(ks_observe_shift_open(t, st, i)));
+		if (open)
+			json_object_object_add(
+				b, "openConnections",
+				json_object_new_int64(ks_observe_shift_open(t, st, i)));
 	}
 	json_object_object_add(status, "observedWindow",
 			       json_object_new_string("new flows since the last change"));

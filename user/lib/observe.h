@@ -27,9 +27,9 @@ uint64_t ks_observe_ep_open(struct ks_dp *dp, const struct ks_shift_state *st,
 uint64_t ks_observe_shift_open(struct ks_shifts *t, const struct ks_shift_state *st, uint32_t b);
 
 /* Adds to doc (from ks_shifts_status) status.frontends ("198.18.100.1:80/TCP"),
- * and per backend sharePercent (its weight's share of the sum) and
- * openConnections; status.observedWindow says what observedPercent covers. */
+ * and per backend sharePercent (its weight's share of the sum) and, when
+ * open, openConnections; status.observedWindow says what observedPercent covers. */
 void ks_observe_status(struct ks_shifts *t, const struct ks_shift_state *st,
-		       struct json_object *doc);
+		       struct json_object *doc, bool open);
 
 #endif /* KSHIFT_OBSERVE_H */

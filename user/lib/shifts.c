@@ -755,7 +755,8 @@ int ks_shifts_set_mirror(struct ks_shifts *t, struct ks_shift_state *st, const c
 	return ret;
 }
 
-struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_state *st)
+struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_state *st,
+				     bool open)
 {
 	struct json_object *doc = ks_shift_to_json(&st->spec);
 	struct json_object *status, *backends, *b;
@@ -793,14 +794,14 @@ struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_
 			json_object_new_double(total ? 100.0 * since[i] / total : 0.0));
 		/* per endpoint: passive health, open connections (health.h) */
 		json_object_object_add(b, "endpointStatus",
-				       ks_health_backend_json(t->dp, st, i));
+				       ks_health_backend_json(t->dp, st, i, open));
 		json_object_array_add(backends, b);
 	}
 	counters_of(t, st, KS_STATS_NONE, &none);
 	json_object_object_add(status, "rejectedFlows", json_object_new_int64(none.rejected));
 	if (st->spec.nr_rules)
 		json_object_object_add(status, "rules", ks_rules_status(&st->spec));
-	ks_observe_status(t, st, doc);
+	ks_observe_status(t, st, doc, open);
 	return doc;
 }
 

@@ -119,7 +119,11 @@ int ks_shifts_set_mirror(struct ks_shifts *t, struct ks_shift_state *st, const c
 
 /* The shift as a manifest, with a status object: per backend its weight,
  * endpoints, counters and the observed split since the last change. */
-struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_state *st);
+/* open: with the open connections per backend and endpoint, which take a
+ * walk of the whole connection table (shared by every shift's status, and
+ * cached for a moment: user/lib/observe.c). */
+struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_state *st,
+				     bool open);
 
 /* The live flows of the shifts named (ns and name NULL: every one), as
  * `kshiftctl conns` lists them: at most max, *total counting them all.
