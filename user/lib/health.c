@@ -139,8 +139,9 @@ struct json_object *ks_health_backend_json(struct ks_dp *dp, const struct ks_shi
 			if (ks_index_get(&seen, key, sizeof(key)) ||
 			    ks_index_put(&seen, key, sizeof(key), (void *)1))
 				continue;
-			json_object_array_add(
-				arr, ep_json(dp, st, &ep, es->state == KS_EP_READY ? NULL : "yes", open, now));
+			json_object_array_add(arr, ep_json(dp, st, &ep,
+							   es->state == KS_EP_READY ? NULL : "yes",
+							   open, now));
 		}
 	}
 	ks_index_destroy(&seen);
