@@ -52,4 +52,11 @@ enum ks_action {
 	KS_ACT_TX, /* back out of the interface it came in on */
 };
 
+/* Two addresses, IPv4 or IPv6 (an IPv4 one is zero past its 4 bytes). */
+static __always_inline bool ks_addr_eq(const struct ks_addr *a, const struct ks_addr *b)
+{
+	return !((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) | (a->v6[2] ^ b->v6[2]) |
+		 (a->v6[3] ^ b->v6[3]));
+}
+
 #endif /* KS_BPF_COMMON_H */

@@ -100,12 +100,6 @@ static __always_inline bool ks_ct_pure_syn(const struct ks_pkt *pkt)
 	       (pkt->tcp_flags & (KS_TCP_SYN | KS_TCP_ACK | KS_TCP_RST)) == KS_TCP_SYN;
 }
 
-static __always_inline bool ks_addr_eq(const struct ks_addr *a, const struct ks_addr *b)
-{
-	return !((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) | (a->v6[2] ^ b->v6[2]) |
-		 (a->v6[3] ^ b->v6[3]));
-}
-
 /* The key of the other direction's entry of the flow whose entry c is.
  * A hairpin flow's replies go to the hairpin address (bpf/lib/hairpin.h),
  * and its client is its endpoint. */
@@ -284,7 +278,7 @@ static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct k
 		.state = flow->proto != IPPROTO_TCP ? KS_CT_UDP
 			 : ks_ct_pure_syn(pkt)	    ? KS_CT_SYN_SENT
 						    : KS_CT_ESTABLISHED,
-		.flags = ks_hp_addr_eq(&ep->addr, &flow->saddr) ? KS_CONN_HAIRPIN : 0,
+		.flags = ks_addr_eq(&ep->addr, &flow->saddr) ? KS_CONN_HAIRPIN : 0,
 	};
 	struct ks_flow rkey, old_rkey;
 	struct ks_conn rev, *old;

@@ -66,7 +66,7 @@ static __always_inline int ks_egress(struct __sk_buff *skb)
 
 	now = ks_ct_now();
 	key = pkt.flow;
-	hairpin = ks_hp_addr_eq(&key.saddr, &key.daddr);
+	hairpin = ks_addr_eq(&key.saddr, &key.daddr);
 	if (hairpin)
 		ks_hairpin_addr(key.family, &key.daddr);
 	c = ks_egress_reply(&key, now);

@@ -74,12 +74,6 @@ static __always_inline void ks_hairpin_addr(__u8 family, struct ks_addr *a)
 		a->bytes[i] = ks_hairpin_v6[i];
 }
 
-static __always_inline bool ks_hp_addr_eq(const struct ks_addr *a, const struct ks_addr *b)
-{
-	return !((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) | (a->v6[2] ^ b->v6[2]) |
-		 (a->v6[3] ^ b->v6[3]));
-}
-
 /* Rewrites the source of pkt to the hairpin address, the port kept. */
 static __always_inline int ks_hairpin_snat(void *ctx, const bool xdp, struct ks_pkt *pkt)
 {
@@ -120,7 +114,7 @@ static __always_inline int ks_nat_new(void *ctx, const bool xdp, struct ks_pkt *
 {
 	if (ks_nat(ctx, xdp, pkt, true, &ep->addr, ep->port))
 		return -1;
-	if (ks_xdp_pass_up(xdp) || !ks_hp_addr_eq(&ep->addr, &pkt->flow.saddr))
+	if (ks_xdp_pass_up(xdp) || !ks_addr_eq(&ep->addr, &pkt->flow.saddr))
 		return 0;
 	return ks_hairpin_snat(ctx, xdp, pkt);
 }
