@@ -31,6 +31,14 @@
  * KS_CT_TOUCH_NS, and then also the other direction's, rebuilding it if it
  * is missing: a flow is never left translated one way only. A refresh
  * never moves an entry's state back (see ks_ct_update()).
+ *
+ * One insert per new flow: an insert is most of what a new flow costs, so
+ * the first packet enters the forward entry only (ks_ct_create()), and the
+ * flow's first reply enters the reply entry (ks_ct_reply_entry()): kshiftd
+ * keeps, in ks_eprev, the frontends each endpoint serves, and a packet
+ * from an endpoint that no entry knows is a reply only if one of those
+ * frontends has a live forward entry from the packet's destination steered
+ * to exactly this endpoint. An unanswered SYN (a flood) costs one entry.
  */
 #ifndef KS_BPF_CONNTRACK_H
 #define KS_BPF_CONNTRACK_H
@@ -200,7 +208,7 @@ static __always_inline void ks_ct_peer_val(const struct ks_flow *key, const stru
 		.svc = c->svc,
 		.seen_ns = c->seen_ns,
 		.state = c->state,
-		.flags = c->flags & KS_CONN_HAIRPIN,
+		.flags = c->flags & (KS_CONN_HAIRPIN | KS_CONN_MIRRORED),
 	};
 }
 
@@ -255,17 +263,23 @@ static __always_inline void ks_ct_update(const struct ks_pkt *pkt, struct ks_con
 }
 
 /*
- * Remembers a new flow (forward key pkt->flow) steered to ep, replacing
- * stale, the expired or ended entry found at its key, if any. Returns 0, or
- * the verdict that refuses the flow: the table is full, or the reply tuple
- * is a live flow's of another frontend (one client port to two frontends
- * that share an endpoint, whose replies could not be told apart). The
- * reply entry goes in first, so no failure leaves a forward entry without
- * its reply.
+ * Remembers a new flow (forward key pkt->flow) through frontend fe, steered
+ * to ep, replacing stale, the expired or ended entry found at its key, if
+ * any. Returns 0, or the verdict that refuses the flow: the table is full,
+ * or the reply tuple is a live flow's of another frontend (one client port
+ * to two frontends that share an endpoint, whose replies could not be told
+ * apart).
+ *
+ * The forward entry alone goes in, and the first reply brings the reply
+ * entry (ks_ct_reply_entry()), unless fe says its endpoints serve other
+ * frontends too (the insert of the reply entry is what finds a clash) or
+ * are missing from ks_eprev, or the flow is a hairpin one, whose replies
+ * go to the hairpin address. Then both go in, the reply entry first, so no
+ * failure leaves a forward entry without its reply.
  */
 static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct ks_conn *stale,
-					const struct ks_endpoint *ep, __u32 svc, __u32 backend,
-					__u64 now)
+					const struct ks_frontend *fe, const struct ks_endpoint *ep,
+					__u32 backend, __u64 now)
 {
 	const struct ks_flow *flow = &pkt->flow;
 	struct ks_conn fwd = {
@@ -273,7 +287,7 @@ static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct k
 		.port = ep->port,
 		.dir = KS_DIR_FORWARD,
 		.backend = backend,
-		.svc = svc,
+		.svc = fe->svc,
 		.seen_ns = now,
 		.state = flow->proto != IPPROTO_TCP ? KS_CT_UDP
 			 : ks_ct_pure_syn(pkt)	    ? KS_CT_SYN_SENT
@@ -287,7 +301,6 @@ static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct k
 	if (ks_ct_pure_syn(pkt))
 		fwd.isn = pkt->tcp_seq;
 	ks_ct_peer_key(flow, &fwd, &rkey);
-	ks_ct_peer_val(flow, &fwd, &rev);
 
 	/* a re-steered flow's old reply translation goes with it */
 	if (stale && stale->dir == KS_DIR_FORWARD &&
@@ -298,6 +311,13 @@ static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct k
 			bpf_map_delete_elem(&ks_conns, &old_rkey);
 	}
 
+	if (likely(!(fe->flags & KS_FE_REPLY_AT_ONCE) && !fwd.flags)) {
+		if (bpf_map_update_elem(&ks_conns, flow, &fwd, BPF_ANY))
+			return KS_V_DROP_CT_FULL;
+		return 0;
+	}
+
+	ks_ct_peer_val(flow, &fwd, &rev);
 	err = bpf_map_update_elem(&ks_conns, &rkey, &rev, BPF_NOEXIST);
 	if (err == -KS_EEXIST) {
 		old = bpf_map_lookup_elem(&ks_conns, &rkey);
@@ -314,6 +334,71 @@ static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct k
 		return KS_V_DROP_CT_FULL;
 	}
 	return 0;
+}
+
+/* What ks_ct_reply_entry() found. */
+enum ks_ct_reply {
+	KS_CT_REPLY_NONE,    /* no steered flow's reply */
+	KS_CT_REPLY_ENTERED, /* a flow's first reply: its entry is in */
+	KS_CT_REPLY_FULL,    /* a flow's reply, whose entry found no room: drop it */
+};
+
+/*
+ * key, a packet (or an ICMP error's quote, reversed) from an endpoint to a
+ * client that found no live entry: is it the reply of a flow whose first
+ * packet entered only its forward entry? The frontends the endpoint serves
+ * (ks_eprev, a hint kshiftd keeps) say where to look; a forward entry from
+ * key's destination to one of them is the flow's if it is live and steered
+ * to exactly key's source. Its reply entry is then made from it, and *out
+ * points at it. Not a reply: a SYN (endpoints do not open connections to a
+ * client's port), or a SYN-ACK to a flow that is over (another connection,
+ * from a reused port, to the endpoint directly).
+ */
+static __always_inline enum ks_ct_reply ks_ct_reply_entry(const struct ks_flow *key,
+							  __u8 tcp_flags, __u64 now,
+							  struct ks_conn **out)
+{
+	struct ks_eprev_key ek = {
+		.addr = key->saddr,
+		.port = key->sport,
+		.family = key->family,
+		.proto = key->proto,
+	};
+	const struct ks_eprev *rev;
+	struct ks_flow fk;
+	struct ks_conn v, *f = NULL;
+	bool syn = tcp_flags & KS_TCP_SYN;
+	__u32 i;
+
+	if (syn && !(tcp_flags & KS_TCP_ACK))
+		return KS_CT_REPLY_NONE;
+	rev = bpf_map_lookup_elem(&ks_eprev, &ek);
+	if (!rev)
+		return KS_CT_REPLY_NONE;
+	fk = (struct ks_flow){
+		.saddr = key->daddr,
+		.sport = key->dport,
+		.proto = key->proto,
+		.family = key->family,
+	};
+	for (i = 0; i < KS_EPREV_MAX && i < rev->nr; i++) {
+		fk.daddr = rev->fe[i].addr;
+		fk.dport = rev->fe[i].port;
+		f = bpf_map_lookup_elem(&ks_conns, &fk);
+		if (f && f->dir == KS_DIR_FORWARD && f->port == key->sport &&
+		    !(f->flags & KS_CONN_HAIRPIN) && ks_addr_eq(&f->addr, &key->saddr) &&
+		    ks_ct_live(f, now) &&
+		    !(syn && (f->state == KS_CT_CLOSING || f->state == KS_CT_CLOSED)))
+			break;
+		f = NULL;
+	}
+	if (!f)
+		return KS_CT_REPLY_NONE;
+	ks_ct_peer_val(&fk, f, &v);
+	if (bpf_map_update_elem(&ks_conns, key, &v, BPF_ANY))
+		return KS_CT_REPLY_FULL;
+	*out = bpf_map_lookup_elem(&ks_conns, key);
+	return *out ? KS_CT_REPLY_ENTERED : KS_CT_REPLY_FULL;
 }
 
 #endif /* KS_BPF_CONNTRACK_H */

@@ -33,13 +33,20 @@
 #include "nat.h"
 #include "parse.h"
 
-static __always_inline struct ks_conn *ks_egress_reply(const struct ks_flow *key, __u64 now)
+/* The live reply entry at key, or NULL; with tcp_flags (not a hairpin
+ * key), one made for a flow's first reply if ingress did not see it
+ * (conntrack.h): -1 when it found no room. */
+static __always_inline int ks_egress_reply(const struct ks_flow *key, __u8 tcp_flags, bool first,
+					   __u64 now, struct ks_conn **c)
 {
-	struct ks_conn *c = bpf_map_lookup_elem(&ks_conns, key);
-
-	if (!c || c->dir != KS_DIR_REPLY || !ks_ct_live(c, now))
-		return NULL;
-	return c;
+	*c = bpf_map_lookup_elem(&ks_conns, key);
+	if (*c && !ks_ct_live(*c, now))
+		*c = NULL;
+	if (!*c && first && ks_ct_reply_entry(key, tcp_flags, now, c) == KS_CT_REPLY_FULL)
+		return -1;
+	if (*c && (*c)->dir != KS_DIR_REPLY)
+		*c = NULL;
+	return 0;
 }
 
 static __always_inline int ks_egress(struct __sk_buff *skb)
@@ -69,7 +76,8 @@ static __always_inline int ks_egress(struct __sk_buff *skb)
 	hairpin = ks_addr_eq(&key.saddr, &key.daddr);
 	if (hairpin)
 		ks_hairpin_addr(key.family, &key.daddr);
-	c = ks_egress_reply(&key, now);
+	if (ks_egress_reply(&key, pkt.tcp_flags, !hairpin, now, &c))
+		return TC_ACT_SHOT;
 	if (c) {
 		if (ks_nat(skb, false, &pkt, false, &c->addr, c->port))
 			return TC_ACT_SHOT;
@@ -82,7 +90,7 @@ static __always_inline int ks_egress(struct __sk_buff *skb)
 	/* pod:c -> pod:p, whose reply key is pod:p -> hairpin:c */
 	key.sport = pkt.flow.dport;
 	key.dport = pkt.flow.sport;
-	c = ks_egress_reply(&key, now);
+	ks_egress_reply(&key, 0, false, now, &c);
 	if (c && (c->flags & KS_CONN_HAIRPIN) && ks_hairpin_snat(skb, false, &pkt))
 		return TC_ACT_SHOT;
 	return TC_ACT_OK;

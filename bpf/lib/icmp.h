@@ -16,7 +16,8 @@
  *   quoted source made the endpoint's.
  *
  * The quoted packet reversed is the key of the flow's entry for the
- * direction the error travels in: a reply entry in the first case, a
+ * direction the error travels in: a reply entry in the first case (made
+ * from the forward entry if the flow has had no reply yet: conntrack.h), a
  * forward entry in the second, each naming the address and port to put
  * back. Checksums are updated incrementally: the outer IPv4 header's, the
  * quoted IPv4 header's, the quoted TCP or UDP checksum when the quote
@@ -72,6 +73,7 @@ static __always_inline int ks_icmp(void *ctx, const bool xdp, const struct ks_pk
 	struct ks_flow key = {};
 	struct ks_conn *c;
 	__be16 *port, *check, old16;
+	__u64 now;
 	__u8 *icmp;
 
 	if (pkt->flow.proto != (v4 ? IPPROTO_ICMP : IPPROTO_ICMPV6))
@@ -114,9 +116,19 @@ static __always_inline int ks_icmp(void *ctx, const bool xdp, const struct ks_pk
 		return -1;
 	key.sport = port[1];
 	key.dport = port[0];
+	now = ks_ct_now();
 	c = bpf_map_lookup_elem(&ks_conns, &key);
-	if (!c || !ks_ct_live(c, ks_ct_now()))
-		return -1;
+	if (!c || !ks_ct_live(c, now)) {
+		/* about a flow whose first reply has not come yet */
+		switch (ks_ct_reply_entry(&key, 0, now, &c)) {
+		case KS_CT_REPLY_ENTERED:
+			break;
+		case KS_CT_REPLY_FULL:
+			return KS_V_DROP_CT_FULL;
+		default:
+			return -1;
+		}
+	}
 	/* an unreachable answering a handshake's SYN: held back like a reset */
 	if (tcp &&
 	    unlikely(ks_health_unreach(&key, c, v4, icmp, (__u8 *)port, data_end, end - in_l4)))

@@ -6,6 +6,8 @@
  *                                          (bpf/lib/conntrack.h: states, expiry)
  *   new flow to a frontend              -> weighted backend, Maglev endpoint,
  *                                          remembered in ks_conns, DNAT
+ *   a flow's first reply                -> its entry made from the flow's
+ *                                          (ks_eprev leads to it), reverse NAT
  *   new flow, no usable endpoint        -> TCP reset / ICMP unreachable
  *   ICMP error about a steered flow     -> translated like the flow (icmp.h)
  *   anything else                       -> untouched
@@ -187,17 +189,45 @@ static __always_inline int ks_reject(void *ctx, const bool xdp, struct ks_pkt *p
 			 tx ? KS_ACT_TX : KS_ACT_PASS);
 }
 
+/* The first packet of a flow to frontend fe (found at the flow's key: stale,
+ * an entry that is over; resteer: a handshake moved off a failed endpoint). */
+static __always_inline int ks_new_flow(void *ctx, const bool xdp, struct ks_pkt *pkt,
+				       const struct ks_frontend *fe, const struct ks_conn *stale,
+				       __u8 resteer, __u64 now, __u32 len)
+{
+	const struct ks_endpoint *ep;
+	__u32 backend = 0;
+	int ret;
+
+	ep = ks_pick(fe->svc, &pkt->flow, &backend, resteer);
+	if (!ep)
+		return ks_reject(ctx, xdp, pkt, fe->svc, len);
+
+	ret = ks_ct_create(pkt, stale, fe, ep, backend, now);
+	if (ret)
+		return ks_finish(ctx, xdp, ret, KS_ACT_DROP);
+	if (unlikely(resteer))
+		ks_health_moved(&pkt->flow, resteer);
+	if (unlikely(pkt->frag))
+		ks_frag_track(pkt, true, &ep->addr, fe->svc, backend);
+	ks_count(fe->svc, backend, len, true, false);
+	ks_mirror_start(ctx, xdp, pkt, fe->svc, ep, ks_hash_flow(&pkt->flow));
+	if (ks_nat_new(ctx, xdp, pkt, ep))
+		return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
+	return ks_finish_nat(ctx, xdp, resteer ? KS_V_NAT_RESTEER : KS_V_NAT_NEW, pkt);
+}
+
 static __always_inline int ks_process(void *ctx, const bool xdp)
 {
 	struct ks_pkt pkt = {};
 	const struct ks_frontend *fe;
-	const struct ks_endpoint *ep;
 	struct ks_frontend_key key;
-	__u32 len, backend = 0;
 	enum ks_ct_use use;
 	struct ks_conn *conn;
+	bool fwd;
 	__u8 resteer;
 	__u64 now;
+	__u32 len;
 	int ret;
 
 	ks_pull(ctx, xdp, KS_L2_MAX + KS_L3_MAX + sizeof(struct tcphdr));
@@ -211,7 +241,9 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 	case KS_PARSE_NOT_L4:
 		ret = ks_icmp(ctx, xdp, &pkt);
 		return ks_finish(ctx, xdp, ret < 0 ? KS_V_PASS_NOT_L4 : ret,
-				 ret == KS_V_DROP_UNREACH_HELD ? KS_ACT_DROP : KS_ACT_PASS);
+				 ret == KS_V_DROP_UNREACH_HELD || ret == KS_V_DROP_CT_FULL
+					 ? KS_ACT_DROP
+					 : KS_ACT_PASS);
 	case KS_PARSE_FRAGMENT:
 		ret = ks_frag_follow(ctx, xdp, &pkt);
 		if (ret == KS_V_NAT_FRAGMENT)
@@ -232,53 +264,44 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 	use = ks_ct_check(&pkt, conn, now);
 	/* a handshake its endpoint refused or ignored moves (health.h) */
 	resteer = ks_health_resteer(&pkt, conn, use, now);
-	if (use != KS_CT_MISS && !resteer) {
-		bool fwd = conn->dir == KS_DIR_FORWARD;
-
-		if (unlikely(!fwd && ks_health_reply(&pkt, conn)))
-			return ks_finish(ctx, xdp, KS_V_DROP_REFUSED, KS_ACT_DROP);
-		if (use == KS_CT_HIT)
-			ks_ct_update(&pkt, conn, now);
-		/* XDP passing up: a reply's later fragments are the egress's */
-		if (unlikely(pkt.frag) && (fwd || !ks_xdp_pass_up(xdp)))
-			ks_frag_track(&pkt, fwd, &conn->addr, conn->svc, conn->backend);
-		ks_count(conn->svc, conn->backend, len, false, false);
-		if (unlikely(conn->flags & KS_CONN_MIRRORED))
-			ks_mirror(ctx, xdp, &pkt, conn, fwd);
-		if (ks_nat_flow(ctx, xdp, &pkt, conn, fwd))
-			return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
-		return ks_finish_nat(ctx, xdp, fwd ? KS_V_NAT_ESTABLISHED : KS_V_NAT_REPLY, &pkt);
+	if (use == KS_CT_MISS || resteer) {
+		key = (struct ks_frontend_key){
+			.addr = pkt.flow.daddr,
+			.port = pkt.flow.dport,
+			.proto = pkt.flow.proto,
+			.family = pkt.flow.family,
+		};
+		fe = bpf_map_lookup_elem(&ks_frontends, &key);
+		if (fe)
+			return ks_new_flow(ctx, xdp, &pkt, fe, conn, resteer, now, len);
+		/* no frontend's: the first reply of a flow (conntrack.h)? */
+		switch (ks_ct_reply_entry(&pkt.flow, pkt.tcp_flags, now, &conn)) {
+		case KS_CT_REPLY_ENTERED:
+			use = KS_CT_HIT;
+			break;
+		case KS_CT_REPLY_FULL:
+			return ks_finish(ctx, xdp, KS_V_DROP_CT_FULL, KS_ACT_DROP);
+		default:
+			if (unlikely(ks_mirror_shadow_reply(&pkt)))
+				return ks_finish(ctx, xdp, KS_V_DROP_SHADOW_REPLY, KS_ACT_DROP);
+			return ks_finish(ctx, xdp, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
+		}
 	}
 
-	key = (struct ks_frontend_key){
-		.addr = pkt.flow.daddr,
-		.port = pkt.flow.dport,
-		.proto = pkt.flow.proto,
-		.family = pkt.flow.family,
-	};
-	fe = bpf_map_lookup_elem(&ks_frontends, &key);
-	if (!fe) {
-		if (unlikely(ks_mirror_shadow_reply(&pkt)))
-			return ks_finish(ctx, xdp, KS_V_DROP_SHADOW_REPLY, KS_ACT_DROP);
-		return ks_finish(ctx, xdp, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
-	}
-
-	ep = ks_pick(fe->svc, &pkt.flow, &backend, resteer);
-	if (!ep)
-		return ks_reject(ctx, xdp, &pkt, fe->svc, len);
-
-	ret = ks_ct_create(&pkt, conn, ep, fe->svc, backend, now);
-	if (ret)
-		return ks_finish(ctx, xdp, ret, KS_ACT_DROP);
-	if (unlikely(resteer))
-		ks_health_moved(&pkt.flow, resteer);
-	if (unlikely(pkt.frag))
-		ks_frag_track(&pkt, true, &ep->addr, fe->svc, backend);
-	ks_count(fe->svc, backend, len, true, false);
-	ks_mirror_start(ctx, xdp, &pkt, fe->svc, ep, ks_hash_flow(&pkt.flow));
-	if (ks_nat_new(ctx, xdp, &pkt, ep))
+	fwd = conn->dir == KS_DIR_FORWARD;
+	if (unlikely(!fwd && ks_health_reply(&pkt, conn)))
+		return ks_finish(ctx, xdp, KS_V_DROP_REFUSED, KS_ACT_DROP);
+	if (use == KS_CT_HIT)
+		ks_ct_update(&pkt, conn, now);
+	/* XDP passing up: a reply's later fragments are the egress's */
+	if (unlikely(pkt.frag) && (fwd || !ks_xdp_pass_up(xdp)))
+		ks_frag_track(&pkt, fwd, &conn->addr, conn->svc, conn->backend);
+	ks_count(conn->svc, conn->backend, len, false, false);
+	if (unlikely(conn->flags & KS_CONN_MIRRORED))
+		ks_mirror(ctx, xdp, &pkt, conn, fwd);
+	if (ks_nat_flow(ctx, xdp, &pkt, conn, fwd))
 		return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
-	return ks_finish_nat(ctx, xdp, resteer ? KS_V_NAT_RESTEER : KS_V_NAT_NEW, &pkt);
+	return ks_finish_nat(ctx, xdp, fwd ? KS_V_NAT_ESTABLISHED : KS_V_NAT_REPLY, &pkt);
 }
 
 #endif /* KS_BPF_LB_H */

@@ -68,6 +68,16 @@ struct {
 	__type(value, struct ks_conn);
 } ks_conns SEC(".maps");
 
+/* The frontends of each endpoint, for a flow's first reply (see abi.h).
+ * Written by kshiftd only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KS_MAX_ENDPOINTS);
+	__type(key, struct ks_eprev_key);
+	__type(value, struct ks_eprev);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} ks_eprev SEC(".maps");
+
 /* The connection table's clock, per CPU: bpf/lib/conntrack.h. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -85,7 +85,48 @@ struct ks_frontend_key {
 
 struct ks_frontend {
 	__u32 svc;
-	__u32 flags; /* reserved, 0 */
+	__u32 flags; /* enum ks_frontend_flags */
+};
+
+/* How a frontend's new flows enter the connection table (bpf/lib/conntrack.h):
+ * by default the first packet inserts the forward entry only, and the first
+ * reply finds its flow through ks_eprev. Set by kshiftd before the frontend,
+ * or an endpoint that calls for it, takes new flows. */
+enum ks_frontend_flags {
+	/* the first packet inserts the reply entry too: an endpoint of this
+	 * frontend also serves another (the reply tuple of a new flow may be
+	 * a live flow's of the other, which only an insert finds while that
+	 * flow is half-open too), or is not in ks_eprev (no room) */
+	KS_FE_REPLY_AT_ONCE = 1 << 0,
+};
+
+/*
+ * ks_eprev: the frontends each endpoint serves, so that a flow's first
+ * reply (endpoint -> client) can find the flow's forward entry (client ->
+ * frontend) and insert its reply entry. Key: the endpoint as replies come
+ * from it; value: up to KS_EPREV_MAX frontends, addresses and ports of the
+ * endpoint's family and protocol. Only a hint: the datapath trusts a
+ * frontend only if the forward entry it names is live and steered to this
+ * very endpoint.
+ */
+#define KS_EPREV_MAX 4
+struct ks_eprev_key {
+	struct ks_addr addr;
+	__be16 port;
+	__u8 family;
+	__u8 proto;
+};
+
+struct ks_eprev_fe {
+	struct ks_addr addr;
+	__be16 port;
+	__u8 pad[2];
+};
+
+struct ks_eprev {
+	__u32 nr; /* frontends in fe[], at most KS_EPREV_MAX */
+	__u32 pad;
+	struct ks_eprev_fe fe[KS_EPREV_MAX];
 };
 
 enum ks_split_flags {
@@ -375,6 +416,8 @@ _Static_assert(sizeof(struct ks_split) == 8 + 4 * KS_MAX_BACKENDS + 16 * KS_MAX_
 _Static_assert(sizeof(struct ks_ring_chunk) == 64, "ks_ring_chunk");
 _Static_assert(KS_RING_SLOTS % KS_RING_CHUNK == 0, "ks_ring chunks");
 _Static_assert(sizeof(struct ks_endpoint) == 24, "ks_endpoint");
+_Static_assert(sizeof(struct ks_eprev_key) == 20, "ks_eprev_key");
+_Static_assert(sizeof(struct ks_eprev) == 88, "ks_eprev");
 _Static_assert(sizeof(struct ks_flow) == 40, "ks_flow");
 _Static_assert(sizeof(struct ks_conn) == 40, "ks_conn");
 _Static_assert(sizeof(struct ks_counters) == 32, "ks_counters");

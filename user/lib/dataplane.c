@@ -61,6 +61,7 @@
 #include <kshift/abi.h> /* before the skeleton, whose rodata uses its types */
 #include "kshift.skel.h"
 #include "dataplane.h"
+#include "eprev.h"
 #include "lock.h"
 #include "log.h"
 #include "maglev.h"
@@ -652,6 +653,8 @@ static void adopt_svc(struct ks_dp *dp, uint32_t svc)
 		dp->next_svc = svc + 1;
 }
 
+static int fe_link(struct ks_dp *dp, const struct ks_frontend_key *key, uint32_t svc);
+
 static int adopt_services(struct ks_dp *dp)
 {
 	int fe_fd = bpf_map__fd(dp->skel->maps.ks_frontends);
@@ -660,7 +663,7 @@ static int adopt_services(struct ks_dp *dp)
 	struct ks_range *ring = NULL, *eps = NULL;
 	size_t nr = 0, cap = 0;
 	struct ks_frontend fe;
-	int err = 0, keys = 0;
+	int err = 0, keys = 0, flags;
 
 	if (nr_svcs > dp->max_svcs)
 		nr_svcs = dp->max_svcs;
@@ -676,7 +679,15 @@ static int adopt_services(struct ks_dp *dp)
 			adopt_svc(dp, fe.svc);
 			nsvc += dp->svcs[fe.svc].adopted;
 		}
-		dp->svcs[fe.svc].fe_refs += dp->svcs[fe.svc].adopted;
+		if (!dp->svcs[fe.svc].adopted)
+			continue;
+		dp->svcs[fe.svc].fe_refs++;
+		/* the index of the frontends' endpoints, as it was (eprev.c) */
+		flags = fe_link(dp, &key, fe.svc);
+		if (flags < 0) {
+			err = flags;
+			goto out;
+		}
 	}
 	/* two adopted slots never overlap (unless the maps were corrupt):
 	 * sorted, a slot that overlaps the one before is dropped */
@@ -920,10 +931,13 @@ void ks_dp_close(struct ks_dp *dp)
 		munmap(dp->endpoints, (size_t)bpf_map__max_entries(dp->skel->maps.ks_endpoints) *
 					      sizeof(*dp->endpoints));
 	kshift_bpf__destroy(dp->skel);
-	for (i = 0; dp->svcs && i < dp->max_svcs; i++)
+	for (i = 0; dp->svcs && i < dp->max_svcs; i++) {
 		for (b = 0; b < KS_MAX_BACKENDS; b++)
 			free(dp->svcs[i].slots[b].eps);
+		free(dp->svcs[i].fes);
+	}
 	free(dp->svcs);
+	ks_eprev_destroy(dp);
 	ks_ranges_destroy(&dp->ring_slots);
 	ks_ranges_destroy(&dp->ep_slots);
 	if (dp->locked) {
@@ -1428,7 +1442,7 @@ void ks_dp_adopt_done(struct ks_dp *dp)
 		gone[nr_gone++] = key;
 	}
 	for (i = 0; i < nr_gone; i++)
-		bpf_map_delete_elem(fe_fd, &gone[i]);
+		ks_dp_frontend_del(dp, &gone[i]);
 	for (svc = 0; svc < nr_svcs; svc++) {
 		if (!dp->svcs[svc].adopted)
 			continue;
@@ -1640,6 +1654,121 @@ int ks_dp_svc_new(struct ks_dp *dp, uint32_t *svc)
 	return -ENOSPC;
 }
 
+/* A frontend key that leads to a service, not one marking an address. */
+static bool leads_to_svc(const struct ks_frontend_key *key)
+{
+	return key->port || key->proto;
+}
+
+/* Links frontend key with the endpoints of slots[i] for each i < n that
+ * pick (NULL: all) says, in ks_eprev (eprev.c). Returns the flags key
+ * needs, or -ENOMEM with nothing linked. */
+static int slots_link(struct ks_dp *dp, const struct ks_frontend_key *key,
+		      const struct ks_dp_slot *slots, const bool *pick, uint32_t n)
+{
+	uint32_t i, j;
+	int flags = 0, f;
+
+	for (i = 0; i < n; i++) {
+		if (pick && !pick[i])
+			continue;
+		f = ks_eprev_link(dp, key, dp->endpoints + slots[i].slice.ep_base, slots[i].nr_eps);
+		if (f < 0) {
+			for (j = 0; j < i; j++)
+				if (!pick || pick[j])
+					ks_eprev_unlink(dp, key, dp->endpoints + slots[j].slice.ep_base,
+							slots[j].nr_eps);
+			return f;
+		}
+		flags |= f;
+	}
+	return flags;
+}
+
+static void slots_unlink(struct ks_dp *dp, const struct ks_frontend_key *key,
+			 const struct ks_dp_slot *slots, const bool *pick, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		if (!pick || pick[i])
+			ks_eprev_unlink(dp, key, dp->endpoints + slots[i].slice.ep_base,
+					slots[i].nr_eps);
+}
+
+/* Every frontend of s linked with the slots pick says; -ENOMEM with none. */
+static int svc_link(struct ks_dp *dp, struct ks_dp_svc *s, const struct ks_dp_slot *slots,
+		    const bool *pick, uint32_t n)
+{
+	uint32_t f;
+	int err;
+
+	for (f = 0; f < s->nr_fes; f++) {
+		err = slots_link(dp, &s->fes[f], slots, pick, n);
+		if (err < 0) {
+			while (f--)
+				slots_unlink(dp, &s->fes[f], slots, pick, n);
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void svc_unlink(struct ks_dp *dp, struct ks_dp_svc *s, const struct ks_dp_slot *slots,
+		       const bool *pick, uint32_t n)
+{
+	uint32_t f;
+
+	for (f = 0; f < s->nr_fes; f++)
+		slots_unlink(dp, &s->fes[f], slots, pick, n);
+}
+
+/* Frontend key leads to svc now: linked with its endpoints, and listed.
+ * Returns the flags it needs, or -ENOMEM with nothing changed. */
+static int fe_link(struct ks_dp *dp, const struct ks_frontend_key *key, uint32_t svc)
+{
+	struct ks_dp_svc *s = &dp->svcs[svc];
+	int flags;
+
+	if (s->nr_fes == s->cap_fes) {
+		uint32_t cap = s->cap_fes ? 2 * s->cap_fes : 2;
+		struct ks_frontend_key *v = realloc(s->fes, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->fes = v;
+		s->cap_fes = cap;
+	}
+	flags = slots_link(dp, key, s->slots, NULL, s->nr_backends);
+	if (flags >= 0)
+		s->fes[s->nr_fes++] = *key;
+	return flags;
+}
+
+/* ... and no longer. */
+static void fe_unlink(struct ks_dp *dp, const struct ks_frontend_key *key, uint32_t svc)
+{
+	struct ks_dp_svc *s = &dp->svcs[svc];
+	uint32_t f;
+
+	for (f = 0; f < s->nr_fes; f++) {
+		if (memcmp(&s->fes[f], key, sizeof(*key)))
+			continue;
+		slots_unlink(dp, key, s->slots, NULL, s->nr_backends);
+		s->fes[f] = s->fes[--s->nr_fes];
+		return;
+	}
+}
+
+/* A service's frontends and their links go with it. */
+static void svc_forget_frontends(struct ks_dp *dp, struct ks_dp_svc *s)
+{
+	svc_unlink(dp, s, s->slots, NULL, s->nr_backends);
+	free(s->fes);
+	s->fes = NULL;
+	s->nr_fes = s->cap_fes = 0;
+}
+
 static bool same_endpoints(const struct ks_dp_slot *slot, const struct ks_dp_backend *b)
 {
 	return slot->nr_eps == b->nr_eps &&
@@ -1729,20 +1858,28 @@ int ks_dp_svc_set(struct ks_dp *dp, uint32_t svc, const struct ks_dp_backend *b,
 	if (err)
 		goto undo;
 	ks_split_thresholds(weights, n, &split);
+	/* replies of the new endpoints' flows find them from the first */
+	err = svc_link(dp, s, next, fresh, n);
+	if (err)
+		goto undo;
 
 	gen = s->gen ^ 1;
 	key = svc * KS_GENERATIONS + gen;
 	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.ks_splits), &key, &split, BPF_ANY) ||
 	    bpf_map_update_elem(bpf_map__fd(dp->skel->maps.ks_svc_gen), &svc, &gen, BPF_ANY)) {
 		err = -errno;
+		svc_unlink(dp, s, next, fresh, n);
 		goto undo;
 	}
 
 	/* live now: what the old generation used and the new one does not
 	 * goes back, after the grace period */
-	for (i = 0; i < s->nr_backends; i++)
-		if (i >= n || fresh[i])
-			release_slot(dp, &s->slots[i]);
+	for (i = 0; i < s->nr_backends; i++) {
+		if (i < n && !fresh[i])
+			continue;
+		svc_unlink(dp, s, &s->slots[i], NULL, 1);
+		release_slot(dp, &s->slots[i]);
+	}
 	memset(s->slots, 0, sizeof(s->slots));
 	memcpy(s->slots, next, n * sizeof(next[0]));
 	s->nr_backends = n;
@@ -1768,6 +1905,7 @@ void ks_dp_svc_delete(struct ks_dp *dp, uint32_t svc)
 		key = svc * KS_GENERATIONS + i;
 		bpf_map_update_elem(bpf_map__fd(dp->skel->maps.ks_splits), &key, &empty, BPF_ANY);
 	}
+	svc_forget_frontends(dp, s);
 	for (i = 0; i < s->nr_backends; i++)
 		release_slot(dp, &s->slots[i]);
 	memset(s, 0, sizeof(*s));
@@ -1782,6 +1920,7 @@ static void adopted_free(struct ks_dp *dp, uint32_t svc)
 	struct ks_dp_svc *s = &dp->svcs[svc];
 	uint32_t i;
 
+	svc_forget_frontends(dp, s);
 	for (i = 0; i < s->nr_backends; i++)
 		release_slot(dp, &s->slots[i]);
 	memset(s, 0, sizeof(*s));
@@ -1805,15 +1944,43 @@ static void adopted_unref(struct ks_dp *dp, uint32_t svc)
 		adopted_free(dp, svc);
 }
 
+/* The service a frontend key leads to now, if it is one that is linked. */
+static bool linked_svc(struct ks_dp *dp, const struct ks_frontend_key *key, struct ks_frontend *fe)
+{
+	return leads_to_svc(key) &&
+	       !bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.ks_frontends), key, fe) &&
+	       fe->svc < dp->max_svcs && dp->svcs[fe->svc].used;
+}
+
+/* Linked first, so a flow's first reply finds the flow from the start (the
+ * flags the links call for go in with the key), and unlinked from the
+ * service it led to before only after. */
 int ks_dp_frontend_add(struct ks_dp *dp, const struct ks_frontend_key *key, uint32_t svc)
 {
-	struct ks_frontend fe = { .svc = svc };
-	bool adopted;
+	struct ks_frontend fe = { .svc = svc }, before;
+	bool adopted, had = linked_svc(dp, key, &before), link;
 	uint32_t old;
+	int flags;
 
+	link = leads_to_svc(key) && svc < dp->max_svcs && dp->svcs[svc].used &&
+	       !(had && before.svc == svc);
+	if (had && before.svc == svc)
+		fe.flags = before.flags;
+	if (link) {
+		flags = fe_link(dp, key, svc);
+		if (flags < 0)
+			return flags;
+		fe.flags = flags;
+	}
 	adopted = led_to_adopted(dp, key, &old) && old != svc;
-	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.ks_frontends), key, &fe, BPF_ANY))
-		return -errno;
+	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.ks_frontends), key, &fe, BPF_ANY)) {
+		flags = -errno;
+		if (link)
+			fe_unlink(dp, key, svc);
+		return flags;
+	}
+	if (link && had)
+		fe_unlink(dp, key, before.svc);
 	if (adopted)
 		adopted_unref(dp, old);
 	return 0;
@@ -1821,11 +1988,16 @@ int ks_dp_frontend_add(struct ks_dp *dp, const struct ks_frontend_key *key, uint
 
 void ks_dp_frontend_del(struct ks_dp *dp, const struct ks_frontend_key *key)
 {
-	bool adopted;
+	struct ks_frontend before;
+	bool adopted, had = linked_svc(dp, key, &before);
 	uint32_t old;
 
 	adopted = led_to_adopted(dp, key, &old);
-	if (!bpf_map_delete_elem(bpf_map__fd(dp->skel->maps.ks_frontends), key) && adopted)
+	if (bpf_map_delete_elem(bpf_map__fd(dp->skel->maps.ks_frontends), key))
+		return;
+	if (had)
+		fe_unlink(dp, key, before.svc);
+	if (adopted)
 		adopted_unref(dp, old);
 }
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <net/if.h>
 #include <kshift/abi.h>
+#include "index.h"
 #include "ranges.h"
 
 enum ks_mode {
@@ -45,6 +46,10 @@ struct ks_dp_svc {
 	uint32_t gen;
 	uint32_t nr_backends;
 	struct ks_dp_slot slots[KS_MAX_BACKENDS];
+	/* the frontend keys (with port and protocol) that lead to it, each
+	 * linked in ks_eprev with the endpoints of the slots (eprev.h) */
+	struct ks_frontend_key *fes;
+	uint32_t nr_fes, cap_fes;
 };
 
 /* An attachment: a bpf_link, pinned under <pin_path>/links/<ifname> so
@@ -112,6 +117,7 @@ struct ks_dp {
 	uint32_t prog_ids[2]; /* this load's XDP and TC programs */
 	struct ks_dp_repin repin[16];
 	int nr_repin;
+	struct ks_index eprev; /* ks_eprev's userspace copy, counted (eprev.c) */
 };
 
 /*
