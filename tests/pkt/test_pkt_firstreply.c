@@ -1061,6 +1061,63 @@ static void test_eprev_upkeep(void **state)
 	pkt_env_close(&own);
 }
 
+/*
+ * An endpoint left out of its service's split while it keeps its flows, as
+ * a draining (terminating) one is (program_svc() in user/lib/shifts.c: no
+ * new flows, and its flows stay in the connection table, unflushed): a
+ * flow steered to it just before, whose first reply had not come yet (a
+ * SYN-ACK on its way, a UDP answer), is still its flow, and that reply
+ * comes from the frontend, as it did when the first packet entered both
+ * entries.
+ */
+#define PORT_DRAIN 8230
+static const char *const drain_a[2] = { "198.18.2.95", "2001:2:0:2::95" };
+static const char *const drain_b[2] = { "198.18.2.96", "2001:2:0:2::96" };
+
+static void test_left_endpoint_first_reply(void **state)
+{
+	char ep[INET6_ADDRSTRLEN];
+	size_t f, p;
+	int prog;
+
+	(void)state;
+	for (f = 0; f < ARRAY_SIZE(families); f++) {
+		int fi = pkt_fi(families[f]);
+		const char *vip = pkt_addrs[fi].vip;
+		struct pkt_backend both = { 100,
+					    2,
+					    { pkt_endpoint(drain_a[fi], PKT_EP_PORT),
+					      pkt_endpoint(drain_b[fi], PKT_EP_PORT) } };
+		uint32_t svc;
+
+		assert_int_equal(pkt_env_service(&env, &both, 1, &svc), 0);
+		assert_int_equal(pkt_env_frontend(&env, vip, PORT_DRAIN, IPPROTO_TCP, svc), 0);
+		assert_int_equal(pkt_env_frontend(&env, vip, PORT_DRAIN, IPPROTO_UDP, svc), 0);
+		for (p = 0; p < ARRAY_SIZE(protos); p++) {
+			for (prog = 0; prog < PKT_NR_PROGS; prog++) {
+				struct pkt_spec s = first_spec(families[f], protos[p], 43600,
+							       PORT_DRAIN),
+						back;
+				struct pkt_backend left = { 100, 1, {} };
+
+				pkt_context("%s IPv%u %s", pkt_prog_name(prog), families[f],
+					    proto_name(protos[p]));
+				assert_int_equal(pkt_env_flush_conns(&env), 0);
+				assert_int_equal(pkt_env_service_set(&env, svc, &both, 1), 0);
+				dnat(&env, prog, &s, KS_V_NAT_NEW, ep);
+				left.eps[0] = pkt_endpoint(same_addr(ep, drain_a[fi]) ? drain_b[fi]
+										      : drain_a[fi],
+							   PKT_EP_PORT);
+				assert_int_equal(pkt_env_service_set(&env, svc, &left, 1), 0);
+				back = syn_ack(&s, ep, PKT_EP_PORT);
+				reply(&env, prog, &back, vip, PORT_DRAIN);
+				assert_int_equal(count_entries(&env), 2);
+			}
+		}
+		assert_int_equal(pkt_env_service_set(&env, svc, &both, 1), 0);
+	}
+}
+
 /* Runs in through e's egress program (XDP passing up: bpf/lib/egress.h). */
 static void egress_run(struct pkt_env *e, const struct pkt *in, struct pkt_result *r)
 {
@@ -1177,6 +1234,7 @@ int main(void)
 		cmocka_unit_test(test_hairpin_both_at_once),
 		cmocka_unit_test(test_eprev_upkeep),
 		cmocka_unit_test(test_xdp_split_egress),
+		cmocka_unit_test(test_left_endpoint_first_reply),
 	};
 
 	return cmocka_run_group_tests_name("pkt_firstreply", tests, setup, teardown);
