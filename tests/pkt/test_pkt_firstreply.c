@@ -23,7 +23,10 @@
  *   - a hairpin flow enters both entries at once;
  *   - with XDP passing up, the egress program translates a first reply
  *     that XDP did not see;
- *   - kshiftd keeps ks_eprev in step as frontends go and endpoints change.
+ *   - kshiftd keeps ks_eprev in step as frontends go and endpoints change,
+ *     and marks a frontend whose endpoint finds ks_eprev full;
+ *   - a draining endpoint's half-open flow still has its first reply
+ *     translated.
  * The connection table and ks_eprev are read straight from the maps.
  */
 #include <arpa/inet.h>
@@ -1118,6 +1121,66 @@ static void test_left_endpoint_first_reply(void **state)
 	}
 }
 
+/*
+ * ks_eprev full (it holds KS_MAX_ENDPOINTS endpoints, each protocol apart):
+ * a frontend whose endpoint finds no room is marked KS_FE_REPLY_AT_ONCE,
+ * and its flows enter both entries at once, their replies translated as
+ * ever. The map is filled with made-up endpoints (port 1, UDP) straight.
+ */
+static void test_eprev_full(void **state)
+{
+	static const char *const ep_full[2] = { "198.18.2.97", "2001:2:0:2::97" };
+	struct ks_dp_opts opts = { .pin_path = NULL };
+	struct ks_eprev_key k;
+	struct ks_eprev v;
+	struct pkt_env own;
+	uint32_t i, filled = 0;
+	size_t f;
+	int fd, prog;
+
+	(void)state;
+	assert_int_equal(pkt_env_open_opts(&own, &opts), 0);
+	fd = bpf_map__fd(own.dp.skel->maps.ks_eprev);
+	memset(&v, 0, sizeof(v));
+	for (i = 0; i < bpf_map__max_entries(own.dp.skel->maps.ks_eprev) + 1; i++) {
+		memset(&k, 0, sizeof(k));
+		k.addr.v4 = htonl(0xc6120000 | i); /* 198.18.0.0/15 */
+		k.port = htons(1);
+		k.family = KS_FAMILY_V4;
+		k.proto = IPPROTO_UDP;
+		if (bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST))
+			break;
+		filled++;
+	}
+	assert_int_equal(filled, bpf_map__max_entries(own.dp.skel->maps.ks_eprev));
+
+	for (f = 0; f < ARRAY_SIZE(families); f++) {
+		int fi = pkt_fi(families[f]);
+		const char *vip = pkt_addrs[fi].vip;
+		struct pkt_backend b = { 100, 1, { pkt_endpoint(ep_full[fi], PKT_EP_PORT) } };
+		uint32_t svc;
+
+		pkt_context("IPv%u", families[f]);
+		assert_int_equal(pkt_env_service(&own, &b, 1, &svc), 0);
+		assert_int_equal(pkt_env_frontend(&own, vip, 8240, IPPROTO_TCP, svc), 0);
+		assert_int_equal(get_eprev(&own, ep_full[fi], PKT_EP_PORT, IPPROTO_TCP, &v),
+				 -ENOENT);
+		assert_true(fe_flags(&own, vip, 8240, IPPROTO_TCP) & KS_FE_REPLY_AT_ONCE);
+		for (prog = 0; prog < PKT_NR_PROGS; prog++) {
+			struct pkt_spec s = first_spec(families[f], IPPROTO_TCP, 43700, 8240), back;
+			char ep[INET6_ADDRSTRLEN];
+
+			pkt_context("%s IPv%u", pkt_prog_name(prog), families[f]);
+			assert_int_equal(pkt_env_flush_conns(&own), 0);
+			dnat(&own, prog, &s, KS_V_NAT_NEW, ep);
+			assert_int_equal(count_entries(&own), 2);
+			back = syn_ack(&s, ep, PKT_EP_PORT);
+			reply(&own, prog, &back, vip, 8240);
+		}
+	}
+	pkt_env_close(&own);
+}
+
 /* Runs in through e's egress program (XDP passing up: bpf/lib/egress.h). */
 static void egress_run(struct pkt_env *e, const struct pkt *in, struct pkt_result *r)
 {
@@ -1233,6 +1296,7 @@ int main(void)
 		cmocka_unit_test(test_shared_half_open_clash),
 		cmocka_unit_test(test_hairpin_both_at_once),
 		cmocka_unit_test(test_eprev_upkeep),
+		cmocka_unit_test(test_eprev_full),
 		cmocka_unit_test(test_xdp_split_egress),
 		cmocka_unit_test(test_left_endpoint_first_reply),
 	};
