@@ -572,7 +572,7 @@ int pkt_env_flush_conns(struct pkt_env *env)
 
 int pkt_env_service_set(struct pkt_env *env, uint32_t svc, const struct pkt_backend *b, uint32_t n)
 {
-	struct ks_dp_backend dpb[KS_MAX_BACKENDS];
+	struct ks_dp_backend dpb[KS_MAX_BACKENDS] = {};
 	uint32_t i;
 
 	if (n > KS_MAX_BACKENDS)
@@ -581,6 +581,7 @@ int pkt_env_service_set(struct pkt_env *env, uint32_t svc, const struct pkt_back
 		dpb[i].weight = b[i].weight;
 		dpb[i].eps = b[i].eps;
 		dpb[i].nr_eps = b[i].nr_eps;
+		dpb[i].nr_draining = b[i].nr_draining;
 	}
 	return ks_dp_svc_set(&env->dp, svc, dpb, n, 0);
 }

@@ -142,6 +142,7 @@ struct pkt_backend {
 	uint32_t weight;
 	uint32_t nr_eps;
 	struct ks_endpoint eps[4];
+	uint32_t nr_draining; /* after the nr_eps: keep their flows, take no new ones */
 };
 
 /* A new service with backends b[0..n). */

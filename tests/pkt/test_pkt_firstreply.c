@@ -1065,9 +1065,10 @@ static void test_eprev_upkeep(void **state)
 }
 
 /*
- * An endpoint left out of its service's split while it keeps its flows, as
- * a draining (terminating) one is (program_svc() in user/lib/shifts.c: no
- * new flows, and its flows stay in the connection table, unflushed): a
+ * An endpoint left out of its service's ring while it keeps its flows, as
+ * a draining (terminating) one is (program_svc() in user/lib/shifts.c
+ * passes it as one of a backend's nr_draining: no new flows, and its flows
+ * stay in the connection table, unflushed): a
  * flow steered to it just before, whose first reply had not come yet (a
  * SYN-ACK on its way, a UDP answer), is still its flow, and that reply
  * comes from the frontend, as it did when the first packet entered both
@@ -1101,7 +1102,7 @@ static void test_left_endpoint_first_reply(void **state)
 				struct pkt_spec s = first_spec(families[f], protos[p], 43600,
 							       PORT_DRAIN),
 						back;
-				struct pkt_backend left = { 100, 1, {} };
+				struct pkt_backend left = { 100, 1, {}, 1 };
 
 				pkt_context("%s IPv%u %s", pkt_prog_name(prog), families[f],
 					    proto_name(protos[p]));
@@ -1111,6 +1112,7 @@ static void test_left_endpoint_first_reply(void **state)
 				left.eps[0] = pkt_endpoint(same_addr(ep, drain_a[fi]) ? drain_b[fi]
 										      : drain_a[fi],
 							   PKT_EP_PORT);
+				left.eps[1] = pkt_endpoint(ep, PKT_EP_PORT); /* draining */
 				assert_int_equal(pkt_env_service_set(&env, svc, &left, 1), 0);
 				back = syn_ack(&s, ep, PKT_EP_PORT);
 				reply(&env, prog, &back, vip, PORT_DRAIN);

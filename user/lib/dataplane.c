@@ -826,6 +826,7 @@ static int size_maps(struct ks_dp *dp, const struct ks_dp_opts *opts)
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_splits, svcs * KS_GENERATIONS);
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_stats, svcs * KS_STATS_PER_SVC);
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_endpoints, eps);
+	err = err ?: bpf_map__set_max_entries(s->maps.ks_eprev, eps);
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_mirrors, svcs);
 	err = err ?: bpf_map__set_max_entries(s->maps.ks_mirror_stats, svcs);
 	if (err)
@@ -1660,24 +1661,40 @@ static bool leads_to_svc(const struct ks_frontend_key *key)
 	return key->port || key->proto;
 }
 
+/* The endpoints whose flows a slot holds, into *n: the ring's, then the
+ * draining ones; an adopted slot knows only the ring's. */
+static const struct ks_endpoint *slot_eps(const struct ks_dp *dp, const struct ks_dp_slot *slot,
+					  uint32_t *n)
+{
+	if (!slot->eps) {
+		*n = slot->nr_eps;
+		return dp->endpoints + slot->slice.ep_base;
+	}
+	*n = slot->nr_eps + slot->nr_draining;
+	return slot->eps;
+}
+
 /* Links frontend key with the endpoints of slots[i] for each i < n that
  * pick (NULL: all) says, in ks_eprev (eprev.c). Returns the flags key
  * needs, or -ENOMEM with nothing linked. */
 static int slots_link(struct ks_dp *dp, const struct ks_frontend_key *key,
 		      const struct ks_dp_slot *slots, const bool *pick, uint32_t n)
 {
-	uint32_t i, j;
+	const struct ks_endpoint *eps;
+	uint32_t i, nr;
 	int flags = 0, f;
 
 	for (i = 0; i < n; i++) {
 		if (pick && !pick[i])
 			continue;
-		f = ks_eprev_link(dp, key, dp->endpoints + slots[i].slice.ep_base, slots[i].nr_eps);
+		eps = slot_eps(dp, &slots[i], &nr);
+		f = ks_eprev_link(dp, key, eps, nr);
 		if (f < 0) {
-			for (j = 0; j < i; j++)
-				if (!pick || pick[j])
-					ks_eprev_unlink(dp, key, dp->endpoints + slots[j].slice.ep_base,
-							slots[j].nr_eps);
+			while (i--)
+				if (!pick || pick[i]) {
+					eps = slot_eps(dp, &slots[i], &nr);
+					ks_eprev_unlink(dp, key, eps, nr);
+				}
 			return f;
 		}
 		flags |= f;
@@ -1688,12 +1705,15 @@ static int slots_link(struct ks_dp *dp, const struct ks_frontend_key *key,
 static void slots_unlink(struct ks_dp *dp, const struct ks_frontend_key *key,
 			 const struct ks_dp_slot *slots, const bool *pick, uint32_t n)
 {
-	uint32_t i;
+	const struct ks_endpoint *eps;
+	uint32_t i, nr;
 
-	for (i = 0; i < n; i++)
-		if (!pick || pick[i])
-			ks_eprev_unlink(dp, key, dp->endpoints + slots[i].slice.ep_base,
-					slots[i].nr_eps);
+	for (i = 0; i < n; i++) {
+		if (pick && !pick[i])
+			continue;
+		eps = slot_eps(dp, &slots[i], &nr);
+		ks_eprev_unlink(dp, key, eps, nr);
+	}
 }
 
 /* Every frontend of s linked with the slots pick says; -ENOMEM with none. */
@@ -1771,8 +1791,10 @@ static void svc_forget_frontends(struct ks_dp *dp, struct ks_dp_svc *s)
 
 static bool same_endpoints(const struct ks_dp_slot *slot, const struct ks_dp_backend *b)
 {
-	return slot->nr_eps == b->nr_eps &&
-	       (!b->nr_eps || !memcmp(slot->eps, b->eps, b->nr_eps * sizeof(*b->eps)));
+	uint32_t n = b->nr_eps + b->nr_draining;
+
+	return slot->nr_eps == b->nr_eps && slot->nr_draining == b->nr_draining &&
+	       (!n || (slot->eps && !memcmp(slot->eps, b->eps, n * sizeof(*b->eps))));
 }
 
 static void release_slot(struct ks_dp *dp, struct ks_dp_slot *slot)
@@ -1788,16 +1810,19 @@ static void release_slot(struct ks_dp *dp, struct ks_dp_slot *slot)
 static int build_slot(struct ks_dp *dp, const struct ks_dp_slot *cur, const struct ks_dp_backend *b,
 		      struct ks_dp_slot *out)
 {
-	uint32_t size = ks_ring_size(b->nr_eps, cur->slice.size);
+	uint32_t size = ks_ring_size(b->nr_eps, cur->slice.size), all = b->nr_eps + b->nr_draining;
 	int err;
 
 	memset(out, 0, sizeof(*out));
-	if (!b->nr_eps)
+	if (!all)
 		return 0;
-	out->eps = malloc(b->nr_eps * sizeof(*b->eps));
+	out->eps = malloc(all * sizeof(*b->eps));
 	if (!out->eps)
 		return -ENOMEM;
-	memcpy(out->eps, b->eps, b->nr_eps * sizeof(*b->eps));
+	memcpy(out->eps, b->eps, all * sizeof(*b->eps));
+	out->nr_draining = b->nr_draining;
+	if (!b->nr_eps)
+		return 0;
 	out->nr_eps = b->nr_eps;
 	err = ks_ranges_alloc(&dp->ep_slots, b->nr_eps, &out->slice.ep_base);
 	if (err)

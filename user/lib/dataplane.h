@@ -29,13 +29,19 @@ struct ks_dp_backend {
 	uint32_t weight;
 	const struct ks_endpoint *eps; /* usable endpoints, port in network order */
 	uint32_t nr_eps;
+	/* then, at eps[nr_eps...], endpoints that take no new flow but keep
+	 * theirs (draining, or not ready): their flows' replies are found too
+	 * (ks_eprev) */
+	uint32_t nr_draining;
 };
 
 /* What a service's live generation holds, per backend. */
 struct ks_dp_slot {
 	struct ks_ring_slice slice;
-	struct ks_endpoint *eps; /* copy of the endpoints at slice.ep_base */
+	struct ks_endpoint *eps; /* copy of the endpoints at slice.ep_base, then the
+				  * draining ones (NULL when adopted: see slot_eps) */
 	uint32_t nr_eps;
+	uint32_t nr_draining;
 };
 
 struct ks_dp_svc {
@@ -117,7 +123,8 @@ struct ks_dp {
 	uint32_t prog_ids[2]; /* this load's XDP and TC programs */
 	struct ks_dp_repin repin[16];
 	int nr_repin;
-	struct ks_index eprev; /* ks_eprev's userspace copy, counted (eprev.c) */
+	struct ks_index eprev;	     /* ks_eprev's userspace copy (eprev.c) */
+	struct ks_index eprev_links; /* (endpoint, frontend) -> times linked */
 };
 
 /*

@@ -31,17 +31,19 @@
 #include "eprev.h"
 #include "index.h"
 
-/* One frontend of an endpoint, and how many times it is linked. */
-struct fe_ref {
-	struct ks_eprev_fe fe;
-	uint32_t refs;
+/* An endpoint's frontends: how many, and the ones the map lists. A
+ * frontend linked when the list was full stays off it (and marked), even
+ * when a listed one goes: its flows insert their reply entries anyway. */
+struct ep_fes {
+	uint32_t n;
+	uint32_t nr_listed;
+	struct ks_eprev_fe listed[KS_EPREV_MAX];
 };
 
-/* An endpoint's frontends, in the order they came: the first
- * KS_EPREV_MAX are the map's. */
-struct ep_fes {
-	uint32_t n, cap;
-	struct fe_ref *v;
+/* dp->eprev_links key: one (endpoint, frontend) pair, counted. */
+struct pair_key {
+	struct ks_eprev_key ep;
+	struct ks_eprev_fe fe;
 };
 
 static struct ks_eprev_key ep_key(const struct ks_endpoint *ep, uint8_t proto)
@@ -56,28 +58,39 @@ static struct ks_eprev_key ep_key(const struct ks_endpoint *ep, uint8_t proto)
 	return k;
 }
 
-static int find(const struct ep_fes *e, const struct ks_frontend_key *fe)
+static struct pair_key pair_key(const struct ks_eprev_key *ep, const struct ks_frontend_key *fe)
+{
+	struct pair_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.ep = *ep;
+	k.fe.addr = fe->addr;
+	k.fe.port = fe->port;
+	return k;
+}
+
+static int listed_at(const struct ep_fes *e, const struct ks_eprev_fe *fe)
 {
 	uint32_t i;
 
-	for (i = 0; i < e->n; i++)
-		if (e->v[i].fe.port == fe->port && !memcmp(&e->v[i].fe.addr, &fe->addr, sizeof(fe->addr)))
+	for (i = 0; i < e->nr_listed; i++)
+		if (!memcmp(&e->listed[i], fe, sizeof(*fe)))
 			return (int)i;
 	return -1;
 }
 
-/* The map's entry for k, from e. */
+/* The map's entry for k, from e: deleted when it lists none. */
 static int write_entry(struct ks_dp *dp, const struct ks_eprev_key *k, const struct ep_fes *e)
 {
+	int fd = bpf_map__fd(dp->skel->maps.ks_eprev);
 	struct ks_eprev v;
-	uint32_t i;
 
+	if (!e->nr_listed)
+		return bpf_map_delete_elem(fd, k) && errno != ENOENT ? -errno : 0;
 	memset(&v, 0, sizeof(v));
-	v.nr = e->n < KS_EPREV_MAX ? e->n : KS_EPREV_MAX;
-	for (i = 0; i < v.nr; i++)
-		v.fe[i] = e->v[i].fe;
-	return bpf_map_update_elem(bpf_map__fd(dp->skel->maps.ks_eprev), k, &v, BPF_ANY) ? -errno
-											  : 0;
+	v.nr = e->nr_listed;
+	memcpy(v.fe, e->listed, e->nr_listed * sizeof(v.fe[0]));
+	return bpf_map_update_elem(fd, k, &v, BPF_ANY) ? -errno : 0;
 }
 
 /* Adds flags to frontend key, if it is in ks_frontends. */
@@ -111,8 +124,9 @@ static int link_one(struct ks_dp *dp, const struct ks_frontend_key *fe,
 		    const struct ks_endpoint *ep)
 {
 	struct ks_eprev_key k = ep_key(ep, fe->proto);
+	struct pair_key pk = pair_key(&k, fe);
 	struct ep_fes *e = ks_index_get(&dp->eprev, &k, sizeof(k));
-	int pos, flags = 0;
+	uintptr_t refs = (uintptr_t)ks_index_get(&dp->eprev_links, &pk, sizeof(pk));
 	uint32_t i;
 
 	if (!e) {
@@ -122,57 +136,50 @@ static int link_one(struct ks_dp *dp, const struct ks_frontend_key *fe,
 			return -ENOMEM;
 		}
 	}
-	pos = find(e, fe);
-	if (pos < 0) {
-		if (e->n == e->cap) {
-			uint32_t cap = e->cap ? 2 * e->cap : 2;
-			struct fe_ref *v = realloc(e->v, cap * sizeof(*v));
-
-			if (!v) {
-				if (!e->n)
-					free(ks_index_del(&dp->eprev, &k, sizeof(k)));
-				return -ENOMEM;
-			}
-			e->v = v;
-			e->cap = cap;
-		}
-		pos = (int)e->n++;
-		memset(&e->v[pos], 0, sizeof(e->v[pos]));
-		e->v[pos].fe.addr = fe->addr;
-		e->v[pos].fe.port = fe->port;
-		/* the others learn of the sharing before fe takes a flow */
-		for (i = 0; e->n > 1 && i < e->n - 1; i++)
-			mark(dp, &k, &e->v[i].fe, KS_FE_REPLY_AT_ONCE);
-		if (pos >= KS_EPREV_MAX || write_entry(dp, &k, e))
-			flags |= KS_FE_REPLY_AT_ONCE;
-	} else if (pos >= KS_EPREV_MAX) {
-		flags |= KS_FE_REPLY_AT_ONCE;
+	if (ks_index_put(&dp->eprev_links, &pk, sizeof(pk), (void *)(refs + 1))) {
+		if (!e->n)
+			free(ks_index_del(&dp->eprev, &k, sizeof(k)));
+		return -ENOMEM;
 	}
-	e->v[pos].refs++;
-	if (e->n > 1)
-		flags |= KS_FE_REPLY_AT_ONCE;
-	return flags;
+	if (!refs) {
+		e->n++;
+		/* the first frontend learns of the sharing before fe takes a
+		 * flow; later ones are marked as they come, here */
+		for (i = 0; e->n == 2 && i < e->nr_listed; i++)
+			mark(dp, &k, &e->listed[i], KS_FE_REPLY_AT_ONCE);
+		if (e->nr_listed < KS_EPREV_MAX) {
+			e->listed[e->nr_listed++] = pk.fe;
+			if (write_entry(dp, &k, e))
+				e->nr_listed--;
+		}
+	}
+	return e->n > 1 || listed_at(e, &pk.fe) < 0 ? KS_FE_REPLY_AT_ONCE : 0;
 }
 
 static void unlink_one(struct ks_dp *dp, const struct ks_frontend_key *fe,
 		       const struct ks_endpoint *ep)
 {
 	struct ks_eprev_key k = ep_key(ep, fe->proto);
+	struct pair_key pk = pair_key(&k, fe);
 	struct ep_fes *e = ks_index_get(&dp->eprev, &k, sizeof(k));
-	int pos = e ? find(e, fe) : -1;
+	uintptr_t refs = (uintptr_t)ks_index_get(&dp->eprev_links, &pk, sizeof(pk));
+	int at;
 
-	if (pos < 0 || --e->v[pos].refs)
+	if (!e || !refs)
 		return;
-	memmove(&e->v[pos], &e->v[pos + 1], (e->n - pos - 1) * sizeof(e->v[0]));
+	if (--refs) {
+		ks_index_put(&dp->eprev_links, &pk, sizeof(pk), (void *)refs); /* replaces */
+		return;
+	}
+	ks_index_del(&dp->eprev_links, &pk, sizeof(pk));
 	e->n--;
-	if (!e->n) {
-		bpf_map_delete_elem(bpf_map__fd(dp->skel->maps.ks_eprev), &k);
-		ks_index_del(&dp->eprev, &k, sizeof(k));
-		free(e->v);
-		free(e);
-	} else if (pos < KS_EPREV_MAX) {
+	at = listed_at(e, &pk.fe);
+	if (at >= 0) {
+		e->listed[at] = e->listed[--e->nr_listed];
 		write_entry(dp, &k, e);
 	}
+	if (!e->n)
+		free(ks_index_del(&dp->eprev, &k, sizeof(k)));
 }
 
 int ks_eprev_link(struct ks_dp *dp, const struct ks_frontend_key *fe, const struct ks_endpoint *eps,
@@ -205,13 +212,10 @@ void ks_eprev_unlink(struct ks_dp *dp, const struct ks_frontend_key *fe,
 
 static int free_entry(const void *key, size_t len, void *value, void *arg)
 {
-	struct ep_fes *e = value;
-
 	(void)key;
 	(void)len;
 	(void)arg;
-	free(e->v);
-	free(e);
+	free(value);
 	return 0;
 }
 
@@ -219,4 +223,5 @@ void ks_eprev_destroy(struct ks_dp *dp)
 {
 	ks_index_foreach(&dp->eprev, free_entry, NULL);
 	ks_index_destroy(&dp->eprev);
+	ks_index_destroy(&dp->eprev_links);
 }

@@ -266,7 +266,8 @@ static int program_split(struct ks_dp *dp, const struct ks_shift *s, const struc
  * a backend's ready endpoints; only when it has none do its terminating
  * ones take them (kube-proxy's rule: better a pod on its way out than a
  * reset). Endpoints left out of the ring keep their established flows,
- * which the connection table holds.
+ * which the connection table holds, and the replies of those just begun
+ * find them (nr_draining in struct ks_dp_backend).
  */
 static int program_svc(struct ks_dp *dp, const struct ks_shift *s, const struct ks_svc_ref *ref)
 {
@@ -290,22 +291,28 @@ static int program_svc(struct ks_dp *dp, const struct ks_shift *s, const struct 
 			if (bs->endpoints[j].state == KS_EP_READY &&
 			    ep_serves(&bs->endpoints[j], ref))
 				want = KS_EP_READY;
-		for (j = 0; j < bs->nr_endpoints; j++) {
-			const struct ks_endpoint_spec *es = &bs->endpoints[j];
+		/* the ring's endpoints, then those that only keep their flows */
+		for (j = 0; j < 2 * bs->nr_endpoints; j++) {
+			const struct ks_endpoint_spec *es = &bs->endpoints[j % bs->nr_endpoints];
+			bool ring = j < bs->nr_endpoints;
 			struct ks_endpoint ep = {
 				.addr = es->ip.addr,
 				.family = es->ip.family,
 				.port = htons(es->port ? es->port : ref->port.port),
 			};
 
-			if (es->state != want || !ep_serves(es, ref) ||
+			if ((es->state == want) != ring || !ep_serves(es, ref) ||
 			    ks_index_get(&seen, &ep, sizeof(ep)))
 				continue;
-			if (ks_index_put(&seen, &ep, sizeof(ep), &eps[i][b[i].nr_eps])) {
+			if (ks_index_put(&seen, &ep, sizeof(ep), (void *)1)) {
 				err = -ENOMEM;
 				goto out;
 			}
-			eps[i][b[i].nr_eps++] = ep;
+			eps[i][b[i].nr_eps + b[i].nr_draining] = ep;
+			if (ring)
+				b[i].nr_eps++;
+			else
+				b[i].nr_draining++;
 		}
 		b[i].eps = eps[i];
 		ks_index_destroy(&seen);
