@@ -302,9 +302,10 @@ static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct k
 		fwd.isn = pkt->tcp_seq;
 	ks_ct_peer_key(flow, &fwd, &rkey);
 
-	/* a re-steered flow's old reply translation goes with it */
-	if (stale && stale->dir == KS_DIR_FORWARD &&
-	    (stale->port != ep->port || !ks_addr_eq(&stale->addr, &ep->addr))) {
+	/* the old reply entry of a flow steered again goes, even to the same
+	 * endpoint: the new flow's state (a handshake passive health may hold
+	 * back) is its first reply's to make */
+	if (stale && stale->dir == KS_DIR_FORWARD) {
 		ks_ct_peer_key(flow, stale, &old_rkey);
 		old = bpf_map_lookup_elem(&ks_conns, &old_rkey);
 		if (old && ks_ct_is_peer(flow, stale, old))

@@ -1259,6 +1259,40 @@ static void test_xdp_split_egress(void **state)
 	pkt_env_close(&split);
 }
 
+/*
+ * A client's new connection from the port of one the endpoint refused, to
+ * the same endpoint (hp has only one): the old flow's reply entry, closed
+ * by the refusal, goes when the flow is steered again, so the new
+ * handshake's refusal is held back (passive health) as the first one was,
+ * not passed to the client as the old, closed flow's.
+ */
+static void test_reused_port_same_endpoint(void **state)
+{
+	char ep[INET6_ADDRSTRLEN], ep2[INET6_ADDRSTRLEN];
+	struct pkt_result r;
+	struct pkt in;
+	size_t f;
+	int prog;
+
+	(void)state;
+	for (f = 0; f < ARRAY_SIZE(families); f++) {
+		for (prog = 0; prog < PKT_NR_PROGS; prog++) {
+			struct pkt_spec s = first_spec(families[f], IPPROTO_TCP, 43700, PORT_HP), rst;
+
+			pkt_context("%s IPv%u", pkt_prog_name(prog), families[f]);
+			assert_int_equal(pkt_env_flush_conns(&env), 0);
+			dnat(&env, prog, &s, KS_V_NAT_NEW, ep);
+			rst = from_ep(&s, ep, PKT_EP_PORT, 0x14);
+			run(&env, prog, &rst, PKT_DROP, KS_V_DROP_REFUSED, &in, &r);
+			s.seq = 7000; /* a new connect() */
+			dnat(&env, prog, &s, KS_V_NAT_NEW, ep2);
+			assert_string_equal(ep, ep2);
+			rst = from_ep(&s, ep, PKT_EP_PORT, 0x14);
+			run(&env, prog, &rst, PKT_DROP, KS_V_DROP_REFUSED, &in, &r);
+		}
+	}
+}
+
 static int setup(void **state)
 {
 	int fi, i;
@@ -1301,6 +1335,7 @@ int main(void)
 		cmocka_unit_test(test_eprev_full),
 		cmocka_unit_test(test_xdp_split_egress),
 		cmocka_unit_test(test_left_endpoint_first_reply),
+		cmocka_unit_test(test_reused_port_same_endpoint),
 	};
 
 	return cmocka_run_group_tests_name("pkt_firstreply", tests, setup, teardown);

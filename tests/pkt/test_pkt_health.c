@@ -9,6 +9,11 @@
  * when the quarantine is over and its SYN-ACK ends it; an established flow
  * never moves; a handshake moves at most KS_HEALTH_MAX_RESTEERS times; and
  * quarantine never empties a backend. Time is moved by ageing stamps.
+ *
+ * All of it twice: on "main", whose endpoints other frontends share (a new
+ * flow enters both its entries at once), and on a frontend of its own
+ * (VIP:8300, two endpoints nothing else has), where the refusal is the
+ * flow's first reply and makes its reply entry (bpf/lib/conntrack.h).
  */
 #include <arpa/inet.h>
 #include <setjmp.h>
@@ -29,6 +34,13 @@
 static struct pkt_env env;
 static struct pkt_topo topo;
 
+/* the frontend under test, on the VIP, and its two endpoints by family */
+#define PORT_OWN 8300
+static uint16_t port;
+static const char *ep_a[2], *ep_b[2];
+static const char *const own_a[2] = { "198.18.2.70", "2001:2:0:2::70" };
+static const char *const own_b[2] = { "198.18.2.71", "2001:2:0:2::71" };
+
 static const uint8_t families[] = { 4, 6 };
 
 static struct pkt_spec syn_spec(uint8_t family, uint16_t sport)
@@ -41,7 +53,7 @@ static struct pkt_spec syn_spec(uint8_t family, uint16_t sport)
 		.src = a->client,
 		.dst = a->vip,
 		.sport = sport,
-		.dport = PKT_PORT_MAIN,
+		.dport = port,
 		.seq = 1000,
 		.tcp_flags = 0x02,
 	};
@@ -170,7 +182,9 @@ static void age_health(const char *ep, uint64_t ns)
 
 static const char *other_ep(const struct pkt_addrs *a, const char *ep)
 {
-	return same_addr(ep, a->ep_a) ? a->ep_b : a->ep_a;
+	int fi = a - pkt_addrs;
+
+	return same_addr(ep, ep_a[fi]) ? ep_b[fi] : ep_a[fi];
 }
 
 /* New flows from ports base.. : how many of n went to ep. */
@@ -352,8 +366,8 @@ static void test_resteer_limit(void **state)
 			send_from(prog, &syn, y, 0x14, KS_V_DROP_REFUSED);
 			send_syn(prog, &syn, KS_V_NAT_RESTEER, z);
 			send_from(prog, &syn, z, 0x14, KS_V_NAT_REPLY);
-			assert_true(health_of(a->ep_a).quarantined_ns != 0);
-			assert_true(health_of(a->ep_b).quarantined_ns != 0);
+			assert_true(health_of(ep_a[a - pkt_addrs]).quarantined_ns != 0);
+			assert_true(health_of(ep_b[a - pkt_addrs]).quarantined_ns != 0);
 			/* the client gave up; a new connection is not refused */
 			syn.sport++;
 			send_syn(prog, &syn, KS_V_NAT_NEW, z);
@@ -596,10 +610,42 @@ static void test_unreach_udp_passes(void **state)
 	}
 }
 
-static int setup(void **state)
+static int setup_main(void **state)
 {
+	int fi;
+
 	(void)state;
+	port = PKT_PORT_MAIN;
+	for (fi = 0; fi < 2; fi++) {
+		ep_a[fi] = pkt_addrs[fi].ep_a;
+		ep_b[fi] = pkt_addrs[fi].ep_b;
+	}
 	return pkt_suite_setup(&env, &topo);
+}
+
+static int setup_own(void **state)
+{
+	uint32_t svc;
+	int fi;
+
+	(void)state;
+	if (pkt_suite_setup(&env, &topo))
+		return -1;
+	port = PORT_OWN;
+	for (fi = 0; fi < 2; fi++) {
+		struct pkt_backend b = { 100,
+					 2,
+					 { pkt_endpoint(own_a[fi], PKT_EP_PORT),
+					   pkt_endpoint(own_b[fi], PKT_EP_PORT) } };
+
+		ep_a[fi] = own_a[fi];
+		ep_b[fi] = own_b[fi];
+		if (pkt_env_service(&env, &b, 1, &svc) ||
+		    pkt_env_frontend(&env, pkt_addrs[fi].vip, PORT_OWN, IPPROTO_TCP, svc) ||
+		    pkt_env_frontend(&env, pkt_addrs[fi].vip, PORT_OWN, IPPROTO_UDP, svc))
+			return -1;
+	}
+	return 0;
 }
 
 static int teardown(void **state)
@@ -621,5 +667,7 @@ int main(void)
 		cmocka_unit_test(test_unreach_udp_passes),
 	};
 
-	return cmocka_run_group_tests_name("pkt_health", tests, setup, teardown);
+	return cmocka_run_group_tests_name("pkt_health", tests, setup_main, teardown) |
+	       cmocka_run_group_tests_name("pkt_health, reply entry at the first reply", tests,
+					   setup_own, teardown);
 }
