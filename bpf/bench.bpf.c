@@ -4,14 +4,16 @@
  * BPF_PROG_TEST_RUN. A test run repeats a program on one buffer and keeps
  * its writes, so each run first restores the frame from bench_frame (the
  * parse-only baseline pays for that copy too, so ratios stay fair).
- * bench_new_flow makes every run a new flow by changing the source port.
- * The maps are kshift's own, shared by the loader through their fds.
+ * bench_new_flow makes every run a new flow by changing the source port
+ * (BENCH_NEW_FLOW), or the reply of the run's new flow by changing the
+ * destination port the same way (BENCH_FIRST_REPLY). The maps are kshift's
+ * own, shared by the loader through their fds.
  *
  * bench_ct_miss and bench_ct_insert time the two things a new flow does to
  * the connection table that an established one does not: a lookup that
  * misses, and an insert of an entry never seen before (a new flow makes
- * two). They tell how much of a new flow is the table, and so what another
- * layout of it could save.
+ * one, and its first reply another). They tell how much of a new flow is
+ * the table, and so what another layout of it could save.
  */
 #include "lib/lb.h"
 
@@ -20,6 +22,8 @@
 __u8 bench_frame[BENCH_FRAME_LEN];
 __u32 bench_new_flow;
 __u32 bench_seq;
+
+enum { BENCH_NEW_FLOW = 1, BENCH_FIRST_REPLY = 2 };
 
 static __always_inline int restore(struct xdp_md *ctx)
 {
@@ -30,19 +34,20 @@ static __always_inline int restore(struct xdp_md *ctx)
 		return -1;
 	__builtin_memcpy(data, bench_frame, BENCH_FRAME_LEN);
 	if (bench_new_flow && ks_parse(data, data_end, BENCH_FRAME_LEN, &pkt) == KS_PARSE_OK) {
-		__be16 *sport = data + (pkt.l4_off & 0x1ff);
+		bool reply = bench_new_flow == BENCH_FIRST_REPLY;
+		__be16 *port = data + ((pkt.l4_off + (reply ? 2 : 0)) & 0x1ff);
 
-		if ((void *)(sport + 1) > data_end)
+		if ((void *)(port + 1) > data_end)
 			return -1;
-		/* 2^31 distinct flows: the source port and the low half of the
-		 * source address */
+		/* 2^31 distinct flows: the client's port and the low half of
+		 * its address */
 		__u32 seq = bench_seq++;
-		__be16 *saddr_lo = data + (pkt.l3_off & 0x1f) + 14;
+		__be16 *addr_lo = data + (pkt.l3_off & 0x1f) + (reply ? 18 : 14);
 
-		if ((void *)(saddr_lo + 1) > data_end)
+		if ((void *)(addr_lo + 1) > data_end)
 			return -1;
-		*sport = bpf_htons(1024 + (seq & 0x7fff));
-		*saddr_lo = bpf_htons(seq >> 15);
+		*port = bpf_htons(1024 + (seq & 0x7fff));
+		*addr_lo = bpf_htons(seq >> 15);
 	}
 	return 0;
 }

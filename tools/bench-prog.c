@@ -12,9 +12,12 @@
  * does a new flow's to an established one (issue #8's target: 7x at most).
  * A new flow is timed twice: picked up mid-stream (an ACK, as after a
  * restart) and as a connection begins (a SYN, what a flood sends too).
+ * Then the first reply of each of those flows, which enters its reply
+ * entry (the new flow entered only its forward entry), on a frontend of
+ * its own whose one endpoint serves no other.
  * Two more rows take a new flow apart: a connection-table lookup that
  * misses and an insert of a fresh entry, each alone (a new flow makes one
- * of the first and two of the second).
+ * of each, and its first reply one more insert).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -89,31 +92,42 @@ enum mode {
 	KEEP,	 /* as it is */
 	NEW,	 /* every run a new flow */
 	INSERTS, /* every run inserts an entry of its own (bench_ct_insert) */
+	FIRST_REPLY, /* every run the first reply of a new flow, which each
+		      * round first opens with the frame `opener` */
 };
 
 /* New flows fill the connection table, which evicts nothing: each round
  * starts from an empty one (sized for a round), and every run must have
  * been steered (or inserted), not refused for want of room. */
 static double measure(struct bench_bpf *skel, struct ks_dp *dp, int prog_fd, const struct frame *f,
-		      enum mode mode, int repeat, int rounds)
+		      enum mode mode, int repeat, int rounds, const struct frame *opener)
 {
 	uint64_t before[KS_V_MAX], after[KS_V_MAX];
-	bool new_flow = mode == NEW;
-	uint32_t ns[64];
+	enum ks_verdict want = mode == NEW ? KS_V_NAT_NEW : KS_V_NAT_REPLY;
+	uint32_t ns[64], opened;
 	int i;
 
-	memcpy(skel->bss->bench_frame, f, FRAME_LEN);
-	skel->bss->bench_new_flow = new_flow;
 	for (i = 0; i < rounds; i++) {
 		if (mode != KEEP && ks_ct_flush_all(dp) < 0)
 			return -1;
+		if (mode == FIRST_REPLY) {
+			memcpy(skel->bss->bench_frame, opener, FRAME_LEN);
+			skel->bss->bench_new_flow = 1;
+			skel->bss->bench_seq = 0;
+			if (run(prog_fd, repeat, NULL, &opened) < 0)
+				return -1;
+			skel->bss->bench_seq = 0;
+		}
+		memcpy(skel->bss->bench_frame, f, FRAME_LEN);
+		skel->bss->bench_new_flow = mode == NEW ? 1 : mode == FIRST_REPLY ? 2 : 0;
 		if (ks_dp_verdicts(dp, before) || run(prog_fd, repeat, NULL, &ns[i]) < 0 ||
 		    ks_dp_verdicts(dp, after))
 			return -1;
-		if (new_flow && after[KS_V_NAT_NEW] - before[KS_V_NAT_NEW] != (uint64_t)repeat) {
-			fprintf(stderr, "bench-prog: %llu of %d new flows steered\n",
-				(unsigned long long)(after[KS_V_NAT_NEW] - before[KS_V_NAT_NEW]),
-				repeat);
+		if ((mode == NEW || mode == FIRST_REPLY) &&
+		    after[want] - before[want] != (uint64_t)repeat) {
+			fprintf(stderr, "bench-prog: %llu of %d runs %s\n",
+				(unsigned long long)(after[want] - before[want]), repeat,
+				mode == NEW ? "steered" : "translated");
 			return -1;
 		}
 		if (mode == INSERTS && after[KS_V_DROP_CT_FULL] != before[KS_V_DROP_CT_FULL]) {
@@ -169,6 +183,27 @@ static int reuse_maps(struct bench_bpf *skel, struct ks_dp *dp)
 	return 0;
 }
 
+/* VIP 198.18.100.2:80 -> 198.18.4.2:8080, an endpoint of its own */
+static int program_single(struct ks_dp *dp)
+{
+	struct ks_endpoint ep = { .port = htons(8080), .family = KS_FAMILY_V4 };
+	struct ks_frontend_key key = { .port = htons(80),
+				       .proto = IPPROTO_TCP,
+				       .family = KS_FAMILY_V4 };
+	struct ks_dp_backend b = { .weight = 1, .eps = &ep, .nr_eps = 1 };
+	uint32_t svc;
+	int err;
+
+	inet_pton(AF_INET, "198.18.4.2", &ep.addr.v4);
+	inet_pton(AF_INET, "198.18.100.2", &key.addr.v4);
+	err = ks_dp_svc_new(dp, &svc);
+	if (!err)
+		err = ks_dp_svc_set(dp, svc, &b, 1, 0);
+	if (!err)
+		err = ks_dp_frontend_add(dp, &key, svc);
+	return err;
+}
+
 /* VIP 198.18.100.1:80 -> stable (2 endpoints, weight 90), canary (1, 10) */
 static int program_service(struct ks_dp *dp)
 {
@@ -209,8 +244,8 @@ int main(int argc, char **argv)
 	};
 	struct ks_dp_opts dp_opts = { .hash_seed = 42 };
 	int repeat = 1000000, rounds = 5, c, err, lb_fd, parse_fd, miss_fd, insert_fd;
-	double base, est, fresh, syn, reply, miss, insert, gc_ms[3];
-	struct frame fwd, rev, out, fwd_syn;
+	double base, est, fresh, syn, reply, first, miss, insert, gc_ms[3];
+	struct frame fwd, rev, out, fwd_syn, one_syn, one_synack;
 	struct bench_bpf *skel;
 	const char *json = NULL;
 	char ep[INET_ADDRSTRLEN];
@@ -244,7 +279,7 @@ int main(int argc, char **argv)
 	err = ks_dp_open(&dp, &dp_opts);
 	if (err)
 		return 1;
-	err = program_service(&dp);
+	err = program_service(&dp) ?: program_single(&dp);
 	skel = bench_bpf__open();
 	if (err || !skel || reuse_maps(skel, &dp) || bench_bpf__load(skel)) {
 		fprintf(stderr, "bench-prog: setting up: %s\n", strerror(err ? -err : errno));
@@ -266,18 +301,25 @@ int main(int argc, char **argv)
 	inet_ntop(AF_INET, &out.ip.daddr, ep, sizeof(ep));
 	make_frame(&rev, ep, ntohs(out.tcp.dest), "198.18.1.2", 40000);
 
-	base = measure(skel, &dp, parse_fd, &fwd, KEEP, repeat, rounds);
-	est = measure(skel, &dp, lb_fd, &fwd, KEEP, repeat, rounds);
-	fresh = measure(skel, &dp, lb_fd, &fwd, NEW, repeat, rounds);
+	base = measure(skel, &dp, parse_fd, &fwd, KEEP, repeat, rounds, NULL);
+	est = measure(skel, &dp, lb_fd, &fwd, KEEP, repeat, rounds, NULL);
+	fresh = measure(skel, &dp, lb_fd, &fwd, NEW, repeat, rounds, NULL);
 	fwd_syn = fwd;
 	fwd_syn.tcp.ack = 0;
 	fwd_syn.tcp.syn = 1;
 	fwd_syn.tcp.seq = htonl(1000);
-	syn = measure(skel, &dp, lb_fd, &fwd_syn, NEW, repeat, rounds);
+	syn = measure(skel, &dp, lb_fd, &fwd_syn, NEW, repeat, rounds, NULL);
+	/* SYNs to the single endpoint's frontend, and its SYN-ACKs */
+	make_frame(&one_syn, "198.18.1.2", 40000, "198.18.100.2", 80);
+	one_syn.tcp.ack = 0;
+	one_syn.tcp.syn = 1;
+	make_frame(&one_synack, "198.18.4.2", 8080, "198.18.1.2", 40000);
+	one_synack.tcp.syn = 1;
+	first = measure(skel, &dp, lb_fd, &one_synack, FIRST_REPLY, repeat, rounds, &one_syn);
 	/* the misses on the table the inserts left: as full as a new flow's
 	 * table is midway through its round */
-	insert = measure(skel, &dp, insert_fd, &fwd, INSERTS, repeat, rounds);
-	miss = measure(skel, &dp, miss_fd, &fwd, KEEP, repeat, rounds);
+	insert = measure(skel, &dp, insert_fd, &fwd, INSERTS, repeat, rounds, NULL);
+	miss = measure(skel, &dp, miss_fd, &fwd, KEEP, repeat, rounds, NULL);
 	gc_cost(&dp, repeat, gc_ms);
 	/* the flow of the reply, steered again after the flushes */
 	memcpy(skel->bss->bench_frame, &fwd, FRAME_LEN);
@@ -286,9 +328,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench-prog: the flow was not steered again\n");
 		return 1;
 	}
-	reply = measure(skel, &dp, lb_fd, &rev, KEEP, repeat, rounds);
-	if (base <= 0 || est <= 0 || fresh <= 0 || syn <= 0 || reply <= 0 || miss <= 0 ||
-	    insert <= 0) {
+	reply = measure(skel, &dp, lb_fd, &rev, KEEP, repeat, rounds, NULL);
+	if (base <= 0 || est <= 0 || fresh <= 0 || syn <= 0 || reply <= 0 || first <= 0 ||
+	    miss <= 0 || insert <= 0) {
 		fprintf(stderr, "bench-prog: a test run failed\n");
 		return 1;
 	}
@@ -302,6 +344,7 @@ int main(int argc, char **argv)
 	printf("  %-20s %8.1f %8.2f\n", "new flow", fresh, fresh / base);
 	printf("  %-20s %8.1f %8.2f\n", "new flow, SYN", syn, syn / base);
 	printf("  %-20s %8.1f %8.2f\n", "reply (reverse NAT)", reply, reply / base);
+	printf("  %-20s %8.1f %8.2f\n", "first reply, SYN-ACK", first, first / base);
 	printf("  %-20s %8.1f %8.2f\n", "table: lookup, miss", miss, miss / base);
 	printf("  %-20s %8.1f %8.2f\n", "table: insert", insert, insert / base);
 	printf("new flow / established flow: %.2fx (SYN: %.2fx); above the baseline, a table "
@@ -313,9 +356,9 @@ int main(int argc, char **argv)
 	if (json && (f = fopen(json, "w"))) {
 		fprintf(f,
 			"{\"parse_ns\": %.1f, \"established_ns\": %.1f, \"new_flow_ns\": %.1f, "
-			"\"new_syn_ns\": %.1f, \"reply_ns\": %.1f, \"ct_miss_ns\": %.1f, "
-			"\"ct_insert_ns\": %.1f}\n",
-			base, est, fresh, syn, reply, miss, insert);
+			"\"new_syn_ns\": %.1f, \"reply_ns\": %.1f, \"first_reply_ns\": %.1f, "
+			"\"ct_miss_ns\": %.1f, \"ct_insert_ns\": %.1f}\n",
+			base, est, fresh, syn, reply, first, miss, insert);
 		fclose(f);
 	}
 	bench_bpf__destroy(skel);
