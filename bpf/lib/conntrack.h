@@ -274,7 +274,7 @@ static __always_inline void ks_ct_update(const struct ks_pkt *pkt, struct ks_con
  * entry (ks_ct_reply_entry()), unless fe says its endpoints serve other
  * frontends too (the insert of the reply entry is what finds a clash) or
  * are missing from ks_eprev, or the flow is a hairpin one, whose replies
- * go to the hairpin address. Then both go in, the reply entry first, so no
+ * go to the hairpin address, or a TCP flow picked up mid-stream. Then both go in, the reply entry first, so no
  * failure leaves a forward entry without its reply.
  */
 static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct ks_conn *stale,
@@ -312,7 +312,10 @@ static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct k
 			bpf_map_delete_elem(&ks_conns, &old_rkey);
 	}
 
-	if (likely(!(fe->flags & KS_FE_REPLY_AT_ONCE) && !fwd.flags)) {
+	/* a TCP flow picked up mid-stream has replies of every kind (see
+	 * ks_ct_first_reply_like()) */
+	if (likely(!(fe->flags & KS_FE_REPLY_AT_ONCE) && !fwd.flags &&
+		   fwd.state != KS_CT_ESTABLISHED)) {
 		if (bpf_map_update_elem(&ks_conns, flow, &fwd, BPF_ANY))
 			return KS_V_DROP_CT_FULL;
 		return 0;
@@ -335,6 +338,18 @@ static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct k
 		return KS_V_DROP_CT_FULL;
 	}
 	return 0;
+}
+
+/*
+ * Whether a packet from an endpoint may be a flow's first reply, and worth
+ * ks_ct_reply_entry(): a flow whose first packet entered only its forward
+ * entry is UDP, or TCP from its SYN, which the endpoint answers with a
+ * SYN-ACK or a reset. The rest of a TCP connection straight to an endpoint
+ * (a probe, a pod calling a pod) then costs no search.
+ */
+static __always_inline bool ks_ct_first_reply_like(const struct ks_pkt *pkt)
+{
+	return pkt->flow.proto != IPPROTO_TCP || (pkt->tcp_flags & (KS_TCP_SYN | KS_TCP_RST));
 }
 
 /* What ks_ct_reply_entry() found. */

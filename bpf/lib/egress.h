@@ -76,7 +76,7 @@ static __always_inline int ks_egress(struct __sk_buff *skb)
 	hairpin = ks_addr_eq(&key.saddr, &key.daddr);
 	if (hairpin)
 		ks_hairpin_addr(key.family, &key.daddr);
-	if (ks_egress_reply(&key, pkt.tcp_flags, !hairpin, now, &c))
+	if (ks_egress_reply(&key, pkt.tcp_flags, !hairpin && ks_ct_first_reply_like(&pkt), now, &c))
 		return TC_ACT_SHOT;
 	if (c) {
 		if (ks_nat(skb, false, &pkt, false, &c->addr, c->port))

@@ -419,6 +419,40 @@ static void test_first_packet_one_entry(void **state)
 	}
 }
 
+/* A TCP flow picked up mid-stream (its first packet an ACK) enters both
+ * entries at once: any of its replies may be the first, and only a SYN-ACK
+ * or a reset from an endpoint looks for its flow. Its data reply is
+ * translated, and a direct connection's data from the same endpoint port
+ * passes untouched. */
+static void test_mid_stream_both_at_once(void **state)
+{
+	char ep[INET6_ADDRSTRLEN];
+	size_t f;
+	int prog;
+
+	(void)state;
+	for (f = 0; f < ARRAY_SIZE(families); f++) {
+		for (prog = 0; prog < PKT_NR_PROGS; prog++) {
+			struct pkt_spec s = first_spec(families[f], IPPROTO_TCP, 43800, PORT_SOLO);
+			struct pkt_spec back, direct;
+
+			pkt_context("%s IPv%u", pkt_prog_name(prog), families[f]);
+			assert_int_equal(pkt_env_flush_conns(&env), 0);
+			s.tcp_flags = 0x10;
+			s.ack = 1;
+			dnat(&env, prog, &s, KS_V_NAT_NEW, ep);
+			assert_int_equal(count_entries(&env), 2);
+			back = from_ep(&s, ep, PKT_EP_PORT, 0x10);
+			reply(&env, prog, &back, s.dst, PORT_SOLO);
+
+			direct = back;
+			direct.dport = 43801;
+			untouched(&env, prog, &direct, KS_V_PASS_NO_MATCH);
+			assert_int_equal(count_entries(&env), 2);
+		}
+	}
+}
+
 /* 2. The first reply is translated and enters the reply entry; the flow
  * then goes on both ways as any. */
 static void test_first_reply_translated(void **state)
@@ -1324,6 +1358,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_first_packet_one_entry),
 		cmocka_unit_test(test_first_reply_translated),
+		cmocka_unit_test(test_mid_stream_both_at_once),
 		cmocka_unit_test(test_reply_without_flow),
 		cmocka_unit_test(test_not_a_reply),
 		cmocka_unit_test(test_table_full),
