@@ -21,8 +21,12 @@ OUTDIR gets:
   measured.sh          the same as shell variables, for scripts/bench.sh
 
 Service i has VIP 198.18.100.(1 + i % 250), port 10000 + i // 250, and two
-backends, "stable" and "canary", of one endpoint each on port 8080 of the
-sink (198.18.2.2 .. 198.18.2.251), weighted 50/50. Clients are
+backends, "stable" and "canary", of one endpoint each on the sink
+(198.18.2.2 .. 198.18.2.251), weighted 50/50. Every endpoint is a
+service's own, as a pod's address and port are in a cluster: endpoint j
+(counted from the last service back) is host j % 250, port 8080 + j // 250,
+so the measured service's are on port 8080, where the sink listens and
+counts. Clients are
 198.18.1.0/24, which plays the cluster CIDR: kube-proxy only masquerades
 traffic from outside it.
 """
@@ -37,11 +41,13 @@ SINK_HOSTS = 250
 EP_PORT = 8080
 
 
-def service(i):
+def service(i, n):
     vip = "198.18.100.%d" % (1 + i % 250)
     port = 10000 + i // 250
-    eps = ["198.18.2.%d" % (2 + (2 * i + k) % SINK_HOSTS) for k in (0, 1)]
-    return {"name": "svc-%05d" % i, "vip": vip, "port": port, "endpoints": eps}
+    js = [2 * (n - 1 - i) + k for k in (0, 1)]
+    return {"name": "svc-%05d" % i, "vip": vip, "port": port,
+            "endpoints": ["198.18.2.%d" % (2 + j % SINK_HOSTS) for j in js],
+            "ep_ports": [EP_PORT + j // SINK_HOSTS for j in js]}
 
 
 def kp_hash(*parts):
@@ -73,7 +79,7 @@ def ipt_svc_chain(s, weights):
            "! -s %s -j KUBE-MARK-MASQ" % (svc, svc_port, s["vip"], s["port"], CLIENTS)]
     left = sum(weights)
     for k, (ep, sep) in enumerate(zip(s["endpoints"], seps)):
-        rule = '-A %s -m comment --comment "%s -> %s:%d"' % (svc, svc_port, ep, EP_PORT)
+        rule = '-A %s -m comment --comment "%s -> %s:%d"' % (svc, svc_port, ep, s["ep_ports"][k])
         if k < len(seps) - 1:
             rule += " -m statistic --mode random --probability %.11f" % (weights[k] / left)
         out.append(rule + " -j " + sep)
@@ -84,10 +90,10 @@ def ipt_svc_chain(s, weights):
 def ipt_sep_chains(s):
     svc_port, _, seps = ipt_names(s)
     out = []
-    for ep, sep in zip(s["endpoints"], seps):
+    for ep, ep_port, sep in zip(s["endpoints"], s["ep_ports"], seps):
         out.append('-A %s -m comment --comment %s -s %s/32 -j KUBE-MARK-MASQ' % (sep, svc_port, ep))
         out.append("-A %s -m comment --comment %s -m tcp -p tcp -j DNAT --to-destination %s:%d"
-                   % (sep, svc_port, ep, EP_PORT))
+                   % (sep, svc_port, ep, ep_port))
     return out
 
 
@@ -154,8 +160,8 @@ def iptables_update(svcs):
 def nft_names(s):
     base = "default/%s/tcp/http" % s["name"]
     svc = "service-%s-%s-tcp-http" % (kp_hash(base), s["name"])
-    eps = ["endpoint-%s-%s-%s-%d" % (kp_hash(base, ep), s["name"], ep.replace(".", "-"), EP_PORT)
-           for ep in s["endpoints"]]
+    eps = ["endpoint-%s-%s-%s-%d" % (kp_hash(base, ep), s["name"], ep.replace(".", "-"), ep_port)
+           for ep, ep_port in zip(s["endpoints"], s["ep_ports"])]
     return svc, eps
 
 
@@ -217,9 +223,9 @@ def nft_chains(svcs):
         svc, eps = nft_names(s)
         out.append("\tchain %s {\n%s\t}\n" % (
             svc, "".join("\t\t%s\n" % r for r in nft_svc_rules(s, [50, 50]))))
-        for ep, name in zip(s["endpoints"], eps):
+        for ep, ep_port, name in zip(s["endpoints"], s["ep_ports"], eps):
             out.append("\tchain %s {\n\t\tip saddr %s jump mark-for-masquerade\n"
-                       "\t\tmeta l4proto tcp dnat to %s:%d\n\t}\n" % (name, ep, ep, EP_PORT))
+                       "\t\tmeta l4proto tcp dnat to %s:%d\n\t}\n" % (name, ep, ep, ep_port))
     return "".join(out)
 
 
@@ -272,7 +278,8 @@ spec:
   - name: canary
     endpoints: ["%s:%d"]
     weight: 50
-""" % (s["name"], s["vip"], s["port"], s["endpoints"][0], EP_PORT, s["endpoints"][1], EP_PORT))
+""" % (s["name"], s["vip"], s["port"], s["endpoints"][0], s["ep_ports"][0], s["endpoints"][1],
+       s["ep_ports"][1]))
     return "---\n".join(docs)
 
 
@@ -285,7 +292,7 @@ def main():
     if len(args) != 2:
         sys.exit("usage: bench-rules.py N OUTDIR [--nft-chunk K]")
     n, out = int(args[0]), args[1]
-    svcs = [service(i) for i in range(n)]
+    svcs = [service(i, n) for i in range(n)]
     os.makedirs(out, exist_ok=True)
     files = {
         "iptables.rules": iptables(svcs),
