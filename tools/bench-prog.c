@@ -90,9 +90,9 @@ static int cmp_u32(const void *a, const void *b)
 
 /* How a row treats the connection table. */
 enum mode {
-	KEEP,	 /* as it is */
-	NEW,	 /* every run a new flow */
-	INSERTS, /* every run inserts an entry of its own (bench_ct_insert) */
+	KEEP,	     /* as it is */
+	NEW,	     /* every run a new flow */
+	INSERTS,     /* every run inserts an entry of its own (bench_ct_insert) */
 	FIRST_REPLY, /* every run the first reply of a new flow, which each
 		      * round first opens with the frame `opener` */
 };

@@ -274,8 +274,9 @@ static __always_inline void ks_ct_update(const struct ks_pkt *pkt, struct ks_con
  * entry (ks_ct_reply_entry()), unless fe says its endpoints serve other
  * frontends too (the insert of the reply entry is what finds a clash) or
  * are missing from ks_eprev, or the flow is a hairpin one, whose replies
- * go to the hairpin address, or a TCP flow picked up mid-stream. Then both go in, the reply entry first, so no
- * failure leaves a forward entry without its reply.
+ * go to the hairpin address, or a TCP flow picked up mid-stream. Then both
+ * go in, the reply entry first, so no failure leaves a forward entry
+ * without its reply.
  */
 static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct ks_conn *stale,
 					const struct ks_frontend *fe, const struct ks_endpoint *ep,

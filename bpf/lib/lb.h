@@ -275,9 +275,9 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		if (fe)
 			return ks_new_flow(ctx, xdp, &pkt, fe, conn, resteer, now, len);
 		/* no frontend's: the first reply of a flow (conntrack.h)? */
-		ret = ks_ct_first_reply_like(&pkt) ? ks_ct_reply_entry(&pkt.flow, pkt.tcp_flags,
-									now, &conn)
-						    : KS_CT_REPLY_NONE;
+		ret = ks_ct_first_reply_like(&pkt)
+			      ? ks_ct_reply_entry(&pkt.flow, pkt.tcp_flags, now, &conn)
+			      : KS_CT_REPLY_NONE;
 		switch (ret) {
 		case KS_CT_REPLY_ENTERED:
 			use = KS_CT_HIT;
