@@ -570,6 +570,51 @@ int pkt_env_flush_conns(struct pkt_env *env)
 	return err ?: flush_frags(env);
 }
 
+void pkt_env_age_conns(struct pkt_env *env, uint64_t ns)
+{
+	int fd = bpf_map__fd(env->dp.skel->maps.ks_conns);
+	struct ks_flow key, next;
+	struct ks_conn c;
+	bool first = true;
+
+	while (!bpf_map_get_next_key(fd, first ? NULL : &key, &next)) {
+		first = false;
+		key = next;
+		if (bpf_map_lookup_elem(fd, &key, &c))
+			continue;
+		c.seen_ns -= ns;
+		assert_int_equal(bpf_map_update_elem(fd, &key, &c, BPF_EXIST), 0);
+	}
+}
+
+int pkt_env_count_conns(struct pkt_env *env)
+{
+	int fd = bpf_map__fd(env->dp.skel->maps.ks_conns), n = 0;
+	struct ks_flow key, next;
+	bool first = true;
+
+	while (!bpf_map_get_next_key(fd, first ? NULL : &key, &next)) {
+		first = false;
+		key = next;
+		n++;
+	}
+	return n;
+}
+
+struct ks_flow pkt_flow_key(const struct pkt_spec *s)
+{
+	struct ks_flow k;
+
+	memset(&k, 0, sizeof(k));
+	k.saddr = pkt_addr(s->src, &k.family);
+	k.daddr = pkt_addr(s->dst, &k.family);
+	k.sport = htons(s->sport);
+	k.dport = htons(s->dport);
+	k.proto = s->proto;
+	return k;
+}
+
+
 int pkt_env_service_set(struct pkt_env *env, uint32_t svc, const struct pkt_backend *b, uint32_t n)
 {
 	struct ks_dp_backend dpb[KS_MAX_BACKENDS] = {};
@@ -839,4 +884,61 @@ int pkt_suite_setup(struct pkt_env *env, struct pkt_topo *t)
 		return -1;
 	}
 	return 0;
+}
+
+void pkt_build_icmp_error(uint8_t family, uint8_t type, uint8_t code, const char *src,
+			  const char *dst, const struct pkt *q, size_t quote, struct pkt *out)
+{
+	size_t qlen = q->len - q->pad - q->l3_off, hlen = family == 4 ? 20 : 40;
+	struct ks_addr sa, da;
+	uint8_t *d = out->data, *ip, *icmp, fam, pseudo[40] = {};
+	uint16_t sum;
+
+	if (quote && quote < qlen)
+		qlen = quote;
+	memset(out, 0, sizeof(*out));
+	sa = pkt_addr(src, &fam);
+	da = pkt_addr(dst, &fam);
+	memcpy(d, q->data, 12);
+	pkt_put16(d + 12, family == 4 ? 0x0800 : 0x86dd);
+	out->l3_off = 14;
+	out->l4_off = 14 + hlen;
+	ip = d + out->l3_off;
+	icmp = d + out->l4_off;
+	if (family == 4) {
+		ip[0] = 0x45;
+		pkt_put16(ip + 2, hlen + 8 + qlen);
+		ip[8] = 64;
+		ip[9] = IPPROTO_ICMP;
+		memcpy(ip + 12, &sa.v4, 4);
+		memcpy(ip + 16, &da.v4, 4);
+		pkt_put16(ip + 10, (uint16_t)~pkt_sum16(ip, hlen, 0));
+	} else {
+		ip[0] = 0x60;
+		pkt_put16(ip + 4, 8 + qlen);
+		ip[6] = IPPROTO_ICMPV6;
+		ip[7] = 64;
+		memcpy(ip + 8, &sa, 16);
+		memcpy(ip + 24, &da, 16);
+	}
+	icmp[0] = type;
+	icmp[1] = code;
+	/* fragmentation needed, packet too big: the next hop's MTU */
+	if (family == 4 && type == 3 && code == 4)
+		pkt_put16(icmp + 6, 1400);
+	if (family == 6 && type == 2)
+		pkt_put16(icmp + 6, 1400);
+	memcpy(icmp + 8, q->data + q->l3_off, qlen);
+	out->len = out->l4_off + 8 + qlen;
+	if (family == 4) {
+		sum = 0;
+	} else {
+		memcpy(pseudo, &sa, 16);
+		memcpy(pseudo + 16, &da, 16);
+		pseudo[34] = (8 + qlen) >> 8;
+		pseudo[35] = (8 + qlen) & 0xff;
+		pseudo[39] = IPPROTO_ICMPV6;
+		sum = pkt_sum16(pseudo, sizeof(pseudo), 0);
+	}
+	pkt_put16(icmp + 2, (uint16_t)~pkt_sum16(icmp, 8 + qlen, sum));
 }

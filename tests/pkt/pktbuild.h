@@ -116,6 +116,12 @@ uint16_t pkt_get16(const uint8_t *p);
 uint32_t pkt_get32(const uint8_t *p);
 void pkt_put16(uint8_t *p, uint16_t v);
 
+/* An ICMP or ICMPv6 error from src to dst quoting q's IP datagram, cut to
+ * quote bytes (0: whole), with every length and checksum right; a
+ * fragmentation needed or packet too big names a next-hop MTU of 1400. */
+void pkt_build_icmp_error(uint8_t family, uint8_t type, uint8_t code, const char *src,
+			  const char *dst, const struct pkt *q, size_t quote, struct pkt *out);
+
 /* Hexdump of a frame in the test log, for failures. */
 void pkt_dump(const char *title, const uint8_t *frame, size_t len);
 
@@ -136,6 +142,12 @@ int pkt_env_open_opts(struct pkt_env *env, const struct ks_dp_opts *opts);
 void pkt_env_close(struct pkt_env *env);
 /* Forgets every tracked flow, so that cases do not see each other's. */
 int pkt_env_flush_conns(struct pkt_env *env);
+/* Moves every ks_conns entry's last packet ns into the past. */
+void pkt_env_age_conns(struct pkt_env *env, uint64_t ns);
+/* The entries in ks_conns. */
+int pkt_env_count_conns(struct pkt_env *env);
+/* The ks_conns key a packet s would look up. */
+struct ks_flow pkt_flow_key(const struct pkt_spec *s);
 
 /* One backend of a service: weight and up to 4 endpoints. */
 struct pkt_backend {

@@ -133,51 +133,6 @@ static bool same_addr(const char *x, const char *y)
 	return fx == fy && !memcmp(&ax, &ay, sizeof(ax));
 }
 
-/* Moves every entry's last packet ns into the past. */
-static void age(uint64_t ns)
-{
-	int fd = bpf_map__fd(env.dp.skel->maps.ks_conns);
-	struct ks_flow key, next;
-	struct ks_conn c;
-	bool first = true;
-
-	while (!bpf_map_get_next_key(fd, first ? NULL : &key, &next)) {
-		first = false;
-		key = next;
-		if (bpf_map_lookup_elem(fd, &key, &c))
-			continue;
-		c.seen_ns -= ns;
-		assert_int_equal(bpf_map_update_elem(fd, &key, &c, BPF_EXIST), 0);
-	}
-}
-
-static int count_entries(void)
-{
-	int fd = bpf_map__fd(env.dp.skel->maps.ks_conns), n = 0;
-	struct ks_flow key, next;
-	bool first = true;
-
-	while (!bpf_map_get_next_key(fd, first ? NULL : &key, &next)) {
-		first = false;
-		key = next;
-		n++;
-	}
-	return n;
-}
-
-static struct ks_flow flow_key(const struct pkt_spec *s)
-{
-	struct ks_flow k;
-
-	memset(&k, 0, sizeof(k));
-	k.saddr = pkt_addr(s->src, &k.family);
-	k.daddr = pkt_addr(s->dst, &k.family);
-	k.sport = htons(s->sport);
-	k.dport = htons(s->dport);
-	k.proto = s->proto;
-	return k;
-}
-
 /*
  * Issue #8, 1: a flow through the frontend from client port P ends with a
  * RST (or FIN both ways); the client then opens a connection from P
@@ -230,7 +185,7 @@ static void test_ended_flow_forgotten(void **state)
 static void set_state(const struct pkt_spec *s, uint8_t st)
 {
 	int fd = bpf_map__fd(env.dp.skel->maps.ks_conns);
-	struct ks_flow k = flow_key(s);
+	struct ks_flow k = pkt_flow_key(s);
 	struct ks_conn c;
 
 	assert_int_equal(bpf_map_lookup_elem(fd, &k, &c), 0);
@@ -241,7 +196,7 @@ static void set_state(const struct pkt_spec *s, uint8_t st)
 static uint8_t get_state(const struct pkt_spec *s)
 {
 	int fd = bpf_map__fd(env.dp.skel->maps.ks_conns);
-	struct ks_flow k = flow_key(s);
+	struct ks_flow k = pkt_flow_key(s);
 	struct ks_conn c;
 
 	assert_int_equal(bpf_map_lookup_elem(fd, &k, &c), 0);
@@ -293,7 +248,7 @@ static void test_state_never_back(void **state)
 				/* the racing ACK's late write to the reply entry */
 				set_state(&back, KS_CT_ESTABLISHED);
 				/* a second on, or the stamps a tick (4 ms) ahead */
-				age(how ? (uint64_t)-4000000 : 2 * KS_CT_TOUCH_NS);
+				pkt_env_age_conns(&env, how ? (uint64_t)-4000000 : 2 * KS_CT_TOUCH_NS);
 				/* the endpoint's last ACK */
 				back.tcp_flags = 0x10;
 				reply(prog, &back, syn.dst, PKT_PORT_MAIN);
@@ -331,16 +286,16 @@ static void test_idle_flow_expires(void **state)
 					    tcp ? "TCP" : "UDP");
 				assert_int_equal(pkt_env_flush_conns(&env), 0);
 				dnat(prog, &s, KS_V_NAT_NEW, ep);
-				age(timeout - 2 * KS_NS_PER_SEC);
+				pkt_env_age_conns(&env, timeout - 2 * KS_NS_PER_SEC);
 				dnat(prog, &s, KS_V_NAT_ESTABLISHED, ep2);
 				assert_string_equal(ep, ep2);
 				back = from_ep(&s, ep, PKT_EP_PORT, 0x10);
 				reply(prog, &back, s.dst, PKT_PORT_MAIN);
 				/* the packets refreshed the flow: it lives on */
-				age(timeout - 2 * KS_NS_PER_SEC);
+				pkt_env_age_conns(&env, timeout - 2 * KS_NS_PER_SEC);
 				reply(prog, &back, s.dst, PKT_PORT_MAIN);
 
-				age(timeout + 2 * KS_NS_PER_SEC);
+				pkt_env_age_conns(&env, timeout + 2 * KS_NS_PER_SEC);
 				untouched(prog, &back, KS_V_PASS_NO_MATCH);
 				dnat(prog, &s, KS_V_NAT_NEW, ep2);
 				assert_string_equal(ep, ep2);
@@ -361,7 +316,7 @@ static void test_half_open_expires(void **state)
 	for (prog = 0; prog < PKT_NR_PROGS; prog++) {
 		assert_int_equal(pkt_env_flush_conns(&env), 0);
 		dnat(prog, &syn, KS_V_NAT_NEW, ep);
-		age(KS_CT_TIMEOUT_SYN_SENT + 2 * KS_NS_PER_SEC);
+		pkt_env_age_conns(&env, KS_CT_TIMEOUT_SYN_SENT + 2 * KS_NS_PER_SEC);
 		back = from_ep(&syn, ep, PKT_EP_PORT, 0x12);
 		untouched(prog, &back, KS_V_PASS_NO_MATCH);
 	}
@@ -388,22 +343,22 @@ static void test_lost_direction_rebuilt(void **state)
 			dnat(prog, &s, KS_V_NAT_NEW, ep);
 			back = from_ep(&s, ep, PKT_EP_PORT, 0);
 			reply(prog, &back, s.dst, PKT_PORT_MAIN);
-			k = flow_key(&back);
+			k = pkt_flow_key(&back);
 			assert_int_equal(bpf_map_delete_elem(fd, &k), 0);
 			reply(prog, &back, s.dst, PKT_PORT_MAIN);
 			assert_int_equal(bpf_map_delete_elem(fd, &k), 0);
-			age(2 * KS_CT_TOUCH_NS);
+			pkt_env_age_conns(&env, 2 * KS_CT_TOUCH_NS);
 			dnat(prog, &s, KS_V_NAT_ESTABLISHED, ep2);
 			assert_string_equal(ep, ep2);
 			reply(prog, &back, s.dst, PKT_PORT_MAIN);
 
-			k = flow_key(&s);
+			k = pkt_flow_key(&s);
 			assert_int_equal(bpf_map_delete_elem(fd, &k), 0);
-			age(2 * KS_CT_TOUCH_NS);
+			pkt_env_age_conns(&env, 2 * KS_CT_TOUCH_NS);
 			reply(prog, &back, s.dst, PKT_PORT_MAIN);
 			dnat(prog, &s, KS_V_NAT_ESTABLISHED, ep2);
 			assert_string_equal(ep, ep2);
-			assert_int_equal(count_entries(), 2);
+			assert_int_equal(pkt_env_count_conns(&env), 2);
 		}
 	}
 }
@@ -484,10 +439,10 @@ static void test_gc(void **state)
 	(void)state;
 	assert_int_equal(pkt_env_flush_conns(&env), 0);
 	dnat(PKT_XDP, &old, KS_V_NAT_NEW, ep);
-	age(KS_CT_TIMEOUT_UDP + 5 * KS_NS_PER_SEC);
+	pkt_env_age_conns(&env, KS_CT_TIMEOUT_UDP + 5 * KS_NS_PER_SEC);
 	dnat(PKT_XDP, &live, KS_V_NAT_NEW, ep);
 	/* a flow's first packet enters its forward entry only */
-	assert_int_equal(count_entries(), 2);
+	assert_int_equal(pkt_env_count_conns(&env), 2);
 
 	now = ks_ct_now();
 	assert_int_equal(ks_ct_list(&env.dp, UINT32_MAX, now, list_cb, &l), 0);
@@ -496,7 +451,7 @@ static void test_gc(void **state)
 	assert_int_equal(st.expired, 1);
 	assert_int_equal(st.live, 1);
 	assert_int_equal(st.passes, 1);
-	assert_int_equal(count_entries(), 1);
+	assert_int_equal(pkt_env_count_conns(&env), 1);
 
 	memset(&l, 0, sizeof(l));
 	assert_int_equal(ks_ct_list(&env.dp, topo.single[0], now, list_cb, &l), 0);
@@ -520,7 +475,7 @@ static void test_gc(void **state)
 		assert_int_equal(ret, 1);
 		assert_int_equal(st.expired, 1);
 	}
-	assert_int_equal(count_entries(), 0);
+	assert_int_equal(pkt_env_count_conns(&env), 0);
 }
 
 /*
@@ -556,12 +511,12 @@ static void test_flush_endpoint_and_svc(void **state)
 		/* another service's flush of that endpoint changes nothing */
 		assert_int_equal(ks_ct_flush_endpoint(&env.dp, topo.shift[fi], &gone), 0);
 		assert_int_equal(ks_ct_flush_endpoint(&env.dp, topo.main[fi], &gone), 1);
-		assert_int_equal(count_entries(), 0);
+		assert_int_equal(pkt_env_count_conns(&env), 0);
 		dnat(PKT_TC, &s, KS_V_NAT_NEW, ep2);
 		assert_string_not_equal(ep, ep2);
 
 		assert_int_equal(ks_ct_flush_svc(&env.dp, topo.main[fi]), 1);
-		assert_int_equal(count_entries(), 0);
+		assert_int_equal(pkt_env_count_conns(&env), 0);
 		assert_int_equal(pkt_env_service_set(&env, topo.main[fi], &both, 1), 0);
 	}
 }

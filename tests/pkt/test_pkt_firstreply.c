@@ -210,55 +210,10 @@ static int conns_fd(struct pkt_env *e)
 	return bpf_map__fd(e->dp.skel->maps.ks_conns);
 }
 
-/* Moves every entry's last packet ns into the past. */
-static void age(struct pkt_env *e, uint64_t ns)
-{
-	int fd = conns_fd(e);
-	struct ks_flow key, next;
-	struct ks_conn c;
-	bool first = true;
-
-	while (!bpf_map_get_next_key(fd, first ? NULL : &key, &next)) {
-		first = false;
-		key = next;
-		if (bpf_map_lookup_elem(fd, &key, &c))
-			continue;
-		c.seen_ns -= ns;
-		assert_int_equal(bpf_map_update_elem(fd, &key, &c, BPF_EXIST), 0);
-	}
-}
-
-static int count_entries(struct pkt_env *e)
-{
-	int fd = conns_fd(e), n = 0;
-	struct ks_flow key, next;
-	bool first = true;
-
-	while (!bpf_map_get_next_key(fd, first ? NULL : &key, &next)) {
-		first = false;
-		key = next;
-		n++;
-	}
-	return n;
-}
-
-static struct ks_flow flow_key(const struct pkt_spec *s)
-{
-	struct ks_flow k;
-
-	memset(&k, 0, sizeof(k));
-	k.saddr = pkt_addr(s->src, &k.family);
-	k.daddr = pkt_addr(s->dst, &k.family);
-	k.sport = htons(s->sport);
-	k.dport = htons(s->dport);
-	k.proto = s->proto;
-	return k;
-}
-
 /* The entry at the key of s, as a packet s would look it up: 0 or -ENOENT. */
 static int get_conn(struct pkt_env *e, const struct pkt_spec *s, struct ks_conn *c)
 {
-	struct ks_flow k = flow_key(s);
+	struct ks_flow k = pkt_flow_key(s);
 
 	return bpf_map_lookup_elem(conns_fd(e), &k, c) ? -errno : 0;
 }
@@ -282,7 +237,7 @@ static void expect_conn(struct pkt_env *e, const struct pkt_spec *s, uint8_t dir
 
 static void set_state(struct pkt_env *e, const struct pkt_spec *s, uint8_t st)
 {
-	struct ks_flow k = flow_key(s);
+	struct ks_flow k = pkt_flow_key(s);
 	struct ks_conn c;
 
 	assert_int_equal(bpf_map_lookup_elem(conns_fd(e), &k, &c), 0);
@@ -303,7 +258,7 @@ static struct snap snap(struct pkt_env *e, const struct pkt_spec *s)
 	struct snap n;
 
 	memset(&n, 0, sizeof(n));
-	n.entries = count_entries(e);
+	n.entries = pkt_env_count_conns(e);
 	n.err = get_conn(e, s, &n.c);
 	return n;
 }
@@ -411,7 +366,7 @@ static void test_first_packet_one_entry(void **state)
 					    proto_name(protos[p]));
 				assert_int_equal(pkt_env_flush_conns(&env), 0);
 				dnat(&env, prog, &s, KS_V_NAT_NEW, ep);
-				assert_int_equal(count_entries(&env), 1);
+				assert_int_equal(pkt_env_count_conns(&env), 1);
 				expect_conn(&env, &s, KS_DIR_FORWARD, ep, PKT_EP_PORT,
 					    tcp ? KS_CT_SYN_SENT : KS_CT_UDP);
 			}
@@ -441,14 +396,14 @@ static void test_mid_stream_both_at_once(void **state)
 			s.tcp_flags = 0x10;
 			s.ack = 1;
 			dnat(&env, prog, &s, KS_V_NAT_NEW, ep);
-			assert_int_equal(count_entries(&env), 2);
+			assert_int_equal(pkt_env_count_conns(&env), 2);
 			back = from_ep(&s, ep, PKT_EP_PORT, 0x10);
 			reply(&env, prog, &back, s.dst, PORT_SOLO);
 
 			direct = back;
 			direct.dport = 43801;
 			untouched(&env, prog, &direct, KS_V_PASS_NO_MATCH);
-			assert_int_equal(count_entries(&env), 2);
+			assert_int_equal(pkt_env_count_conns(&env), 2);
 		}
 	}
 }
@@ -475,10 +430,10 @@ static void test_first_reply_translated(void **state)
 					    proto_name(protos[p]));
 				assert_int_equal(pkt_env_flush_conns(&env), 0);
 				dnat(&env, prog, &s, KS_V_NAT_NEW, ep);
-				assert_int_equal(count_entries(&env), 1);
+				assert_int_equal(pkt_env_count_conns(&env), 1);
 				back = syn_ack(&s, ep, PKT_EP_PORT);
 				reply(&env, prog, &back, s.dst, PORT_SOLO);
-				assert_int_equal(count_entries(&env), 2);
+				assert_int_equal(pkt_env_count_conns(&env), 2);
 				expect_conn(&env, &s, KS_DIR_FORWARD, ep, PKT_EP_PORT, st);
 				expect_conn(&env, &back, KS_DIR_REPLY, s.dst, PORT_SOLO, st);
 
@@ -490,7 +445,7 @@ static void test_first_reply_translated(void **state)
 				assert_string_equal(ep, ep2);
 				back.tcp_flags = 0x18;
 				reply(&env, prog, &back, s.dst, PORT_SOLO);
-				assert_int_equal(count_entries(&env), 2);
+				assert_int_equal(pkt_env_count_conns(&env), 2);
 			}
 		}
 	}
@@ -531,7 +486,7 @@ static void test_reply_without_flow(void **state)
 						dnat(&env, prog, &s, KS_V_NAT_NEW, ep);
 					}
 					if (how == EXPIRED)
-						age(&env, (tcp ? KS_CT_TIMEOUT_SYN_SENT
+						pkt_env_age_conns(&env, (tcp ? KS_CT_TIMEOUT_SYN_SENT
 							       : KS_CT_TIMEOUT_UDP) +
 								  2 * KS_NS_PER_SEC);
 					back = syn_ack(&s,
@@ -598,68 +553,10 @@ static void test_not_a_reply(void **state)
 	}
 }
 
-/* An ICMP or ICMPv6 error from src to dst quoting q's IP datagram, cut to
- * quote bytes (0: whole), with every length and checksum right (as in
- * test_pkt_icmp.c). */
-static void build_error(uint8_t family, uint8_t type, uint8_t code, const char *src,
-			const char *dst, const struct pkt *q, size_t quote, struct pkt *out)
-{
-	size_t qlen = q->len - q->pad - q->l3_off, hlen = family == 4 ? 20 : 40;
-	struct ks_addr sa, da;
-	uint8_t *d = out->data, *ip, *icmp, fam, pseudo[40] = {};
-	uint16_t sum;
-
-	if (quote && quote < qlen)
-		qlen = quote;
-	memset(out, 0, sizeof(*out));
-	sa = pkt_addr(src, &fam);
-	da = pkt_addr(dst, &fam);
-	memcpy(d, q->data, 12);
-	pkt_put16(d + 12, family == 4 ? 0x0800 : 0x86dd);
-	out->l3_off = 14;
-	out->l4_off = 14 + hlen;
-	ip = d + out->l3_off;
-	icmp = d + out->l4_off;
-	if (family == 4) {
-		ip[0] = 0x45;
-		pkt_put16(ip + 2, hlen + 8 + qlen);
-		ip[8] = 64;
-		ip[9] = IPPROTO_ICMP;
-		memcpy(ip + 12, &sa.v4, 4);
-		memcpy(ip + 16, &da.v4, 4);
-		pkt_put16(ip + 10, (uint16_t)~pkt_sum16(ip, hlen, 0));
-	} else {
-		ip[0] = 0x60;
-		pkt_put16(ip + 4, 8 + qlen);
-		ip[6] = IPPROTO_ICMPV6;
-		ip[7] = 64;
-		memcpy(ip + 8, &sa, 16);
-		memcpy(ip + 24, &da, 16);
-	}
-	icmp[0] = type;
-	icmp[1] = code;
-	pkt_put16(icmp + 6, 1400); /* the next hop's MTU */
-	memcpy(icmp + 8, q->data + q->l3_off, qlen);
-	out->len = out->l4_off + 8 + qlen;
-	if (family == 4) {
-		sum = 0;
-	} else {
-		memcpy(pseudo, &sa, 16);
-		memcpy(pseudo + 16, &da, 16);
-		pseudo[34] = (8 + qlen) >> 8;
-		pseudo[35] = (8 + qlen) & 0xff;
-		pseudo[39] = IPPROTO_ICMPV6;
-		sum = pkt_sum16(pseudo, sizeof(pseudo), 0);
-	}
-	pkt_put16(icmp + 2, (uint16_t)~pkt_sum16(icmp, 8 + qlen, sum));
-}
-
-/* Fragmentation needed (IPv4) or packet too big (IPv6) from src to the
- * client about q, the client's packet as it went to the endpoint. */
 static void build_too_big(uint8_t family, const char *src, const struct pkt_spec *client_pkt,
 			  const struct pkt *q, size_t quote, struct pkt *out)
 {
-	build_error(family, family == 4 ? 3 : 2, family == 4 ? 4 : 0, src, client_pkt->src, q,
+	pkt_build_icmp_error(family, family == 4 ? 3 : 2, family == 4 ? 4 : 0, src, client_pkt->src, q,
 		    quote, out);
 }
 
@@ -733,7 +630,7 @@ static void test_icmp_half_open(void **state)
 
 				back = syn_ack(&s, ep, PKT_EP_PORT);
 				reply(&env, prog, &back, s.dst, PORT_SOLO);
-				assert_int_equal(count_entries(&env), 2);
+				assert_int_equal(pkt_env_count_conns(&env), 2);
 			}
 		}
 	}
@@ -776,11 +673,11 @@ static void test_table_full(void **state)
 				dnat(&small, prog, &s, KS_V_NAT_NEW, i ? ep : first_ep);
 			}
 			pkt_context("%s IPv%u", pkt_prog_name(prog), families[f]);
-			assert_int_equal(count_entries(&small), 16);
+			assert_int_equal(pkt_env_count_conns(&small), 16);
 
 			back = syn_ack(&first, first_ep, PKT_EP_PORT);
 			run(&small, prog, &back, PKT_DROP, KS_V_DROP_CT_FULL, &in, &r);
-			assert_int_equal(count_entries(&small), 16);
+			assert_int_equal(pkt_env_count_conns(&small), 16);
 			expect_conn(&small, &first, KS_DIR_FORWARD, first_ep, PKT_EP_PORT,
 				    KS_CT_SYN_SENT);
 
@@ -792,7 +689,7 @@ static void test_table_full(void **state)
 			build_too_big(families[f], first_ep, &first, &q, 0, &in);
 			pkt_run(&small, prog, in.data, in.len, &r, true);
 			pkt_expect(&r, prog, PKT_DROP, KS_V_DROP_CT_FULL);
-			assert_int_equal(count_entries(&small), 16);
+			assert_int_equal(pkt_env_count_conns(&small), 16);
 		}
 	}
 	pkt_env_close(&small);
@@ -879,7 +776,7 @@ static void test_endpoint_of_many(void **state)
 				dnat(&env, prog, &s, KS_V_NAT_NEW, ep);
 				assert_true(same_addr(ep, ep_many[fi]));
 				n += 2;
-				assert_int_equal(count_entries(&env), n);
+				assert_int_equal(pkt_env_count_conns(&env), n);
 			}
 			for (i = 0; i < NR_MANY; i++) {
 				struct pkt_spec s = first_spec(families[f], IPPROTO_TCP, 43100 + i,
@@ -891,7 +788,7 @@ static void test_endpoint_of_many(void **state)
 					    i == out ? " (left out)" : "");
 				reply(&env, prog, &back, vip, PORT_MANY + i);
 			}
-			assert_int_equal(count_entries(&env), 2 * NR_MANY);
+			assert_int_equal(pkt_env_count_conns(&env), 2 * NR_MANY);
 		}
 	}
 }
@@ -972,7 +869,7 @@ static void test_hairpin_both_at_once(void **state)
 					dnat(&env, prog, &s, KS_V_NAT_NEW, ep);
 					assert_true(same_addr(ep, hp_ep[fi]));
 				}
-				assert_int_equal(count_entries(&env), hairpin ? 2 : 1);
+				assert_int_equal(pkt_env_count_conns(&env), hairpin ? 2 : 1);
 			}
 		}
 	}
@@ -1084,15 +981,15 @@ static void test_eprev_upkeep(void **state)
 			assert_int_equal(pkt_env_flush_conns(&own), 0);
 			dnat(&own, prog, &s, KS_V_NAT_NEW, ep);
 			assert_true(same_addr(ep, e3[fi]));
-			assert_int_equal(count_entries(&own), 1);
+			assert_int_equal(pkt_env_count_conns(&own), 1);
 			dnat(&own, prog, &t, KS_V_NAT_NEW, ep);
 			assert_true(same_addr(ep, e5[fi]));
-			assert_int_equal(count_entries(&own), 2 + both);
+			assert_int_equal(pkt_env_count_conns(&own), 2 + both);
 			back = syn_ack(&s, e3[fi], 8080);
 			reply(&own, prog, &back, vip, 8303);
 			back = syn_ack(&t, e5[fi], 8080);
 			reply(&own, prog, &back, vip, 8304);
-			assert_int_equal(count_entries(&own), 4);
+			assert_int_equal(pkt_env_count_conns(&own), 4);
 		}
 	}
 	pkt_env_close(&own);
@@ -1150,7 +1047,7 @@ static void test_left_endpoint_first_reply(void **state)
 				assert_int_equal(pkt_env_service_set(&env, svc, &left, 1), 0);
 				back = syn_ack(&s, ep, PKT_EP_PORT);
 				reply(&env, prog, &back, vip, PORT_DRAIN);
-				assert_int_equal(count_entries(&env), 2);
+				assert_int_equal(pkt_env_count_conns(&env), 2);
 			}
 		}
 		assert_int_equal(pkt_env_service_set(&env, svc, &both, 1), 0);
@@ -1209,7 +1106,7 @@ static void test_eprev_full(void **state)
 			pkt_context("%s IPv%u", pkt_prog_name(prog), families[f]);
 			assert_int_equal(pkt_env_flush_conns(&own), 0);
 			dnat(&own, prog, &s, KS_V_NAT_NEW, ep);
-			assert_int_equal(count_entries(&own), 2);
+			assert_int_equal(pkt_env_count_conns(&own), 2);
 			back = syn_ack(&s, ep, PKT_EP_PORT);
 			reply(&own, prog, &back, vip, 8240);
 		}
@@ -1264,7 +1161,7 @@ static void test_xdp_split_egress(void **state)
 					    seen ? "through XDP first" : "at egress only");
 				assert_int_equal(pkt_env_flush_conns(&split), 0);
 				dnat(&split, PKT_XDP, &s, KS_V_NAT_NEW, ep);
-				assert_int_equal(count_entries(&split), 1);
+				assert_int_equal(pkt_env_count_conns(&split), 1);
 				back = syn_ack(&s, ep, PKT_EP_PORT);
 				if (seen) {
 					run(&split, PKT_XDP, &back, PKT_PASS, KS_V_NAT_REPLY, &in,
@@ -1276,7 +1173,7 @@ static void test_xdp_split_egress(void **state)
 				egress_run(&split, &in, &r);
 				assert_int_equal(r.retval, pkt_retval(PKT_TC, PKT_PASS));
 				pkt_expect_nat(&r, &in, false, s.dst, PORT_SOLO);
-				assert_int_equal(count_entries(&split), 2);
+				assert_int_equal(pkt_env_count_conns(&split), 2);
 
 				/* the other endpoint, to the same client port */
 				stray = syn_ack(&s, other_solo_ep(fi, ep), PKT_EP_PORT);

@@ -376,56 +376,6 @@ static void test_resteer_limit(void **state)
 	}
 }
 
-/* An ICMP or ICMPv6 error from src to dst quoting q's whole IP datagram,
- * with every length and checksum right. */
-static void build_error(uint8_t family, uint8_t type, uint8_t code, const char *src,
-			const char *dst, const struct pkt *q, struct pkt *out)
-{
-	size_t qlen = q->len - q->pad - q->l3_off, hlen = family == 4 ? 20 : 40;
-	uint8_t *d = out->data, *ip, *icmp, fam, pseudo[40] = {};
-	struct ks_addr sa, da;
-	uint16_t sum = 0;
-
-	memset(out, 0, sizeof(*out));
-	sa = pkt_addr(src, &fam);
-	da = pkt_addr(dst, &fam);
-	memcpy(d, q->data, 12);
-	pkt_put16(d + 12, family == 4 ? 0x0800 : 0x86dd);
-	out->l3_off = 14;
-	out->l4_off = 14 + hlen;
-	ip = d + out->l3_off;
-	icmp = d + out->l4_off;
-	if (family == 4) {
-		ip[0] = 0x45;
-		pkt_put16(ip + 2, hlen + 8 + qlen);
-		ip[8] = 64;
-		ip[9] = IPPROTO_ICMP;
-		memcpy(ip + 12, &sa.v4, 4);
-		memcpy(ip + 16, &da.v4, 4);
-		pkt_put16(ip + 10, (uint16_t)~pkt_sum16(ip, hlen, 0));
-	} else {
-		ip[0] = 0x60;
-		pkt_put16(ip + 4, 8 + qlen);
-		ip[6] = IPPROTO_ICMPV6;
-		ip[7] = 64;
-		memcpy(ip + 8, &sa, 16);
-		memcpy(ip + 24, &da, 16);
-		memcpy(pseudo, &sa, 16);
-		memcpy(pseudo + 16, &da, 16);
-		pkt_put16(pseudo + 34, 8 + qlen);
-		pseudo[39] = IPPROTO_ICMPV6;
-		sum = pkt_sum16(pseudo, sizeof(pseudo), 0);
-	}
-	icmp[0] = type;
-	icmp[1] = code;
-	/* fragmentation needed, packet too big: the next hop's MTU */
-	if ((family == 4 && type == 3 && code == 4) || (family == 6 && type == 2))
-		pkt_put16(icmp + 6, 1400);
-	memcpy(icmp + 8, q->data + q->l3_off, qlen);
-	out->len = out->l4_off + 8 + qlen;
-	pkt_put16(icmp + 2, (uint16_t)~pkt_sum16(icmp, 8 + qlen, sum));
-}
-
 /* ICMP errors by what they say. */
 struct icmp_kind {
 	const char *name;
@@ -467,14 +417,15 @@ static void send_error(enum pkt_prog prog, const struct pkt_spec *s, const char 
 	sent.dst = ep;
 	sent.dport = PKT_EP_PORT;
 	pkt_build(&sent, &q);
-	build_error(family, type, code, src, s->src, &q, &in);
+	pkt_build_icmp_error(family, type, code, src, s->src, &q, 0, &in);
 	pkt_run(&env, prog, in.data, in.len, &r, true);
 	if (held) {
 		pkt_expect(&r, prog, PKT_DROP, KS_V_DROP_UNREACH_HELD);
 		return;
 	}
 	pkt_expect(&r, prog, PKT_PASS, KS_V_NAT_ICMP_TO_CLIENT);
-	build_error(family, type, code, kind->from_ep ? s->dst : src, s->src, &orig, &want);
+	pkt_build_icmp_error(family, type, code, kind->from_ep ? s->dst : src, s->src, &orig, 0,
+			     &want);
 	if (!pkt_check(r.out, r.len, NULL, why, sizeof(why)))
 		fail_msg("%s: output invalid: %s", kind->name, why);
 	if (r.len != want.len || memcmp(r.out, want.data, want.len)) {

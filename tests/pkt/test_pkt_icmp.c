@@ -36,65 +36,6 @@ static struct pkt_topo topo;
 static const char *const router[2] = { "198.18.1.254", "2001:2:0:1::fe" };
 static const char *const ep_router[2] = { "198.18.2.254", "2001:2:0:2::fe" };
 
-/* An ICMP or ICMPv6 error from src to dst quoting q's IP datagram, cut to
- * quote bytes (0: whole), with every length and checksum right. */
-static void build_error(uint8_t family, uint8_t type, uint8_t code, const char *src,
-			const char *dst, const struct pkt *q, size_t quote, struct pkt *out)
-{
-	size_t qlen = q->len - q->pad - q->l3_off, hlen = family == 4 ? 20 : 40;
-	struct ks_addr sa, da;
-	uint8_t *d = out->data, *ip, *icmp, fam, pseudo[40] = {};
-	uint16_t sum;
-
-	if (quote && quote < qlen)
-		qlen = quote;
-	memset(out, 0, sizeof(*out));
-	sa = pkt_addr(src, &fam);
-	da = pkt_addr(dst, &fam);
-	memcpy(d, q->data, 12);
-	pkt_put16(d + 12, family == 4 ? 0x0800 : 0x86dd);
-	out->l3_off = 14;
-	out->l4_off = 14 + hlen;
-	ip = d + out->l3_off;
-	icmp = d + out->l4_off;
-	if (family == 4) {
-		ip[0] = 0x45;
-		pkt_put16(ip + 2, hlen + 8 + qlen);
-		ip[8] = 64;
-		ip[9] = IPPROTO_ICMP;
-		memcpy(ip + 12, &sa.v4, 4);
-		memcpy(ip + 16, &da.v4, 4);
-		pkt_put16(ip + 10, (uint16_t)~pkt_sum16(ip, hlen, 0));
-	} else {
-		ip[0] = 0x60;
-		pkt_put16(ip + 4, 8 + qlen);
-		ip[6] = IPPROTO_ICMPV6;
-		ip[7] = 64;
-		memcpy(ip + 8, &sa, 16);
-		memcpy(ip + 24, &da, 16);
-	}
-	icmp[0] = type;
-	icmp[1] = code;
-	/* fragmentation needed, packet too big: the next hop's MTU */
-	if (family == 4 && type == 3 && code == 4)
-		pkt_put16(icmp + 6, 1400);
-	if (family == 6 && type == 2)
-		pkt_put16(icmp + 6, 1400);
-	memcpy(icmp + 8, q->data + q->l3_off, qlen);
-	out->len = out->l4_off + 8 + qlen;
-	if (family == 4) {
-		sum = 0;
-	} else {
-		memcpy(pseudo, &sa, 16);
-		memcpy(pseudo + 16, &da, 16);
-		pseudo[34] = (8 + qlen) >> 8;
-		pseudo[35] = (8 + qlen) & 0xff;
-		pseudo[39] = IPPROTO_ICMPV6;
-		sum = pkt_sum16(pseudo, sizeof(pseudo), 0);
-	}
-	pkt_put16(icmp + 2, (uint16_t)~pkt_sum16(icmp, 8 + qlen, sum));
-}
-
 struct kind {
 	uint8_t family, proto;
 	size_t quote; /* 0: whole */
@@ -196,10 +137,10 @@ static void test_error_to_client(void **state)
 				sent.dport = PKT_EP_PORT;
 				pkt_build(&sent, &fwd);
 				pkt_build(&spec, &orig);
-				build_error(kd->family, type, code,
+				pkt_build_icmp_error(kd->family, type, code,
 					    from_ep ? ep : ep_router[fi], spec.src, &fwd, kd->quote,
 					    &in);
-				build_error(kd->family, type, code,
+				pkt_build_icmp_error(kd->family, type, code,
 					    from_ep ? spec.dst : ep_router[fi], spec.src, &orig,
 					    kd->quote, &want);
 				run_error(prog, &in, KS_V_NAT_ICMP_TO_CLIENT, &want);
@@ -246,9 +187,9 @@ static void test_error_to_endpoint(void **state)
 			rep.sport = PKT_EP_PORT;
 			pkt_build(&sent, &as_sent);
 			pkt_build(&rep, &as_ep);
-			build_error(kd->family, type, code, router[fi], spec.dst, &as_sent, kd->quote,
+			pkt_build_icmp_error(kd->family, type, code, router[fi], spec.dst, &as_sent, kd->quote,
 				    &in);
-			build_error(kd->family, type, code, router[fi], ep, &as_ep, kd->quote, &want);
+			pkt_build_icmp_error(kd->family, type, code, router[fi], ep, &as_ep, kd->quote, &want);
 			run_error(prog, &in, KS_V_NAT_ICMP_TO_ENDPOINT, &want);
 		}
 	}
@@ -271,7 +212,7 @@ static void test_unrelated_icmp(void **state)
 		spec.dst = a->ep_a;
 		spec.dport = PKT_EP_PORT;
 		pkt_build(&spec, &q);
-		build_error(family, fi ? 1 : 3, fi ? 4 : 3, a->ep_a, a->client, &q, 0, &in);
+		pkt_build_icmp_error(family, fi ? 1 : 3, fi ? 4 : 3, a->ep_a, a->client, &q, 0, &in);
 		echo.proto = fi ? IPPROTO_ICMPV6 : IPPROTO_ICMP;
 		for (prog = 0; prog < PKT_NR_PROGS; prog++) {
 			struct pkt e;
