@@ -360,60 +360,99 @@ enum ks_ct_reply {
 	KS_CT_REPLY_FULL,    /* a flow's reply, whose entry found no room: drop it */
 };
 
-/*
- * key, a packet (or an ICMP error's quote, reversed) from an endpoint to a
- * client that found no live entry: is it the reply of a flow whose first
- * packet entered only its forward entry? The frontends the endpoint serves
- * (ks_eprev, a hint kshiftd keeps) say where to look; a forward entry from
- * key's destination to one of them is the flow's if it is live and steered
- * to exactly key's source. Its reply entry is then made from it, and *out
- * points at it. Not a reply: a SYN (endpoints do not open connections to a
- * client's port), or a SYN-ACK to a flow that is over (another connection,
- * from a reused port, to the endpoint directly).
- */
-static __always_inline enum ks_ct_reply ks_ct_reply_entry(const struct ks_flow *key,
-							  __u8 tcp_flags, __u64 now,
-							  struct ks_conn **out)
-{
-	struct ks_eprev_key ek = {
-		.addr = key->saddr,
-		.port = key->sport,
-		.family = key->family,
-		.proto = key->proto,
-	};
-	const struct ks_eprev *rev;
+/* ks_ct_reply_make()'s memory, per CPU: what it is asked, its temporaries. */
+struct ks_ct_tmp {
+	struct ks_flow key;
+	__u64 now;
+	__u32 tcp_flags;
 	struct ks_flow fk;
-	struct ks_conn v, *f = NULL;
-	bool syn = tcp_flags & KS_TCP_SYN;
+	struct ks_conn v;
+	struct ks_eprev_key ek;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ks_ct_tmp);
+} ks_ct_tmp SEC(".maps");
+
+/*
+ * t->key, a packet (or an ICMP error's quote, reversed) from
+ * an endpoint to a client that found no live entry: is it the reply of a
+ * flow whose first packet entered only its forward entry? The frontends
+ * the endpoint serves (ks_eprev, a hint kshiftd keeps) say where to look;
+ * a forward entry from the key's destination to one of them is the flow's
+ * if it is live and steered to exactly the key's source. Its reply entry is
+ * then made from it. Not a reply: a SYN (endpoints do not open connections
+ * to a client's port), or a SYN-ACK to a flow that is over (another
+ * connection, from a reused port, to the endpoint directly).
+ *
+ * A global function, verified once on its own: inlined in the packet path
+ * (three times, with its loop), the search took the path past the
+ * verifier's million instructions. Its state is in t (ks_ct_tmp), since the
+ * path leaves it little stack, and it returns no pointer.
+ */
+__noinline int ks_ct_reply_make(struct ks_ct_tmp *t)
+{
+	const struct ks_eprev *rev;
+	struct ks_conn *f = NULL;
 	__u32 i;
 
-	if (syn && !(tcp_flags & KS_TCP_ACK))
+	if (!t || ((t->tcp_flags & KS_TCP_SYN) && !(t->tcp_flags & KS_TCP_ACK)))
 		return KS_CT_REPLY_NONE;
-	rev = bpf_map_lookup_elem(&ks_eprev, &ek);
+	__builtin_memset(&t->ek, 0, sizeof(t->ek));
+	t->ek.addr = t->key.saddr;
+	t->ek.port = t->key.sport;
+	t->ek.family = t->key.family;
+	t->ek.proto = t->key.proto;
+	rev = bpf_map_lookup_elem(&ks_eprev, &t->ek);
 	if (!rev)
 		return KS_CT_REPLY_NONE;
-	fk = (struct ks_flow){
-		.saddr = key->daddr,
-		.sport = key->dport,
-		.proto = key->proto,
-		.family = key->family,
-	};
+	/* field by field: a compound literal would be built on the stack */
+	__builtin_memset(&t->fk, 0, sizeof(t->fk));
+	t->fk.saddr = t->key.daddr;
+	t->fk.sport = t->key.dport;
+	t->fk.proto = t->key.proto;
+	t->fk.family = t->key.family;
 	for (i = 0; i < KS_EPREV_MAX && i < rev->nr; i++) {
-		fk.daddr = rev->fe[i].addr;
-		fk.dport = rev->fe[i].port;
-		f = bpf_map_lookup_elem(&ks_conns, &fk);
-		if (f && f->dir == KS_DIR_FORWARD && f->port == key->sport &&
-		    !(f->flags & KS_CONN_HAIRPIN) && ks_addr_eq(&f->addr, &key->saddr) &&
-		    ks_ct_live(f, now) &&
-		    !(syn && (f->state == KS_CT_CLOSING || f->state == KS_CT_CLOSED)))
+		t->fk.daddr = rev->fe[i].addr;
+		t->fk.dport = rev->fe[i].port;
+		f = bpf_map_lookup_elem(&ks_conns, &t->fk);
+		if (f && f->dir == KS_DIR_FORWARD && f->port == t->key.sport &&
+		    !(f->flags & KS_CONN_HAIRPIN) && ks_addr_eq(&f->addr, &t->key.saddr) &&
+		    ks_ct_live(f, t->now) &&
+		    !((t->tcp_flags & KS_TCP_SYN) &&
+		      (f->state == KS_CT_CLOSING || f->state == KS_CT_CLOSED)))
 			break;
 		f = NULL;
 	}
 	if (!f)
 		return KS_CT_REPLY_NONE;
-	ks_ct_peer_val(&fk, f, &v);
-	if (bpf_map_update_elem(&ks_conns, key, &v, BPF_ANY))
+	ks_ct_peer_val(&t->fk, f, &t->v);
+	if (bpf_map_update_elem(&ks_conns, &t->key, &t->v, BPF_ANY))
 		return KS_CT_REPLY_FULL;
+	return KS_CT_REPLY_ENTERED;
+}
+
+/* ks_ct_reply_make() for key; on KS_CT_REPLY_ENTERED, *out is the entry. */
+static __always_inline enum ks_ct_reply ks_ct_reply_entry(const struct ks_flow *key,
+							  __u8 tcp_flags, __u64 now,
+							  struct ks_conn **out)
+{
+	struct ks_ct_tmp *t;
+	__u32 zero = 0;
+	int ret;
+
+	t = bpf_map_lookup_elem(&ks_ct_tmp, &zero);
+	if (!t)
+		return KS_CT_REPLY_NONE;
+	__builtin_memcpy(&t->key, key, sizeof(*key));
+	t->now = now;
+	t->tcp_flags = tcp_flags;
+	ret = ks_ct_reply_make(t);
+	if (ret != KS_CT_REPLY_ENTERED)
+		return ret == KS_CT_REPLY_FULL ? KS_CT_REPLY_FULL : KS_CT_REPLY_NONE;
 	*out = bpf_map_lookup_elem(&ks_conns, key);
 	return *out ? KS_CT_REPLY_ENTERED : KS_CT_REPLY_FULL;
 }
