@@ -130,62 +130,20 @@ static void random_spec(struct pkt *p)
 	pkt_build(&s, p);
 }
 
-/* An ICMP or ICMPv6 error quoting q's datagram (as test_pkt_icmp.c builds
- * them), between random addresses. */
+/* An ICMP or ICMPv6 error quoting q's datagram, whole or cut, between
+ * random addresses. */
 static void icmp_error(const struct pkt *q, struct pkt *out)
 {
 	int fi = q->data[q->l3_off] >> 4 == 6;
-	size_t qlen = q->len - q->pad - q->l3_off, hlen = fi ? 40 : 20;
-	uint8_t *d, *ip, *icmp, fam, pseudo[40] = {};
-	struct ks_addr sa, da;
-	uint16_t sum;
+	size_t qlen = q->len - q->pad - q->l3_off, hlen = fi ? 40 : 20, quote = qlen;
+	uint8_t type = fi ? 1 + below(4) : chance(80) ? 3 : 11, code = below(5);
+	const char *src = pick_addr(fi), *dst = pick_addr(fi);
 
 	if (chance(50) && qlen > hlen + 8)
-		qlen = hlen + 8 + below(qlen - hlen - 8);
-	if (q->l3_off + hlen + 8 + qlen > PKT_MAX)
-		qlen = PKT_MAX - q->l3_off - hlen - 8;
-	memset(out, 0, sizeof(*out));
-	d = out->data;
-	sa = pkt_addr(pick_addr(fi), &fam);
-	da = pkt_addr(pick_addr(fi), &fam);
-	memcpy(d, q->data, 12);
-	pkt_put16(d + 12, fi ? ETH_P_IPV6 : ETH_P_IP);
-	out->l3_off = 14;
-	out->l4_off = 14 + hlen;
-	ip = d + out->l3_off;
-	icmp = d + out->l4_off;
-	if (!fi) {
-		ip[0] = 0x45;
-		pkt_put16(ip + 2, hlen + 8 + qlen);
-		ip[8] = 64;
-		ip[9] = IPPROTO_ICMP;
-		memcpy(ip + 12, &sa.v4, 4);
-		memcpy(ip + 16, &da.v4, 4);
-		pkt_put16(ip + 10, (uint16_t)~pkt_sum16(ip, hlen, 0));
-		icmp[0] = chance(80) ? 3 : 11;
-		icmp[1] = below(5);
-	} else {
-		ip[0] = 0x60;
-		pkt_put16(ip + 4, 8 + qlen);
-		ip[6] = IPPROTO_ICMPV6;
-		ip[7] = 64;
-		memcpy(ip + 8, &sa, 16);
-		memcpy(ip + 24, &da, 16);
-		icmp[0] = 1 + below(4);
-		icmp[1] = below(5);
-	}
-	memcpy(icmp + 8, q->data + q->l3_off, qlen);
-	out->len = out->l4_off + 8 + qlen;
-	sum = 0;
-	if (fi) {
-		memcpy(pseudo, &sa, 16);
-		memcpy(pseudo + 16, &da, 16);
-		pseudo[34] = (8 + qlen) >> 8;
-		pseudo[35] = (8 + qlen) & 0xff;
-		pseudo[39] = IPPROTO_ICMPV6;
-		sum = pkt_sum16(pseudo, sizeof(pseudo), 0);
-	}
-	pkt_put16(icmp + 2, (uint16_t)~pkt_sum16(icmp, 8 + qlen, sum));
+		quote = hlen + 8 + below(qlen - hlen - 8);
+	if (q->l3_off + hlen + 8 + quote > PKT_MAX)
+		quote = PKT_MAX - q->l3_off - hlen - 8;
+	pkt_build_icmp_error(fi ? 6 : 4, type, code, src, dst, q, quote, out);
 }
 
 /* Damage of the kinds a parser trips on. */
