@@ -262,6 +262,26 @@ static __always_inline void ks_ct_update(const struct ks_pkt *pkt, struct ks_con
 	ks_ct_sync_peer(&pkt->flow, c);
 }
 
+/* Per CPU, the entries ks_ct_create() builds, and ks_ct_reply_make()'s
+ * memory: what it is asked, its temporaries. Not on the stack, which
+ * ks_process() fills (a global function's stack adds to it). */
+struct ks_ct_tmp {
+	struct ks_flow key;
+	__u64 now;
+	__u32 tcp_flags;
+	struct ks_flow fk;
+	struct ks_conn v;
+	struct ks_eprev_key ek;
+	struct ks_conn fwd;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ks_ct_tmp);
+} ks_ct_tmp SEC(".maps");
+
 /*
  * Remembers a new flow (forward key pkt->flow) through frontend fe, steered
  * to ep, replacing stale, the expired or ended entry found at its key, if
@@ -283,59 +303,64 @@ static __always_inline int ks_ct_create(const struct ks_pkt *pkt, const struct k
 					__u32 backend, __u64 now)
 {
 	const struct ks_flow *flow = &pkt->flow;
-	struct ks_conn fwd = {
-		.addr = ep->addr,
-		.port = ep->port,
-		.dir = KS_DIR_FORWARD,
-		.backend = backend,
-		.svc = fe->svc,
-		.seen_ns = now,
-		.state = flow->proto != IPPROTO_TCP ? KS_CT_UDP
-			 : ks_ct_pure_syn(pkt)	    ? KS_CT_SYN_SENT
-						    : KS_CT_ESTABLISHED,
-		.flags = ks_addr_eq(&ep->addr, &flow->saddr) ? KS_CONN_HAIRPIN : 0,
-	};
-	struct ks_flow rkey, old_rkey;
-	struct ks_conn rev, *old;
+	struct ks_conn *fwd, *old;
+	struct ks_ct_tmp *t;
+	__u32 zero = 0;
 	long err;
 
+	t = bpf_map_lookup_elem(&ks_ct_tmp, &zero);
+	if (!t)
+		return KS_V_ABORTED;
+	fwd = &t->fwd;
+	__builtin_memset(fwd, 0, sizeof(*fwd));
+	fwd->addr = ep->addr;
+	fwd->port = ep->port;
+	fwd->dir = KS_DIR_FORWARD;
+	fwd->backend = backend;
+	fwd->svc = fe->svc;
+	fwd->seen_ns = now;
+	fwd->state = flow->proto != IPPROTO_TCP ? KS_CT_UDP
+		     : ks_ct_pure_syn(pkt)	? KS_CT_SYN_SENT
+						: KS_CT_ESTABLISHED;
+	fwd->flags = ks_addr_eq(&ep->addr, &flow->saddr) ? KS_CONN_HAIRPIN : 0;
 	if (ks_ct_pure_syn(pkt))
-		fwd.isn = pkt->tcp_seq;
-	ks_ct_peer_key(flow, &fwd, &rkey);
+		fwd->isn = pkt->tcp_seq;
 
 	/* the old reply entry of a flow steered again goes, even to the same
 	 * endpoint: the new flow's state (a handshake passive health may hold
 	 * back) is its first reply's to make */
 	if (stale && stale->dir == KS_DIR_FORWARD) {
-		ks_ct_peer_key(flow, stale, &old_rkey);
-		old = bpf_map_lookup_elem(&ks_conns, &old_rkey);
+		ks_ct_peer_key(flow, stale, &t->key);
+		old = bpf_map_lookup_elem(&ks_conns, &t->key);
 		if (old && ks_ct_is_peer(flow, stale, old))
-			bpf_map_delete_elem(&ks_conns, &old_rkey);
+			bpf_map_delete_elem(&ks_conns, &t->key);
 	}
 
 	/* a TCP flow picked up mid-stream has replies of every kind (see
 	 * ks_ct_first_reply_like()) */
-	if (likely(!(fe->flags & KS_FE_REPLY_AT_ONCE) && !fwd.flags &&
-		   fwd.state != KS_CT_ESTABLISHED)) {
-		if (bpf_map_update_elem(&ks_conns, flow, &fwd, BPF_ANY))
+	if (likely(!(fe->flags & KS_FE_REPLY_AT_ONCE) && !fwd->flags &&
+		   fwd->state != KS_CT_ESTABLISHED)) {
+		if (bpf_map_update_elem(&ks_conns, flow, fwd, BPF_ANY))
 			return KS_V_DROP_CT_FULL;
 		return 0;
 	}
 
-	ks_ct_peer_val(flow, &fwd, &rev);
-	err = bpf_map_update_elem(&ks_conns, &rkey, &rev, BPF_NOEXIST);
+	/* t->fk: the reply entry's key, t->v: the entry */
+	ks_ct_peer_key(flow, fwd, &t->fk);
+	ks_ct_peer_val(flow, fwd, &t->v);
+	err = bpf_map_update_elem(&ks_conns, &t->fk, &t->v, BPF_NOEXIST);
 	if (err == -KS_EEXIST) {
-		old = bpf_map_lookup_elem(&ks_conns, &rkey);
+		old = bpf_map_lookup_elem(&ks_conns, &t->fk);
 		/* this flow's own, or a flow that is over, may be replaced */
 		if (old && ks_ct_live(old, now) && old->state != KS_CT_CLOSED &&
-		    old->state != KS_CT_CLOSING && !ks_ct_is_peer(flow, &fwd, old))
+		    old->state != KS_CT_CLOSING && !ks_ct_is_peer(flow, fwd, old))
 			return KS_V_DROP_CT_CLASH;
-		err = bpf_map_update_elem(&ks_conns, &rkey, &rev, BPF_ANY);
+		err = bpf_map_update_elem(&ks_conns, &t->fk, &t->v, BPF_ANY);
 	}
 	if (err)
 		return KS_V_DROP_CT_FULL;
-	if (bpf_map_update_elem(&ks_conns, flow, &fwd, BPF_ANY)) {
-		bpf_map_delete_elem(&ks_conns, &rkey);
+	if (bpf_map_update_elem(&ks_conns, flow, fwd, BPF_ANY)) {
+		bpf_map_delete_elem(&ks_conns, &t->fk);
 		return KS_V_DROP_CT_FULL;
 	}
 	return 0;
@@ -359,23 +384,6 @@ enum ks_ct_reply {
 	KS_CT_REPLY_ENTERED, /* a flow's first reply: its entry is in */
 	KS_CT_REPLY_FULL,    /* a flow's reply, whose entry found no room: drop it */
 };
-
-/* ks_ct_reply_make()'s memory, per CPU: what it is asked, its temporaries. */
-struct ks_ct_tmp {
-	struct ks_flow key;
-	__u64 now;
-	__u32 tcp_flags;
-	struct ks_flow fk;
-	struct ks_conn v;
-	struct ks_eprev_key ek;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ks_ct_tmp);
-} ks_ct_tmp SEC(".maps");
 
 /*
  * t->key, a packet (or an ICMP error's quote, reversed) from

@@ -65,8 +65,10 @@ static __always_inline __s64 ks_csum_packet(void *data, void *data_end, __u32 of
 		sum = ks_csum_add(sum, *word);
 		word++;
 		/* keep LLVM from turning the bounds checks into pointer
-		 * arithmetic the verifier refuses */
-		asm volatile("" : "+r"(word));
+		 * arithmetic the verifier refuses, and from checking every
+		 * word of an unrolled loop first and keeping each pointer (on
+		 * the stack) for the loads after */
+		asm volatile("" : "+r"(word), "+r"(sum));
 	}
 	return sum;
 }

@@ -101,35 +101,104 @@ static __always_inline int ks_mtu_unnat(void *ctx, const bool xdp, const struct 
 	return 0;
 }
 
+/* What ks_mtu_too_big() hands its global functions, per CPU: the packet as
+ * parsed, and the next hop's MTU. */
+struct ks_mtu_tmp {
+	struct ks_pkt pkt;
+	__u32 mtu;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ks_mtu_tmp);
+} ks_mtu_tmp SEC(".maps");
+
+/* The packet put back as its sender sent it: 0, or -1 if it cannot be. */
+static __always_inline int ks_mtu_unnat_both(void *ctx, const bool xdp, struct ks_mtu_tmp *t)
+{
+	if (!t)
+		return -1;
+	/* XDP knows since ks_nat(); TC asks the skb */
+	if (!xdp)
+		ks_check_partial(ctx, xdp, &t->pkt);
+	if (ks_mtu_unnat(ctx, xdp, &t->pkt, true) || ks_mtu_unnat(ctx, xdp, &t->pkt, false))
+		return -1;
+	return 0;
+}
+
+/* ... and answered, quoted: KS_ACT_TX, or KS_ACT_DROP if it cannot be. */
+static __always_inline int ks_mtu_reply(void *ctx, const bool xdp, struct ks_mtu_tmp *t)
+{
+	/* XDP_TX on a veth needs NAPI on the peer: see ks_reject() */
+	bool tx = !(xdp && ks_xdp_veth);
+
+	if (!t)
+		return KS_ACT_DROP;
+	return ks_reply_icmp(ctx, xdp, &t->pkt, tx, KS_ICMP_REPLY_TOO_BIG, t->mtu);
+}
+
+/*
+ * The answer in global functions of each hook, verified once on their own.
+ * Inlined, it was verified again at every way out of ks_process() that
+ * forwards a packet, with every state each way had: ks_tc took 923,465 of
+ * the verifier's million instructions with an own hairpin address, and
+ * takes 306,243 now (test_pkt_hairpin). Their state is in t, since a called
+ * function's stack adds to ks_process()'s; and they are two, one called
+ * after the other, since neither alone fits in what is left.
+ */
+__noinline int ks_mtu_unnat_xdp(struct xdp_md *ctx, struct ks_mtu_tmp *t)
+{
+	return ks_mtu_unnat_both(ctx, true, t);
+}
+
+__noinline int ks_mtu_unnat_tc(struct __sk_buff *ctx, struct ks_mtu_tmp *t)
+{
+	return ks_mtu_unnat_both(ctx, false, t);
+}
+
+__noinline int ks_mtu_reply_xdp(struct xdp_md *ctx, struct ks_mtu_tmp *t)
+{
+	return ks_mtu_reply(ctx, true, t);
+}
+
+__noinline int ks_mtu_reply_tc(struct __sk_buff *ctx, struct ks_mtu_tmp *t)
+{
+	return ks_mtu_reply(ctx, false, t);
+}
+
 /*
  * A translated packet too big for a next hop of mtu bytes. Returns the
  * program's return code, and the verdict in *verdict if it is no longer
  * the packet's way out of ks_process(): the answer sent, or the packet
  * dropped because it could not be.
  */
-static __always_inline int ks_mtu_too_big(void *ctx, const bool xdp, struct ks_pkt *pkt, __u32 mtu,
-					  enum ks_verdict *verdict)
+static __always_inline int ks_mtu_too_big(void *ctx, const bool xdp, const struct ks_pkt *pkt,
+					  __u32 mtu, enum ks_verdict *verdict)
 {
 	void *data = ks_data(ctx, xdp), *data_end = ks_data_end(ctx, xdp);
-	bool v4 = pkt->flow.family == KS_FAMILY_V4;
 	/* XDP_TX on a veth needs NAPI on the peer: see ks_reject() */
 	bool tx = !(xdp && ks_xdp_veth);
-	enum ks_action act;
+	enum ks_action act = KS_ACT_DROP;
+	struct ks_mtu_tmp *t;
+	__u32 zero = 0;
 
 	if (pkt->frag == KS_FRAG_LATER || pkt->ext_hdrs)
 		return xdp ? XDP_PASS : TC_ACT_OK;
-	if (v4) {
+	if (pkt->flow.family == KS_FAMILY_V4) {
 		struct iphdr *ip = data + (pkt->l3_off & 0x1f);
 
 		if ((void *)(ip + 1) > data_end || !(ip->frag_off & bpf_htons(IP_DF)))
 			return xdp ? XDP_PASS : TC_ACT_OK;
 	}
-	/* XDP knows since ks_nat(); TC asks the skb */
-	if (!xdp)
-		ks_check_partial(ctx, xdp, pkt);
-	act = KS_ACT_DROP;
-	if (!ks_mtu_unnat(ctx, xdp, pkt, true) && !ks_mtu_unnat(ctx, xdp, pkt, false))
-		act = ks_reply_icmp(ctx, xdp, pkt, tx, KS_ICMP_REPLY_TOO_BIG, mtu);
+	t = bpf_map_lookup_elem(&ks_mtu_tmp, &zero);
+	if (t) {
+		__builtin_memcpy(&t->pkt, pkt, sizeof(*pkt));
+		t->mtu = mtu;
+		if (!(xdp ? ks_mtu_unnat_xdp(ctx, t) : ks_mtu_unnat_tc(ctx, t)))
+			act = xdp ? ks_mtu_reply_xdp(ctx, t) : ks_mtu_reply_tc(ctx, t);
+	}
 	if (act != KS_ACT_TX) {
 		*verdict = KS_V_ABORTED;
 		return ks_retcode(ctx, xdp, KS_ACT_DROP);
