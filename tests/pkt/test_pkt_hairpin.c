@@ -414,6 +414,44 @@ static void test_xdp_redirect_full(void **state)
 	env = saved;
 }
 
+/*
+ * The verifier walks every path of a program, and refuses one that takes it
+ * past a million instructions. Each program must stay well under that in
+ * the costliest configurations there are (an address of the hairpin's own
+ * makes its comparisons live; XDP on a veth checks partial checksums), with
+ * room for the next feature and for kernels whose verifier prunes less: the
+ * MTU's answer, built inline at every way out, once took ks_tc to 923,465.
+ */
+static void test_verifier_headroom(void **state)
+{
+	static const char *const progs[] = { "ks_xdp", "ks_tc", "ks_egress_tc" };
+	struct ks_dp_opts o[] = {
+		{ .xdp_split = true, .hairpin_addr = hairpin[0], .hairpin_addr6 = hairpin[1] },
+		{ .xdp_veth = true, .xdp_split = true, .hairpin_addr = hairpin[0],
+		  .hairpin_addr6 = hairpin[1] },
+		{ .xdp_veth = true, .xdp_redirect = true, .hairpin_addr = hairpin[0],
+		  .hairpin_addr6 = hairpin[1] },
+	};
+	struct pkt_env saved = env;
+	uint32_t n;
+	size_t i, p;
+
+	(void)state;
+	for (i = 0; i < sizeof(o) / sizeof(o[0]); i++) {
+		o[i].verifier_stats = true;
+		assert_int_equal(pkt_env_open_opts(&env, &o[i]), 0);
+		for (p = 0; p < sizeof(progs) / sizeof(progs[0]); p++) {
+			n = ks_dp_verified_insns(&env.dp, progs[p]);
+			print_message("configuration %zu: %s verified in %u instructions\n", i,
+				      progs[p], n);
+			assert_true(n > 0);
+			assert_true(n < 700000);
+		}
+		pkt_env_close(&env);
+	}
+	env = saved;
+}
+
 static int setup(void **state)
 {
 	struct ks_dp_opts o = {
@@ -454,7 +492,7 @@ int main(void)
 		cmocka_unit_test(test_hairpin_tc),	  cmocka_unit_test(test_hairpin_xdp_split),
 		cmocka_unit_test(test_split_client),	  cmocka_unit_test(test_egress_icmp),
 		cmocka_unit_test(test_egress_other),	  cmocka_unit_test(test_hairpin_gc),
-		cmocka_unit_test(test_xdp_redirect_full),
+		cmocka_unit_test(test_xdp_redirect_full), cmocka_unit_test(test_verifier_headroom),
 	};
 
 	return cmocka_run_group_tests_name("pkt_hairpin", tests, setup, teardown);

@@ -848,6 +848,51 @@ static int size_maps(struct ks_dp *dp, const struct ks_dp_opts *opts)
 	return 0;
 }
 
+/* The programs whose verification ks_dp_verified_insns() tells. */
+static const char *const verified_progs[] = { "ks_xdp", "ks_tc", "ks_egress_tc" };
+#define NR_VERIFIED (sizeof(verified_progs) / sizeof(verified_progs[0]))
+_Static_assert(NR_VERIFIED == sizeof(((struct ks_dp *)0)->verified_insns) / sizeof(uint32_t),
+	       "a count for each program");
+
+/* Loads the object; with stats, asks the verifier for its statistics
+ * (BPF_LOG_STATS alone: without it, a refused program's log is libbpf's
+ * usual one) and keeps how many instructions it walked for each program. */
+static int load(struct ks_dp *dp, bool stats)
+{
+	static const size_t log_size = 4096;
+	char *logs[NR_VERIFIED] = { NULL };
+	struct bpf_program *prog;
+	const char *at;
+	size_t i;
+	int err;
+
+	for (i = 0; stats && i < NR_VERIFIED; i++) {
+		prog = bpf_object__find_program_by_name(dp->skel->obj, verified_progs[i]);
+		logs[i] = calloc(1, log_size);
+		if (prog && logs[i] && bpf_program__autoload(prog)) {
+			bpf_program__set_log_buf(prog, logs[i], log_size);
+			bpf_program__set_log_level(prog, 4);
+		}
+	}
+	err = kshift_bpf__load(dp->skel);
+	for (i = 0; i < NR_VERIFIED; i++) {
+		at = logs[i] ? strstr(logs[i], "processed ") : NULL;
+		dp->verified_insns[i] = at ? (uint32_t)strtoul(at + 10, NULL, 10) : 0;
+		free(logs[i]);
+	}
+	return err;
+}
+
+uint32_t ks_dp_verified_insns(const struct ks_dp *dp, const char *prog)
+{
+	size_t i;
+
+	for (i = 0; i < NR_VERIFIED; i++)
+		if (!strcmp(prog, verified_progs[i]))
+			return dp->verified_insns[i];
+	return 0;
+}
+
 int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts)
 {
 	uint64_t seed = opts->hash_seed;
@@ -887,7 +932,7 @@ int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts)
 		if (err)
 			goto fail;
 	}
-	err = kshift_bpf__load(dp->skel);
+	err = load(dp, opts->verifier_stats);
 	if (err) {
 		pr_warn("loading the BPF object: %s\n", strerror(-err));
 		goto fail;

@@ -91,6 +91,9 @@ struct ks_dp_opts {
 	/* idle timeouts of the connection table; zero fields: the defaults
 	 * (KS_CT_TIMEOUT_* in include/kshift/abi.h) */
 	struct ks_ct_timeouts ct_timeouts;
+	/* keep how many instructions the verifier walked for each program
+	 * (ks_dp_verified_insns()): its limit is a million, per program */
+	bool verifier_stats;
 };
 
 /* veth hands XDP frames whose checksum the peer left partial (XDP cannot
@@ -125,6 +128,7 @@ struct ks_dp {
 	int nr_repin;
 	struct ks_index eprev;	     /* ks_eprev's userspace copy (eprev.c) */
 	struct ks_index eprev_links; /* (endpoint, frontend) -> times linked */
+	uint32_t verified_insns[3];  /* ks_xdp, ks_tc, ks_egress_tc: opts->verifier_stats */
 };
 
 /*
@@ -136,6 +140,9 @@ struct ks_dp {
 int ks_dp_open(struct ks_dp *dp, const struct ks_dp_opts *opts);
 /* Frees; leaves every pinned map and link in place, serving. */
 void ks_dp_close(struct ks_dp *dp);
+/* With opts->verifier_stats: the instructions the verifier walked to load
+ * program prog ("ks_xdp", "ks_tc", "ks_egress_tc"); 0 if not known. */
+uint32_t ks_dp_verified_insns(const struct ks_dp *dp, const char *prog);
 
 /*
  * The attachments at start, all or nothing: creates a link on every
