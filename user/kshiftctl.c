@@ -33,6 +33,7 @@ struct ctl {
 	int timeout_ms;	    /* --timeout */
 	bool once;	    /* top --once */
 	bool force;	    /* set, switch: --force */
+	bool flush;	    /* conns --flush */
 	int argc;	    /* positionals after the command */
 	char **argv;
 };
@@ -51,7 +52,7 @@ static void usage(FILE *f)
 		   "  rollback NAME                all weight back to the first backend\n"
 		   "  mirror NAME BACKEND [--percent P] | mirror NAME --off\n"
 		   "  delete NAME... | delete -f FILE\n"
-		   "  conns [NAME]                 the live flows of a shift: client, endpoint, state\n"
+		   "  conns [NAME] [--flush]       the live flows of a shift: client, endpoint, state\n"
 		   "  verdicts                     the dataplane's per-reason packet counters\n"
 		   "  top [NAME] [--once]          live per-backend view\n"
 		   "  version\n"
@@ -98,9 +99,11 @@ static const struct verb {
 	  "  share over the last 10 s, new flows/s, packets/s, bytes/s, resets, open\n"
 	  "  connections; plain lines without a terminal, one block with --once" },
 	{ "delete", "delete NAME... | delete -f FILE", "delete shifts" },
-	{ "conns", "conns [NAME] [-o json]",
+	{ "conns", "conns [NAME] [--flush] [-o json]",
 	  "the live flows of a shift (of every shift without NAME): client, frontend,\n"
-	  "  endpoint, backend, state, idle time" },
+	  "  endpoint, backend, state, idle time. --flush forgets them instead, as\n"
+	  "  conntrack -F does: each flow's next packet is steered as a new flow's,\n"
+	  "  so one whose weights changed since it began moves, and breaks" },
 	{ "verdicts", "verdicts [-o json]", "the dataplane's packet counters by reason" },
 	{ "version", "version", "kshiftctl's version" },
 };
@@ -984,9 +987,17 @@ static int cmd_conns(struct ctl *c)
 		json_object_object_add(req, "namespace", json_object_new_string(ns_or_default(c)));
 	if (c->argc)
 		json_object_object_add(req, "name", json_object_new_string(c->argv[0]));
+	if (c->flush)
+		json_object_object_add(req, "flush", json_object_new_boolean(true));
 	ret = call(c, req, &resp);
 	if (ret)
 		return ret;
+	if (c->flush && !c->output) {
+		printf("flushed %lld flow(s)\n",
+		       (long long)json_object_get_int64(path_get(resp, "flushed", NULL)));
+		json_object_put(resp);
+		return EXIT_OK;
+	}
 	if (c->output) {
 		printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY));
 		json_object_put(resp);
@@ -1078,6 +1089,7 @@ int main(int argc, char **argv)
 		{ "off", no_argument, NULL, 'O' },
 		{ "once", no_argument, NULL, '1' }, /* top */
 		{ "force", no_argument, NULL, 'F' },
+		{ "flush", no_argument, NULL, 'X' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -1141,6 +1153,9 @@ int main(int argc, char **argv)
 		case 'F':
 			c.force = true;
 			break;
+		case 'X':
+			c.flush = true;
+			break;
 		case 'h':
 			help = true;
 			break;
@@ -1174,6 +1189,8 @@ int main(int argc, char **argv)
 	}
 	if (c.force && strcmp(cmd, "set") && strcmp(cmd, "switch"))
 		return usage_error("%s: --force is for set and switch", cmd);
+	if (c.flush && strcmp(cmd, "conns"))
+		return usage_error("%s: --flush is for conns", cmd);
 	c.argc = argc - optind - 1;
 	c.argv = argv + optind + 1;
 

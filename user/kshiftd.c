@@ -450,8 +450,26 @@ static struct json_object *do_conns(struct daemon *d, struct json_object *req)
 	struct json_object *r, *items;
 	size_t total = 0;
 
+	struct json_object *flush = json_object_object_get(req, "flush");
+	long long flushed;
+
 	if (name && !ks_shifts_find(&d->shifts, ns ? ns : "default", name))
 		return reply_error("%s/%s: no such shift", ns ? ns : "default", name);
+	if (flush && !json_object_is_type(flush, json_type_boolean))
+		return reply_error("request: flush: a boolean expected");
+	if (flush && json_object_get_boolean(flush)) {
+		flushed = ks_shifts_flush_conns(&d->shifts, name ? (ns ? ns : "default") : ns,
+						name);
+		if (flushed < 0)
+			return reply_error("flushing the connection table: %s",
+					   strerror((int)-flushed));
+		pr_info("api: flushed %lld flow(s) of %s%s%s\n", flushed,
+			name ? (ns ? ns : "default") : "every shift", name ? "/" : "",
+			name ? name : "");
+		r = reply_ok();
+		json_object_object_add(r, "flushed", json_object_new_int64(flushed));
+		return r;
+	}
 	items = ks_shifts_conns(&d->shifts, name ? (ns ? ns : "default") : ns, name,
 				KS_CONNS_MAX, &total);
 	if (!items)

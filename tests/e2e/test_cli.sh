@@ -72,7 +72,7 @@ if ks_setup "$mode" stable:198.18.2.2 canary:198.18.3.2 && ks_httpd_all 8080 && 
 	S=(--socket "$KS_SOCK")
 	run 0 "^kshiftctl [0-9]" "$CTL" version
 	run 0 "^kshiftd [0-9]" "$KSHIFTD" --version
-	for verb in apply get set switch promote rollback mirror top delete verdicts version; do
+	for verb in apply get set switch promote rollback mirror top delete conns verdicts version; do
 		run 0 "^usage: kshiftctl .*$verb" "$CTL" "$verb" --help
 	done
 	run 2 "frobnicate: unknown command" "$CTL" "${S[@]}" frobnicate
@@ -133,6 +133,10 @@ for _ in range(4):
 	run 0 "^default/api: blue=0 \(0%\) green=100 \(100%\)" "$CTL" "${S[@]}" switch api green
 	run 0 "^default/api: blue=100 \(100%\) green=0 \(0%\)" "$CTL" "${S[@]}" promote api blue
 	run 2 "--force is for set and switch" "$CTL" "${S[@]}" promote api --force
+	run 2 "--flush is for conns" "$CTL" "${S[@]}" get web --flush
+	run 1 "nosuch: no such shift" "$CTL" "${S[@]}" conns nosuch --flush
+	run 0 "^flushed [0-9]+ flow\(s\)$" "$CTL" "${S[@]}" conns web --flush
+	run 0 '"flushed": *[0-9]+' "$CTL" "${S[@]}" conns --flush -o json
 	run 0 "^VERDICT +PACKETS" "$CTL" "${S[@]}" verdicts
 	run 0 '"nat_new"' "$CTL" "${S[@]}" verdicts -o json
 	run 0 "deleted default/web, generation [0-9]+" "$CTL" "${S[@]}" delete web api

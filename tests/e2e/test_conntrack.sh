@@ -10,7 +10,9 @@
 #   - a UDP client with a fixed source port moves to another endpoint within
 #     1 s of its endpoint's removal (the flows of removed endpoints are
 #     flushed)
-#   - kshiftctl conns lists open connections with their state
+#   - kshiftctl conns lists open connections with their state; --flush
+#     forgets them (as conntrack -F), and with the weights unchanged each
+#     connection's next packet finds the endpoint it had
 #   - a SYN flood of twice the table's size from spoofed sources: 100
 #     long-lived connections keep working on their backend, also after a
 #     change of weights, and new connections work once the flood stops
@@ -250,6 +252,23 @@ for mode in $(ks_modes); do
 	check "a UDP client with a fixed port leaves removed $gone for the other endpoint (after ${moved:-never} s, incl. the 0.2 s reload delay)" \
 		"$KS_PY" -c "import sys; sys.exit(not ('$moved' and float('$moved') < 1.0))"
 	check "... and never reaches it again ($after answers from it later)" [ "$after" = 0 ]
+
+	# conns --flush: the flows go from the table, the connections stay
+	ks_client_bg "$KS_TMP/fl.json" keepalive http://198.18.100.3/ 20 \
+		--ready-file "$KS_TMP/fl.ready" --go-file "$KS_TMP/fl.go"
+	fl_pid=$KS_LAST_PID
+	ks_wait_file "$KS_TMP/fl.ready" 20
+	out=$(ks_ctl conns web --flush)
+	flushed=$([[ $out =~ ^flushed\ ([0-9]+)\ flow ]] && echo "${BASH_REMATCH[1]}")
+	check "kshiftctl conns web --flush: '$out' (the 20 open connections among them)" \
+		between 20 "${flushed:-0}" 100000
+	n=$(jq_py "$(ks_ctl conns web -o json)" "d['total']")
+	check "... and conns lists none of them after ($n flows)" between 0 "$n" 0
+	touch "$KS_TMP/fl.go"
+	wait "$fl_pid"
+	res=$(<"$KS_TMP/fl.json")
+	check "the 20 connections keep working on their endpoint after the flush ($(jq_py "$res" "{k: d[k] for k in ('kept', 'changed', 'errors')}"))" \
+		jq_ok "$res" "d['kept'] == 20"
 
 	# a SYN flood of twice the table's size
 	ks_client_bg "$KS_TMP/ka.json" keepalive http://198.18.100.3/ 100 \

@@ -1368,3 +1368,26 @@ struct json_object *ks_shifts_conns(struct ks_shifts *t, const char *ns, const c
 	*total = w.total;
 	return w.items;
 }
+
+long long ks_shifts_flush_conns(struct ks_shifts *t, const char *ns, const char *name)
+{
+	long long flushed = 0;
+	size_t i, j;
+	int n;
+
+	if (!ns && !name)
+		return ks_ct_flush_all(t->dp);
+	for (i = 0; i < t->n; i++) {
+		const struct ks_shift_state *st = t->v[i];
+
+		if ((ns && strcmp(ns, st->spec.namespace)) || (name && strcmp(name, st->spec.name)))
+			continue;
+		for (j = 0; j < st->nr_svcs; j++) {
+			n = ks_ct_flush_svc(t->dp, st->svcs[j].svc);
+			if (n < 0)
+				return n;
+			flushed += n;
+		}
+	}
+	return flushed;
+}

@@ -131,4 +131,9 @@ struct json_object *ks_shifts_status(struct ks_shifts *t, const struct ks_shift_
 struct json_object *ks_shifts_conns(struct ks_shifts *t, const char *ns, const char *name,
 				    size_t max, size_t *total);
 
+/* Forgets the flows of the shifts named (ns and name NULL: every flow in
+ * the table), as conntrack -F does: each one's next packet is steered as a
+ * new flow's. Returns how many flows went, or -errno. */
+long long ks_shifts_flush_conns(struct ks_shifts *t, const char *ns, const char *name);
+
 #endif /* KSHIFT_SHIFTS_H */
