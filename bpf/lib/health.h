@@ -251,9 +251,9 @@ ks_health_probe(const struct ks_split *split, __u32 b, struct ks_health_tmp *t, 
 static __always_inline const struct ks_endpoint *ks_health_pick(const struct ks_split *split,
 								__u32 *backend, __u64 flow_hash,
 								const struct ks_endpoint *ep,
-								bool resteer)
+								bool resteer, __u64 now)
 {
-	__u64 now = bpf_ktime_get_coarse_ns(), h = ks_hash_mix(flow_hash + 1);
+	__u64 h = ks_hash_mix(flow_hash + 1);
 	const struct ks_endpoint *other;
 	struct ks_health_tmp *t;
 	__u32 b;

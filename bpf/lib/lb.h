@@ -129,9 +129,10 @@ static __always_inline bool ks_is_frontend_addr(const struct ks_pkt *pkt)
 }
 
 /* Picks the endpoint for a new flow, or NULL when none can take it.
- * resteer: the flow is a handshake moved off a failed endpoint. */
+ * resteer: the flow is a handshake moved off a failed endpoint; now: the
+ * coarse clock (ks_ct_now()), for health. */
 static __always_inline const struct ks_endpoint *ks_pick(__u32 svc, const struct ks_flow *flow,
-							 __u32 *backend, bool resteer)
+							 __u32 *backend, bool resteer, __u64 now)
 {
 	const struct ks_endpoint *ep;
 	const struct ks_split *split;
@@ -167,7 +168,7 @@ static __always_inline const struct ks_endpoint *ks_pick(__u32 svc, const struct
 	*backend = i;
 	ep = ks_ring_ep(&split->ring[i & (KS_MAX_BACKENDS - 1)], flow_hash);
 	/* a quarantined endpoint's new flows go elsewhere (bpf/lib/health.h) */
-	return ks_health_pick(split, backend, flow_hash, ep, resteer);
+	return ks_health_pick(split, backend, flow_hash, ep, resteer, now);
 }
 
 /* A new flow that no endpoint can take: answered at once, with a reset or
@@ -199,7 +200,7 @@ static __always_inline int ks_new_flow(void *ctx, const bool xdp, struct ks_pkt 
 	__u32 backend = 0;
 	int ret;
 
-	ep = ks_pick(fe->svc, &pkt->flow, &backend, resteer);
+	ep = ks_pick(fe->svc, &pkt->flow, &backend, resteer, now);
 	if (!ep)
 		return ks_reject(ctx, xdp, pkt, fe->svc, len);
 
@@ -211,7 +212,8 @@ static __always_inline int ks_new_flow(void *ctx, const bool xdp, struct ks_pkt 
 	if (unlikely(pkt->frag))
 		ks_frag_track(pkt, true, &ep->addr, fe->svc, backend);
 	ks_count(fe->svc, backend, len, true, false);
-	ks_mirror_start(ctx, xdp, pkt, fe->svc, ep, ks_hash_flow(&pkt->flow));
+	if (unlikely(ks_mirror_on(fe->svc)))
+		ks_mirror_start(ctx, xdp, pkt, fe->svc, ep, ks_hash_flow(&pkt->flow));
 	if (ks_nat_new(ctx, xdp, pkt, ep))
 		return ks_finish(ctx, xdp, KS_V_ABORTED, KS_ACT_DROP);
 	return ks_finish_nat(ctx, xdp, resteer ? KS_V_NAT_RESTEER : KS_V_NAT_NEW, pkt);

@@ -282,6 +282,15 @@ static __always_inline void ks_mirror_copy(void *ctx, const bool xdp, struct ks_
 		mc->copies++;
 }
 
+/* Whether service svc mirrors any of its new flows: most do not, and their
+ * new flows then skip the rest (the sample's hash included). */
+static __always_inline bool ks_mirror_on(__u32 svc)
+{
+	const struct ks_mirror *m = bpf_map_lookup_elem(&ks_mirrors, &svc);
+
+	return m && m->percent;
+}
+
 /*
  * A new flow (pkt->flow, steered to b's primary endpoint and entered in
  * ks_conns) of service b->svc with 5-tuple hash b->h: mirrored if it falls

@@ -153,7 +153,7 @@ static __always_inline int ks_sock_steer(struct bpf_sock_addr *ctx, const bool v
 	/* an IPv4-mapped call on an IPv6 socket has no IPv4 source yet */
 	if (!v6 || key.family == KS_FAMILY_V6)
 		ks_sock_source(ctx, &flow);
-	ep = ks_pick(fe->svc, &flow, &backend, false);
+	ep = ks_pick(fe->svc, &flow, &backend, false, bpf_ktime_get_coarse_ns());
 	if (!ep || ep->family != key.family) {
 		ks_count(fe->svc, KS_STATS_NONE, 0, true, true);
 		bpf_set_retval(-KS_ECONNREFUSED);
