@@ -443,14 +443,14 @@ static struct json_object *do_get(struct daemon *d, struct json_object *req)
 	return r;
 }
 
-/* conns: the live flows of a shift, or of all, client to endpoint. */
+/* conns: the live flows of a shift, or of all, client to endpoint; with
+ * flush, forgets them instead (kshiftctl conns --flush). */
 static struct json_object *do_conns(struct daemon *d, struct json_object *req)
 {
 	const char *ns = str_field(req, "namespace"), *name = str_field(req, "name");
+	struct json_object *flush = json_object_object_get(req, "flush");
 	struct json_object *r, *items;
 	size_t total = 0;
-
-	struct json_object *flush = json_object_object_get(req, "flush");
 	long long flushed;
 
 	if (name && !ks_shifts_find(&d->shifts, ns ? ns : "default", name))
