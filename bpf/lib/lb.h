@@ -176,9 +176,7 @@ static __always_inline const struct ks_endpoint *ks_pick(__u32 svc, const struct
 static __always_inline int ks_reject(void *ctx, const bool xdp, struct ks_pkt *pkt, __u32 svc,
 				     __u32 len)
 {
-	/* XDP_TX on a veth needs NAPI on the peer, which a pod's end does not
-	 * have: there, the answer goes up the stack and the kernel routes it */
-	bool tx = !(xdp && ks_xdp_veth), tcp = pkt->flow.proto == IPPROTO_TCP;
+	bool tx = ks_reply_tx(xdp), tcp = pkt->flow.proto == IPPROTO_TCP;
 	enum ks_action act;
 
 	ks_count(svc, KS_STATS_NONE, len, true, true);

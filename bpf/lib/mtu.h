@@ -131,12 +131,9 @@ static __always_inline int ks_mtu_unnat_both(void *ctx, const bool xdp, struct k
 /* ... and answered, quoted: KS_ACT_TX, or KS_ACT_DROP if it cannot be. */
 static __always_inline int ks_mtu_reply(void *ctx, const bool xdp, struct ks_mtu_tmp *t)
 {
-	/* XDP_TX on a veth needs NAPI on the peer: see ks_reject() */
-	bool tx = !(xdp && ks_xdp_veth);
-
 	if (!t)
 		return KS_ACT_DROP;
-	return ks_reply_icmp(ctx, xdp, &t->pkt, tx, KS_ICMP_REPLY_TOO_BIG, t->mtu);
+	return ks_reply_icmp(ctx, xdp, &t->pkt, ks_reply_tx(xdp), KS_ICMP_REPLY_TOO_BIG, t->mtu);
 }
 
 /*
@@ -178,8 +175,6 @@ static __always_inline int ks_mtu_too_big(void *ctx, const bool xdp, const struc
 					  __u32 mtu, enum ks_verdict *verdict)
 {
 	void *data = ks_data(ctx, xdp), *data_end = ks_data_end(ctx, xdp);
-	/* XDP_TX on a veth needs NAPI on the peer: see ks_reject() */
-	bool tx = !(xdp && ks_xdp_veth);
 	enum ks_action act = KS_ACT_DROP;
 	struct ks_mtu_tmp *t;
 	__u32 zero = 0;
@@ -204,7 +199,7 @@ static __always_inline int ks_mtu_too_big(void *ctx, const bool xdp, const struc
 		return ks_retcode(ctx, xdp, KS_ACT_DROP);
 	}
 	*verdict = KS_V_REPLY_TOO_BIG;
-	return ks_retcode(ctx, xdp, tx ? KS_ACT_TX : KS_ACT_PASS);
+	return ks_retcode(ctx, xdp, ks_reply_tx(xdp) ? KS_ACT_TX : KS_ACT_PASS);
 }
 
 #endif /* KS_BPF_MTU_H */

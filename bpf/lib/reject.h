@@ -24,6 +24,14 @@
 #include "ctx.h"
 #include "parse.h"
 
+/* Whether an answer leaves with tx (see above): XDP_TX on a veth needs NAPI
+ * on the peer, which a pod's end does not have; there, the answer goes up
+ * the stack and the kernel routes it. */
+static __always_inline bool ks_reply_tx(const bool xdp)
+{
+	return !(xdp && ks_xdp_veth);
+}
+
 static __always_inline void ks_swap_macs(struct ethhdr *eth)
 {
 	__u8 tmp[ETH_ALEN];
