@@ -42,12 +42,14 @@ spec:
   affinity: client
 YAML
 
-# tap LINES: "ok - ..." and "not ok - ..." lines counted as this test's
+# tap LINES: "ok - ..." and "not ok - ..." lines counted as this test's,
+# "# ..." ones passed on as comments
 tap() {
 	local line
 	while read -r line; do
 		case $line in
 		ok\ -*) ok "${line#ok - }" ;;
+		\#*) diag "${line#\# }" ;;
 		?*) not_ok "${line#not ok - }" ;;
 		esac
 	done <<<"$1"
@@ -59,6 +61,18 @@ judge() {
 import json, sys
 coh, mode, weights = sys.argv[1], sys.argv[2], [int(w) for w in sys.argv[3:]]
 prev, lines = set(), []
+
+def step_verdicts(w):
+    """What the dataplane counted during step w but plain NAT: drops,
+    passive health's resteers, ..."""
+    try:
+        b, a = (json.load(open(f"{coh}/{mode}-{w}.{x}"))["verdicts"] for x in ("before", "after"))
+    except Exception as e:
+        return repr(e)
+    return {k: v - b.get(k, 0) for k, v in a.items()
+            if isinstance(v, int) and v != b.get(k, 0)
+            and k not in ("nat_new", "nat_established", "nat_reply")}
+
 for w in weights:
     try:
         d = json.load(open(f"{coh}/{mode}-{w}.json"))
@@ -66,10 +80,14 @@ for w in weights:
     except Exception as e:
         print(f"not ok - canary {w}: no result ({e!r})")
         continue
-    mixed = [s for s, a in src.items() if len(a) != 1 or any(k.startswith("error") for k in a)]
+    # what each such client got, so that a failure says why
+    mixed = [f"{s} {a}" for s, a in src.items()
+             if len(a) != 1 or any(k.startswith("error") for k in a)]
     print(("ok" if not mixed and len(src) == 200 else "not ok") +
           f" - canary {w}: each of {len(src)} clients on one endpoint of one version"
           f" (split or failed: {mixed[:5]})")
+    if mixed:
+        print(f"# canary {w}: the step's other verdicts: {step_verdicts(w)}")
     canary = {s for s, a in src.items() if any(k.startswith("canary") for k in a)}
     want = 200 * w // 100
     # the canary takes exactly w% of the hash space; 200 hashed addresses
@@ -105,8 +123,10 @@ for mode in $(ks_modes); do
 			not_ok "set web stable=$((100 - w)) canary=$w"
 			diag "$out"
 		fi
+		ks_ctl verdicts -o json >"$COH/$mode-$w.before" 2>&1
 		ks_client split "$VIP" $((2 * ${#CLIENTS[@]})) --source "$SOURCES" \
 			>"$COH/$mode-$w.json"
+		ks_ctl verdicts -o json >"$COH/$mode-$w.after" 2>&1
 	done
 	tap "$(judge "$mode")"
 	ks_mode_end
@@ -125,7 +145,7 @@ for w in weights:
     except Exception as e:
         print(f"not ok - canary {w}: no result to compare ({e!r})")
         continue
-    differ = [s for s in a if a[s] != b.get(s)]
+    differ = [f"{s} {a[s]} {b.get(s)}" for s in a if a[s] != b.get(s)]
     print(("ok" if len(a) == 200 and not differ else "not ok") +
           f" - canary {w}: the {m1} node and the {m2} node (same --hash-seed) send each of"
           f" {len(a)} clients to the same endpoint (differ: {differ[:3]})")
