@@ -482,7 +482,7 @@ static void test_gc(void **state)
  * Issue #8, 1, UDP: a client with a fixed source port keeps its endpoint;
  * when that endpoint is removed (flushed by the daemon), its next datagram
  * goes to the endpoint that is left at once; when the service is deleted,
- * its flows are gone too.
+ * its flows are gone too; a flush of a set of services takes only theirs.
  */
 static void test_flush_endpoint_and_svc(void **state)
 {
@@ -498,6 +498,7 @@ static void test_flush_endpoint_and_svc(void **state)
 					    { pkt_endpoint(a->ep_a, PKT_EP_PORT),
 					      pkt_endpoint(a->ep_b, PKT_EP_PORT) } };
 		struct pkt_backend left = { 100, 1, {} };
+		struct ks_index svcs = {};
 		struct ks_endpoint gone;
 
 		assert_int_equal(pkt_env_flush_conns(&env), 0);
@@ -518,6 +519,16 @@ static void test_flush_endpoint_and_svc(void **state)
 		assert_int_equal(ks_ct_flush_svc(&env.dp, topo.main[fi]), 1);
 		assert_int_equal(pkt_env_count_conns(&env), 0);
 		assert_int_equal(pkt_env_service_set(&env, topo.main[fi], &both, 1), 0);
+
+		/* a set of services (kshiftctl conns NAME --flush): only theirs */
+		dnat(PKT_TC, &s, KS_V_NAT_NEW, ep);
+		assert_int_equal(ks_index_put(&svcs, &topo.shift[fi], sizeof(uint32_t), &svcs), 0);
+		assert_int_equal(ks_ct_flush_svcs(&env.dp, &svcs), 0);
+		assert_int_not_equal(pkt_env_count_conns(&env), 0);
+		assert_int_equal(ks_index_put(&svcs, &topo.main[fi], sizeof(uint32_t), &svcs), 0);
+		assert_int_equal(ks_ct_flush_svcs(&env.dp, &svcs), 1);
+		assert_int_equal(pkt_env_count_conns(&env), 0);
+		ks_index_destroy(&svcs);
 	}
 }
 

@@ -329,6 +329,7 @@ static int walk_all(struct ks_dp *dp,
 
 struct flush {
 	uint32_t svc; /* UINT32_MAX: any */
+	const struct ks_index *svcs; /* and in this set (NULL: any) */
 	const struct ks_endpoint *ep;
 	int flows;
 	struct ks_flow *keys; /* to delete: both entries of a flow match */
@@ -341,7 +342,8 @@ static int flush_one(struct ks_dp *dp, const struct ks_flow *key, const struct k
 	struct flush *f = arg;
 	bool fwd = c->dir == KS_DIR_FORWARD;
 
-	if (f->svc != UINT32_MAX && c->svc != f->svc)
+	if ((f->svc != UINT32_MAX && c->svc != f->svc) ||
+	    (f->svcs && !ks_index_get(f->svcs, &c->svc, sizeof(c->svc))))
 		return 0;
 	if (f->ep) {
 		const struct ks_addr *addr = fwd ? &c->addr : &key->saddr;
@@ -382,30 +384,34 @@ static void delete_keys(struct ks_dp *dp, const struct ks_flow *keys, size_t n)
 	}
 }
 
-static int flush(struct ks_dp *dp, uint32_t svc, const struct ks_endpoint *ep)
+static int flush(struct ks_dp *dp, struct flush *f)
 {
-	struct flush f = { .svc = svc, .ep = ep };
-	int err = walk_all(dp, flush_one, &f);
+	int err = walk_all(dp, flush_one, f);
 
 	if (!err)
-		delete_keys(dp, f.keys, f.n);
-	free(f.keys);
-	return err < 0 ? err : f.flows;
+		delete_keys(dp, f->keys, f->n);
+	free(f->keys);
+	return err < 0 ? err : f->flows;
 }
 
 int ks_ct_flush_endpoint(struct ks_dp *dp, uint32_t svc, const struct ks_endpoint *ep)
 {
-	return flush(dp, svc, ep);
+	return flush(dp, &(struct flush){ .svc = svc, .ep = ep });
 }
 
 int ks_ct_flush_svc(struct ks_dp *dp, uint32_t svc)
 {
-	return flush(dp, svc, NULL);
+	return flush(dp, &(struct flush){ .svc = svc });
+}
+
+int ks_ct_flush_svcs(struct ks_dp *dp, const struct ks_index *svcs)
+{
+	return flush(dp, &(struct flush){ .svc = UINT32_MAX, .svcs = svcs });
 }
 
 int ks_ct_flush_all(struct ks_dp *dp)
 {
-	return flush(dp, UINT32_MAX, NULL);
+	return flush(dp, &(struct flush){ .svc = UINT32_MAX });
 }
 
 struct list {

@@ -100,6 +100,8 @@ int ks_ct_flush_endpoint(struct ks_dp *dp, uint32_t svc, const struct ks_endpoin
 /* ... every flow of service svc: call when it is deleted, before its id
  * can be reused. */
 int ks_ct_flush_svc(struct ks_dp *dp, uint32_t svc);
+/* ... every flow of the services in svcs (keys: uint32_t ids), in one walk. */
+int ks_ct_flush_svcs(struct ks_dp *dp, const struct ks_index *svcs);
 /* ... every flow. */
 int ks_ct_flush_all(struct ks_dp *dp);
 

@@ -1341,10 +1341,10 @@ static int conn_item(const struct ks_ct_flow *f, void *arg)
 	return 0;
 }
 
-struct json_object *ks_shifts_conns(struct ks_shifts *t, const char *ns, const char *name,
-				    size_t max, size_t *total)
+/* Indexes the services of the shifts named (NULL: any) by id, each to its
+ * shift's state. */
+static int svcs_of(struct ks_shifts *t, const char *ns, const char *name, struct ks_index *svcs)
 {
-	struct conns_walk w = { .items = json_object_new_array(), .max = max };
 	size_t i, j;
 	int err = 0;
 
@@ -1354,9 +1354,18 @@ struct json_object *ks_shifts_conns(struct ks_shifts *t, const char *ns, const c
 		if ((ns && strcmp(ns, st->spec.namespace)) || (name && strcmp(name, st->spec.name)))
 			continue;
 		for (j = 0; j < st->nr_svcs && !err; j++)
-			err = ks_index_put(&w.by_svc, &st->svcs[j].svc, sizeof(st->svcs[j].svc),
+			err = ks_index_put(svcs, &st->svcs[j].svc, sizeof(st->svcs[j].svc),
 					   (void *)st);
 	}
+	return err;
+}
+
+struct json_object *ks_shifts_conns(struct ks_shifts *t, const char *ns, const char *name,
+				    size_t max, size_t *total)
+{
+	struct conns_walk w = { .items = json_object_new_array(), .max = max };
+	int err = svcs_of(t, ns, name, &w.by_svc);
+
 	/* one walk of the table for all of them */
 	if (!err && w.by_svc.n)
 		err = ks_ct_list(t->dp, UINT32_MAX, ks_ct_now(), conn_item, &w);
@@ -1371,23 +1380,14 @@ struct json_object *ks_shifts_conns(struct ks_shifts *t, const char *ns, const c
 
 long long ks_shifts_flush_conns(struct ks_shifts *t, const char *ns, const char *name)
 {
-	long long flushed = 0;
-	size_t i, j;
+	struct ks_index svcs = {};
 	int n;
 
 	if (!ns && !name)
 		return ks_ct_flush_all(t->dp);
-	for (i = 0; i < t->n; i++) {
-		const struct ks_shift_state *st = t->v[i];
-
-		if ((ns && strcmp(ns, st->spec.namespace)) || (name && strcmp(name, st->spec.name)))
-			continue;
-		for (j = 0; j < st->nr_svcs; j++) {
-			n = ks_ct_flush_svc(t->dp, st->svcs[j].svc);
-			if (n < 0)
-				return n;
-			flushed += n;
-		}
-	}
-	return flushed;
+	n = svcs_of(t, ns, name, &svcs);
+	if (!n && svcs.n)
+		n = ks_ct_flush_svcs(t->dp, &svcs);
+	ks_index_destroy(&svcs);
+	return n;
 }
