@@ -522,6 +522,20 @@ static bool all_zero(const char *p, size_t n)
 	return !n || (!p[0] && !memcmp(p, p + 1, n - 1));
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* A per-CPU scratch map (ks_*_tmp, ks_*_scratch) holds one packet's
+ * temporaries: nothing in it outlives the packet, nothing to migrate. */
+static bool is_scratch(const char *name)
+{
+	return ends_with(name, "_tmp") || ends_with(name, "_scratch");
+}
+
 /* Copies what fits from a pinned map whose layout changed into the new
  * one: entries whose key and value sizes match; says what it dropped. */
 static void migrate(struct ks_dp *dp, struct bpf_map *map, int old_fd)
@@ -537,6 +551,11 @@ static void migrate(struct ks_dp *dp, struct bpf_map *map, int old_fd)
 
 	if (bpf_obj_get_info_by_fd(old_fd, &old, &len))
 		return;
+	if (is_scratch(name)) {
+		pr_info("%s: layout changed (value %u->%u bytes): scratch, nothing to keep\n", name,
+			old.value_size, vsize);
+		return;
+	}
 	pr_info("%s: layout changed (type %u->%u, key %u->%u, value %u->%u bytes, %u->%u "
 		"entries): migrating\n",
 		name, old.type, type, old.key_size, bpf_map__key_size(map), old.value_size, vsize,
