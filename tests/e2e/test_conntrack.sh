@@ -16,6 +16,8 @@
 #   - a SYN flood of twice the table's size from spoofed sources: 100
 #     long-lived connections keep working on their backend, also after a
 #     change of weights, and new connections work once the flood stops
+#   - kshiftd killed and started with a larger --max-flows copies the flows
+#     into the new table: open connections keep their endpoint
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 ks_init conntrack
@@ -289,6 +291,29 @@ for mode in $(ks_modes); do
 	diag "verdicts after the flood: $(echo "$verdicts" | tr -d ' \n' | head -c 600)"
 	check "new connections work once the half-open flows are collected" \
 		ks_until 20 1 bash -c "ip netns exec $KS_CLIENT $KS_PY $KS_E2E/client.py split http://198.18.100.3/ 5 | grep -q '\"ok\": 5'"
+
+	# kshiftd killed and started with a table twice the size: the flows
+	# are copied into it, so the connections keep their endpoint even
+	# though the weights then send new flows to the other backend
+	ks_client_bg "$KS_TMP/rs.json" keepalive http://198.18.100.3/ 20 \
+		--ready-file "$KS_TMP/rs.ready" --go-file "$KS_TMP/rs.go"
+	rs_pid=$KS_LAST_PID
+	ks_wait_file "$KS_TMP/rs.ready" 20
+	kill -KILL "$KS_DAEMON_PID"
+	wait "$KS_DAEMON_PID" 2>/dev/null
+	KS_DAEMON_PID=
+	lines=$(wc -l <"$KS_LOG")
+	if ks_daemon_start --max-flows $((2 * FLOWS)); then
+		copied=$(tail -n +$((lines + 1)) "$KS_LOG" | grep -o "ks_conns: [0-9]* entries copied, [0-9]* dropped")
+		check "kill -9, then --max-flows $((2 * FLOWS)): '${copied:-no copy logged}' (the 40 entries of the 20 open connections among them)" \
+			eval '[[ $copied =~ ^ks_conns:\ ([0-9]+)\ entries\ copied,\ 0\ dropped$ ]] && ((BASH_REMATCH[1] >= 40))'
+		ks_ctl set web stable=100 canary=0 >/dev/null
+	fi
+	touch "$KS_TMP/rs.go"
+	wait "$rs_pid"
+	res=$(<"$KS_TMP/rs.json")
+	check "... and the 20 connections keep their endpoint after the weights moved ($(jq_py "$res" "{k: d[k] for k in ('kept', 'changed', 'errors')}"))" \
+		jq_ok "$res" "d['kept'] == 20"
 	ks_mode_end
 done
 ks_done
