@@ -154,6 +154,25 @@ with open(sys.argv[1], "w") as f:
 	KS_BG_PIDS+=($!)
 }
 
+# held NAME N: N keep-alive connections to 198.18.100.3 opened, then held
+# until held_end NAME, which lets them make their next requests and puts
+# the client's report in $res (not in a subshell: it waits for the client);
+# kept REPORT: its kept, changed and errors
+held() {
+	ks_client_bg "$KS_TMP/$1.json" keepalive http://198.18.100.3/ "$2" \
+		--ready-file "$KS_TMP/$1.ready" --go-file "$KS_TMP/$1.go"
+	HELD_PID=$KS_LAST_PID
+	ks_wait_file "$KS_TMP/$1.ready" 20
+}
+held_end() {
+	touch "$KS_TMP/$1.go"
+	wait "$HELD_PID"
+	res=$(<"$KS_TMP/$1.json")
+}
+kept() {
+	jq_py "$1" "{k: d[k] for k in ('kept', 'changed', 'errors')}"
+}
+
 # flood N: N SYNs to 198.18.100.3:80 from spoofed sources in 198.18.1.0/24
 flood() {
 	in_ns "$KS_CLIENT" "$KS_PY" -c '
@@ -256,36 +275,26 @@ for mode in $(ks_modes); do
 	check "... and never reaches it again ($after answers from it later)" [ "$after" = 0 ]
 
 	# conns --flush: the flows go from the table, the connections stay
-	ks_client_bg "$KS_TMP/fl.json" keepalive http://198.18.100.3/ 20 \
-		--ready-file "$KS_TMP/fl.ready" --go-file "$KS_TMP/fl.go"
-	fl_pid=$KS_LAST_PID
-	ks_wait_file "$KS_TMP/fl.ready" 20
+	held fl 20
 	out=$(ks_ctl conns web --flush)
 	flushed=$([[ $out =~ ^flushed\ ([0-9]+)\ flow ]] && echo "${BASH_REMATCH[1]}")
 	check "kshiftctl conns web --flush: '$out' (the 20 open connections among them)" \
 		between 20 "${flushed:-0}" 100000
 	n=$(jq_py "$(ks_ctl conns web -o json)" "d['total']")
 	check "... and conns lists none of them after ($n flows)" between 0 "$n" 0
-	touch "$KS_TMP/fl.go"
-	wait "$fl_pid"
-	res=$(<"$KS_TMP/fl.json")
-	check "the 20 connections keep working on their endpoint after the flush ($(jq_py "$res" "{k: d[k] for k in ('kept', 'changed', 'errors')}"))" \
+	held_end fl
+	check "the 20 connections keep working on their endpoint after the flush ($(kept "$res"))" \
 		jq_ok "$res" "d['kept'] == 20"
 
 	# a SYN flood of twice the table's size
-	ks_client_bg "$KS_TMP/ka.json" keepalive http://198.18.100.3/ 100 \
-		--ready-file "$KS_TMP/ka.ready" --go-file "$KS_TMP/ka.go"
-	ka_pid=$KS_LAST_PID
-	ks_wait_file "$KS_TMP/ka.ready" 20
+	held ka 100
 	n=$(jq_py "$(ks_ctl conns web -o json)" \
 		"sum(1 for f in d['items'] if f['state'] == 'established' and f['client'].startswith('198.18.1.2:'))")
 	check "kshiftctl conns lists the 100 open connections, established ($n)" between 100 "$n" 100
 	sent=$(flood $((2 * FLOWS)))
 	ks_ctl set web stable=0 canary=100 >/dev/null
-	touch "$KS_TMP/ka.go"
-	wait "$ka_pid"
-	res=$(<"$KS_TMP/ka.json")
-	check "flood of $sent SYNs: 100 long-lived connections keep working on their backend ($(jq_py "$res" "{k: d[k] for k in ('kept', 'changed', 'errors')}"))" \
+	held_end ka
+	check "flood of $sent SYNs: 100 long-lived connections keep working on their backend ($(kept "$res"))" \
 		jq_ok "$res" "d['kept'] == 100"
 	verdicts=$(ks_ctl verdicts -o json 2>/dev/null || ks_ctl verdicts 2>/dev/null)
 	diag "verdicts after the flood: $(echo "$verdicts" | tr -d ' \n' | head -c 600)"
@@ -295,10 +304,7 @@ for mode in $(ks_modes); do
 	# kshiftd killed and started with a table twice the size: the flows
 	# are copied into it, so the connections keep their endpoint even
 	# though the weights then send new flows to the other backend
-	ks_client_bg "$KS_TMP/rs.json" keepalive http://198.18.100.3/ 20 \
-		--ready-file "$KS_TMP/rs.ready" --go-file "$KS_TMP/rs.go"
-	rs_pid=$KS_LAST_PID
-	ks_wait_file "$KS_TMP/rs.ready" 20
+	held rs 20
 	kill -KILL "$KS_DAEMON_PID"
 	wait "$KS_DAEMON_PID" 2>/dev/null
 	KS_DAEMON_PID=
@@ -309,10 +315,8 @@ for mode in $(ks_modes); do
 			eval '[[ $copied =~ ^ks_conns:\ ([0-9]+)\ entries\ copied,\ 0\ dropped$ ]] && ((BASH_REMATCH[1] >= 40))'
 		ks_ctl set web stable=100 canary=0 >/dev/null
 	fi
-	touch "$KS_TMP/rs.go"
-	wait "$rs_pid"
-	res=$(<"$KS_TMP/rs.json")
-	check "... and the 20 connections keep their endpoint after the weights moved ($(jq_py "$res" "{k: d[k] for k in ('kept', 'changed', 'errors')}"))" \
+	held_end rs
+	check "... and the 20 connections keep their endpoint after the weights moved ($(kept "$res"))" \
 		jq_ok "$res" "d['kept'] == 20"
 	ks_mode_end
 done
