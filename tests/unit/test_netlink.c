@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/netlink.h>
+#include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <sys/sysmacros.h>
 #include <cmocka.h>
@@ -25,6 +27,7 @@
 struct nlbuf {
 	char data[4096] __attribute__((aligned(NLMSG_ALIGNTO)));
 	size_t len;
+	size_t last; /* where its last message starts */
 };
 
 /* Appends one link message; name NULL: no IFLA_IFNAME attribute. Also
@@ -38,6 +41,7 @@ static void add_link(struct nlbuf *b, uint16_t type, int ifindex, const char *na
 	uint32_t mtu = 1500;
 
 	memset(nh, 0, NLMSG_SPACE(sizeof(*ifi)));
+	b->last = b->len;
 	nh->nlmsg_type = type;
 	nh->nlmsg_len = NLMSG_LENGTH(sizeof(*ifi));
 	ifi = NLMSG_DATA(nh);
@@ -58,6 +62,64 @@ static void add_link(struct nlbuf *b, uint16_t type, int ifindex, const char *na
 		nh->nlmsg_len += RTA_ALIGN(rta->rta_len);
 	}
 	b->len += NLMSG_ALIGN(nh->nlmsg_len);
+}
+
+/* Appends one attribute to the last message; returns it, for a nested
+ * one's attributes to follow (nest_end then covers them). */
+static struct rtattr *add_attr(struct nlbuf *b, uint16_t type, const void *data, size_t len)
+{
+	struct nlmsghdr *nh = (struct nlmsghdr *)(b->data + b->last);
+	struct rtattr *rta = (struct rtattr *)((char *)nh + NLMSG_ALIGN(nh->nlmsg_len));
+
+	rta->rta_type = type;
+	rta->rta_len = RTA_LENGTH(len);
+	if (len)
+		memcpy(RTA_DATA(rta), data, len);
+	nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_ALIGN(rta->rta_len);
+	b->len = b->last + NLMSG_ALIGN(nh->nlmsg_len);
+	return rta;
+}
+
+static void nest_end(struct nlbuf *b, struct rtattr *nest)
+{
+	nest->rta_len = (uint16_t)(b->data + b->len - (char *)nest);
+}
+
+static void add_str(struct nlbuf *b, uint16_t type, const char *str)
+{
+	add_attr(b, type, str, strlen(str) + 1);
+}
+
+/* A link as the kernel describes it: its kind (IFLA_LINKINFO), whether
+ * its peer is in another namespace, its root qdisc. */
+static void add_pair(struct nlbuf *b, int ifindex, const char *kind, bool away, const char *qdisc)
+{
+	int32_t nsid = 0;
+	struct rtattr *info;
+
+	add_link(b, RTM_NEWLINK, ifindex, "ep0", IFF_UP);
+	add_str(b, IFLA_QDISC, qdisc);
+	info = add_attr(b, IFLA_LINKINFO, NULL, 0);
+	add_str(b, IFLA_INFO_KIND, kind);
+	nest_end(b, info);
+	if (away)
+		add_attr(b, IFLA_LINK_NETNSID, &nsid, sizeof(nsid));
+}
+
+static void add_qdisc(struct nlbuf *b, uint16_t type, int ifindex, const char *kind)
+{
+	struct nlmsghdr *nh = (struct nlmsghdr *)(b->data + b->len);
+	struct tcmsg *tcm;
+
+	memset(nh, 0, NLMSG_SPACE(sizeof(*tcm)));
+	b->last = b->len;
+	nh->nlmsg_type = type;
+	nh->nlmsg_len = NLMSG_LENGTH(sizeof(*tcm));
+	tcm = NLMSG_DATA(nh);
+	tcm->tcm_ifindex = ifindex;
+	tcm->tcm_parent = TC_H_CLSACT;
+	b->len += NLMSG_ALIGN(nh->nlmsg_len);
+	add_str(b, TCA_KIND, kind);
 }
 
 static void add_other(struct nlbuf *b, uint16_t type)
@@ -167,6 +229,61 @@ static void test_malformed(void **state)
 	assert_int_equal(ks_nl_parse(b.data, b.len, record, &s), -EINVAL);
 }
 
+/* What decides whether TC hands packets to an interface's peer: a veth or
+ * netkit, its peer in another namespace, noqueue, and no clsact. */
+static void test_peer_facts(void **state)
+{
+	struct nlbuf b = {};
+	struct seen s = {};
+
+	(void)state;
+	add_pair(&b, 11, "veth", true, "noqueue");
+	add_pair(&b, 12, "netkit", true, "noqueue");
+	add_pair(&b, 13, "veth", false, "noqueue");	 /* both ends here */
+	add_pair(&b, 14, "veth", true, "tbf");		 /* shaped */
+	add_pair(&b, 15, "bridge", false, "noqueue"); /* no pair */
+	add_pair(&b, 16, "vethx", true, "noqueue2");
+	assert_int_equal(ks_nl_parse(b.data, b.len, record, &s), 6);
+	assert_true(s.ev[0].pair && s.ev[0].peer_away && s.ev[0].noqueue);
+	assert_string_equal(s.ev[0].name, "ep0");
+	assert_true(s.ev[1].pair && s.ev[1].peer_away && s.ev[1].noqueue);
+	assert_true(s.ev[2].pair && s.ev[2].noqueue);
+	assert_false(s.ev[2].peer_away);
+	assert_true(s.ev[3].pair && s.ev[3].peer_away);
+	assert_false(s.ev[3].noqueue);
+	assert_false(s.ev[4].pair);
+	assert_false(s.ev[5].pair || s.ev[5].noqueue);
+}
+
+static void test_qdisc_events(void **state)
+{
+	struct nlbuf b = {};
+	struct seen s = {};
+	struct nlmsghdr *nh;
+
+	(void)state;
+	add_qdisc(&b, RTM_NEWQDISC, 21, "clsact");
+	add_qdisc(&b, RTM_NEWQDISC, 22, "tbf");
+	add_qdisc(&b, RTM_DELQDISC, 21, "clsact");
+	assert_int_equal(ks_nl_parse(b.data, b.len, record, &s), 3);
+	assert_int_equal(s.ev[0].kind, KS_NL_QDISC);
+	assert_int_equal(s.ev[0].ifindex, 21);
+	assert_true(s.ev[0].clsact);
+	assert_int_equal(s.ev[1].ifindex, 22);
+	assert_false(s.ev[1].clsact);
+	assert_int_equal(s.ev[2].kind, KS_NL_QDISC);
+
+	/* too short for its tcmsg */
+	memset(&b, 0, sizeof(b));
+	s.n = 0;
+	nh = (struct nlmsghdr *)b.data;
+	nh->nlmsg_type = RTM_NEWQDISC;
+	nh->nlmsg_len = NLMSG_LENGTH(4);
+	b.len = NLMSG_ALIGN(nh->nlmsg_len);
+	assert_int_equal(ks_nl_parse(b.data, b.len, record, &s), -EINVAL);
+	assert_int_equal(s.n, 0);
+}
+
 static void test_patterns(void **state)
 {
 	struct ks_ifpats p;
@@ -258,6 +375,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_new_and_del), cmocka_unit_test(test_other_messages_skipped),
 		cmocka_unit_test(test_no_name),	    cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_peer_facts),  cmocka_unit_test(test_qdisc_events),
 		cmocka_unit_test(test_patterns),    cmocka_unit_test(test_resolve),
 		cmocka_unit_test(test_lock_holder),
 	};

@@ -39,6 +39,7 @@ void ks_ifnames_free(char **names, int n);
 enum ks_nl_kind {
 	KS_NL_NEWLINK, /* appeared, or changed (name, up/down) */
 	KS_NL_DELLINK, /* gone (deleted, or moved to another namespace) */
+	KS_NL_QDISC,   /* a queueing discipline added to it, changed or removed */
 };
 
 struct ks_nl_event {
@@ -46,18 +47,37 @@ struct ks_nl_event {
 	int ifindex;
 	char name[IF_NAMESIZE]; /* empty when the message carried none */
 	bool up;
+	/* links: what handing packets to the peer takes (ks_nl_to_peer) */
+	bool pair;	/* a veth or netkit */
+	bool peer_away; /* its peer in another namespace (IFLA_LINK_NETNSID) */
+	bool noqueue;	/* its root qdisc is noqueue */
+	/* qdiscs */
+	bool clsact; /* a clsact qdisc: filters, maybe on egress */
 };
 
 typedef void (*ks_nl_cb)(const struct ks_nl_event *ev, void *arg);
 
-/* A NETLINK_ROUTE socket subscribed to link events: fd or -errno. */
+/* A NETLINK_ROUTE socket subscribed to link and qdisc events: fd or
+ * -errno. */
 int ks_nl_open(void);
-/* Reports every link event in buf (one datagram of netlink messages);
- * the number reported, or -EINVAL for a malformed message (the events
- * before it are reported). Other message types are skipped. */
+/* Reports every link and qdisc event in buf (one datagram of netlink
+ * messages); the number reported, or -EINVAL for a malformed message (the
+ * events before it are reported). Other message types are skipped. */
 int ks_nl_parse(const void *buf, size_t len, ks_nl_cb cb, void *arg);
 /* Reads and reports what is pending on fd: the number of events, or
  * -ENOBUFS when the kernel dropped events (the caller rescans). */
 int ks_nl_read(int fd, ks_nl_cb cb, void *arg);
+
+/*
+ * For each of ifindex[0..n): whether a TC ingress program may hand the
+ * packets it forwards out of that interface straight to its peer
+ * (bpf_redirect_peer), skipping the interface's own transmit: ok[i] true
+ * for a veth or netkit whose other end is in another namespace (a pod's),
+ * with noqueue as its root qdisc and no clsact (no shaping, no filter that
+ * the shortcut would pass by). Programs on its tcx egress the caller
+ * checks. One dump of the links and one of the qdiscs, whatever n: 0, or
+ * -errno (ok[] all false).
+ */
+int ks_nl_to_peer(const int *ifindex, size_t n, bool *ok);
 
 #endif /* KSHIFT_NETLINK_H */
