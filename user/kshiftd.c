@@ -50,6 +50,10 @@
  * step that walks them all, which every 100 ms cost an idle kshiftd about 4%
  * of a CPU with the default million flows. */
 #define KS_GC_PASS_MIN_MS   2000
+/* How often every interface is checked again for TC's shortcut to its
+ * peer (bpf/lib/fwd.h): for the one change no event tells, a program
+ * attached to its tcx egress. */
+#define KS_PEERS_CHECK_MS 5000
 /* Flows one `conns` answer lists at most (it says how many there are). */
 #define KS_CONNS_MAX 10000
 #define KS_GC_URGENT_BUDGET 65536
@@ -63,6 +67,7 @@ struct daemon {
 	int epfd, sigfd, inofd;
 	uint64_t reload_at_ms; /* when the config directory is due a reload; 0: not */
 	uint64_t gc_at_ms;     /* the connection table collector's next step */
+	uint64_t peers_at_ms;  /* the next ks_dp_peers_sync() */
 	uint64_t gc_pass_ms;   /* when its pass under way began */
 	bool state_dirty;      /* runtime changes not yet written (state_flush) */
 	struct ks_ct_gc_stats gc_stats;
@@ -495,9 +500,14 @@ static struct json_object *do_verdicts(struct daemon *d, struct json_object *req
 		json_object_object_add(v, ks_verdict_name(i), json_object_new_int64(counts[i]));
 	json_object_object_add(r, "verdicts", v);
 	links = json_object_new_object();
-	for (i = 0; i < d->dp.nr_links; i++)
-		json_object_object_add(links, d->dp.links[i].ifname,
-				       json_object_new_string(ks_mode_name(d->dp.links[i].mode)));
+	for (i = 0; i < d->dp.nr_links; i++) {
+		const struct ks_dp_link *l = &d->dp.links[i];
+		char mode[32];
+
+		snprintf(mode, sizeof(mode), "%s%s", ks_mode_name(l->mode),
+			 l->to_peer ? ", to peer" : "");
+		json_object_object_add(links, l->ifname, json_object_new_string(mode));
+	}
 	json_object_object_add(r, "interfaces", links);
 	return r;
 }
@@ -656,7 +666,8 @@ static struct json_object *on_request(void *ctx, struct json_object *req)
 /* ---- interfaces that come and go (pods) ---- */
 
 /* A link event: attach to a matching interface as it appears, forget one
- * that vanished, follow a rename. */
+ * that vanished, follow a rename; a served one that changed, or whose
+ * qdiscs did, may take packets for its peer or no longer. */
 static void on_link(const struct ks_nl_event *ev, void *arg)
 {
 	struct daemon *d = arg;
@@ -666,6 +677,11 @@ static void on_link(const struct ks_nl_event *ev, void *arg)
 		ks_dp_forget(&d->dp, ev->ifindex);
 		return;
 	}
+	if (ev->kind == KS_NL_QDISC) {
+		if (l)
+			ks_dp_peer_check(&d->dp, ev->ifindex);
+		return;
+	}
 	if (!ev->name[0])
 		return;
 	if (l && strcmp(l->ifname, ev->name)) {
@@ -673,7 +689,9 @@ static void on_link(const struct ks_nl_event *ev, void *arg)
 			ks_dp_rename(&d->dp, ev->ifindex, ev->name);
 		else
 			ks_dp_detach(&d->dp, ev->ifindex);
-	} else if (!l && ks_ifpats_match(&d->ifpats, ev->name)) {
+	} else if (l) {
+		ks_dp_peer_check(&d->dp, ev->ifindex);
+	} else if (ks_ifpats_match(&d->ifpats, ev->name)) {
 		ks_dp_attach(&d->dp, ev->name, d->mode, NULL); /* logs what it did */
 	}
 }
@@ -818,6 +836,10 @@ static void run(struct daemon *d)
 			return;
 		ks_ctl_server_expire(&d->ctl);
 		gc_step(d);
+		if (now_ms() >= d->peers_at_ms) {
+			ks_dp_peers_sync(&d->dp);
+			d->peers_at_ms = now_ms() + KS_PEERS_CHECK_MS;
+		}
 		if (d->shadow && !ks_shadow_timeout(d->shadow))
 			ks_shadow_process(d->shadow); /* its flows' deadlines */
 		config_step(d);

@@ -45,6 +45,7 @@
 #define KS_MAX_FLOWS	 (1 << 20) /* flows tracked: two ks_conns entries each (see below) */
 #define KS_GENERATIONS	 2	   /* live split + the one being built */
 #define KS_MAX_FRAGS	 16384	   /* fragmented datagrams in flight (LRU): see bpf/lib/frag.h */
+#define KS_MAX_PEER_IFS	 4096	   /* interfaces TC hands packets to the peer of: bpf/lib/fwd.h */
 
 /* Maglev rings. A backend's ring keeps its size while its endpoints come
  * and go (see user/lib/maglev.h), so a flow's slot stays put and only the

@@ -5,6 +5,10 @@
 #     ep1 within a second, and once the shift lists the pod, connections
 #     through the VIP reach it (its replies cross ep1, so they need kshift
 #     there)
+#   - in tc mode, the pods' veths take packets straight to the pod's side
+#     (kshiftctl verdicts: "tc, to peer"); a tbf or clsact added to one ends
+#     that within a second (the steered packets then cross the tbf), its
+#     removal brings it back; a veth with both ends in the node never has it
 #   - a new client (namespace and veth cli1) is created: attached within a
 #     second, and HTTP through the VIP works from it
 #   - cli1 is deleted: kshiftd forgets it (log, pin gone); created again:
@@ -90,6 +94,20 @@ logged_within() {
 	took=$(((t1 - t0) / 1000))
 }
 
+# iface_mode DEV: how kshiftd serves DEV (kshiftctl verdicts); mode_is DEV
+# MODE: it is MODE
+iface_mode() {
+	jq_py "$(ks_ctl verdicts -o json 2>&1)" "d['interfaces'].get('$1', 'not served')"
+}
+mode_is() {
+	[[ $(iface_mode "$1") == "$2" ]]
+}
+
+# tbf_sent DEV: packets DEV's root qdisc sent
+tbf_sent() {
+	tc -n "$KS_NODE" -s qdisc show dev "$1" root | awk '/Sent/ { print $4; exit }'
+}
+
 # from NS: 20 connections through the VIP from a client namespace
 from() {
 	in_ns "$1" "$KS_PY" "$KS_E2E/client.py" split "$VIP_URL" 20 --max-failures 3
@@ -131,6 +149,40 @@ for mode in $(ks_modes); do
 	diag "split: $res"
 	check "connections through the VIP reach the new pod, none fails" \
 		jq_ok "$res" 'd["failures"] == 0 and d["endpoints"].get("pod1 198.18.2.3", 0) > 0'
+
+	# tc: what TC forwards into a pod's veth is handed to the pod's side
+	# directly (bpf_redirect_peer), unless something on the veth's egress
+	# would be passed by: a qdisc (here a tbf, as the bandwidth plugin
+	# shapes a pod) or clsact ends it within a second, and the steered
+	# packets then cross the tbf; its removal brings it back. A veth with
+	# both ends in the node never has it.
+	if [[ $mode == tc ]]; then
+		check "ep0 and ep1, pods' veths, are 'tc, to peer' ($(iface_mode ep0), $(iface_mode ep1))" \
+			eval '[[ $(iface_mode ep0) == "tc, to peer" && $(iface_mode ep1) == "tc, to peer" ]]'
+		ip -n "$KS_NODE" link add name ep8 type veth peer name x8 &&
+			ip -n "$KS_NODE" link set ep8 up
+		check "ep8, both ends in the node, is 'tc' ($(ks_until 2 0.05 mode_is ep8 tc; iface_mode ep8))" \
+			mode_is ep8 tc
+		tc -n "$KS_NODE" qdisc add dev ep1 root tbf rate 200mbit burst 64kb latency 100ms
+		check "a tbf on ep1: 'tc' within 1 s ($(ks_until 1 0.05 mode_is ep1 tc; iface_mode ep1))" \
+			mode_is ep1 tc
+		before=$(tbf_sent ep1)
+		res=$(ks_client split "$VIP_URL" 60)
+		sent=$(($(tbf_sent ep1) - before))
+		n=$(jq_py "$res" 'd["endpoints"].get("pod1 198.18.2.3", 0)')
+		check "the steered packets cross it: $sent for pod1's $n connections ($(jq_py "$res" 'd["failures"]') failed)" \
+			jq_ok "$res" "d['failures'] == 0 and $n > 0 and $sent >= 3 * $n"
+		tc -n "$KS_NODE" qdisc del dev ep1 root
+		check "the tbf gone: 'tc, to peer' again within 1 s" ks_until 1 0.05 mode_is ep1 "tc, to peer"
+		tc -n "$KS_NODE" qdisc add dev ep1 clsact
+		check "a clsact on ep1: 'tc' within 1 s" ks_until 1 0.05 mode_is ep1 tc
+		tc -n "$KS_NODE" qdisc del dev ep1 clsact
+		check "the clsact gone: 'tc, to peer' again within 1 s" \
+			ks_until 1 0.05 mode_is ep1 "tc, to peer"
+		res=$(ks_client split "$VIP_URL" 40)
+		check "connections through the VIP still reach both pods, none fails" \
+			jq_ok "$res" 'd["failures"] == 0 and len(d["endpoints"]) == 2'
+	fi
 
 	# a new client
 	mark=$(wc -l <"$KS_LOG")

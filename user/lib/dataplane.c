@@ -65,13 +65,13 @@
 #include "lock.h"
 #include "log.h"
 #include "maglev.h"
+#include "netlink.h"
 
 #define BPF_FS_MAGIC 0xcafe4a11
 /* How long a released ring or endpoint range waits before reuse: far
  * longer than any BPF program runs between reading a split and its ring. */
 #define KS_RANGE_GRACE_NS 1000000000ull
-/* Linux 6.6 uapi; the 6.1 headers of Debian 12 do not have them yet */
-#define KS_BPF_TCX_INGRESS   46 /* enum bpf_attach_type */
+/* Linux 6.6 uapi (see KS_BPF_TCX_INGRESS in dataplane.h) */
 #define KS_BPF_LINK_TYPE_TCX 11 /* enum bpf_link_type */
 #define KS_LINKS_DIR	     "links"
 /* where a kshiftd from before bpf_links put its TC filter */
@@ -1192,6 +1192,78 @@ static void link_unpin(struct ks_dp *dp, struct ks_dp_link *l)
 	unlink(path);
 }
 
+/* Whether a program runs on ifindex's tcx egress (another tool's, or ours
+ * in XDP split mode), which a packet handed to the peer would pass by. */
+static bool tcx_egress_busy(int ifindex)
+{
+	__u32 ids[8];
+	DECLARE_LIBBPF_OPTS(bpf_prog_query_opts, q, .prog_ids = ids,
+			    .prog_cnt = sizeof(ids) / sizeof(ids[0]));
+
+	return bpf_prog_query_opts(ifindex, KS_BPF_TCX_EGRESS, &q) || q.prog_cnt;
+}
+
+/* ks_peer_ifs and the link of ifindex (if served) made to say whether TC
+ * hands packets to its peer: ok, as ks_nl_to_peer() found it. */
+static void peer_set(struct ks_dp *dp, int ifindex, bool ok)
+{
+	struct ks_dp_link *l = ks_dp_link_find(dp, ifindex);
+	int fd = bpf_map__fd(dp->skel->maps.ks_peer_ifs);
+	__u32 key = ifindex;
+	__u8 one = 1;
+
+	/* TC's own links only: where XDP serves, TC forwards nothing */
+	ok = ok && l && l->mode == KS_MODE_TC && !tcx_egress_busy(ifindex);
+	if (ok && bpf_map_update_elem(fd, &key, &one, BPF_ANY)) {
+		pr_warn("%s: ks_peer_ifs: %s\n", l->ifname, strerror(errno));
+		ok = false;
+	}
+	if (!ok)
+		bpf_map_delete_elem(fd, &key);
+	if (!l || ok == l->to_peer)
+		return;
+	l->to_peer = ok;
+	if (ok)
+		pr_info("%s: TC hands what it forwards there to the peer directly\n", l->ifname);
+	else
+		pr_info("%s: TC forwards through it (a qdisc, a filter or no peer elsewhere)\n",
+			l->ifname);
+}
+
+void ks_dp_peer_check(struct ks_dp *dp, int ifindex)
+{
+	bool ok = false;
+
+	if (ks_dp_link_find(dp, ifindex))
+		ks_nl_to_peer(&ifindex, 1, &ok);
+	peer_set(dp, ifindex, ok);
+}
+
+void ks_dp_peers_sync(struct ks_dp *dp)
+{
+	int fd = bpf_map__fd(dp->skel->maps.ks_peer_ifs), *ifindex, i;
+	__u32 key, *prev = NULL;
+	bool *ok;
+
+	/* none but the links' is kept: deleted from the first, each in turn */
+	while (!bpf_map_get_next_key(fd, prev, &key)) {
+		if (!ks_dp_link_find(dp, (int)key))
+			bpf_map_delete_elem(fd, &key);
+		else
+			prev = &key;
+	}
+	ifindex = calloc(dp->nr_links + 1, sizeof(*ifindex) + sizeof(*ok));
+	if (!ifindex)
+		return;
+	ok = (bool *)(ifindex + dp->nr_links + 1);
+	for (i = 0; i < dp->nr_links; i++)
+		ifindex[i] = dp->links[i].ifindex;
+	ks_nl_to_peer(ifindex, dp->nr_links, ok);
+	for (i = 0; i < dp->nr_links; i++)
+		peer_set(dp, ifindex[i], ok[i]);
+	free(ifindex);
+}
+
 int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum ks_mode *used)
 {
 	struct ks_dp_link *l;
@@ -1224,6 +1296,7 @@ int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum k
 			*used = l->mode;
 		pr_info("attached to %s (%s): took over the running link\n", ifname,
 			ks_mode_name(l->mode));
+		ks_dp_peer_check(dp, ifindex);
 		return ks_dp_egress_sync(dp);
 	}
 	fd = link_create(dp, ifname, ifindex, &mode);
@@ -1258,6 +1331,7 @@ int ks_dp_attach(struct ks_dp *dp, const char *ifname, enum ks_mode mode, enum k
 	if (used)
 		*used = mode;
 	pr_info("attached to %s (%s)\n", ifname, ks_mode_name(mode));
+	ks_dp_peer_check(dp, ifindex);
 	return ks_dp_egress_sync(dp);
 }
 
@@ -1391,6 +1465,7 @@ int ks_dp_attach_all(struct ks_dp *dp, char *const *ifnames, const bool *optiona
 		keep[j] = keep[dp->nr_links];
 	}
 	pins_commit(dp);
+	ks_dp_peers_sync(dp);
 	err = ks_dp_egress_sync(dp);
 out:
 	free(fresh);
@@ -1407,6 +1482,7 @@ void ks_dp_forget(struct ks_dp *dp, int ifindex)
 	pr_info("forgot %s: interface gone\n", l->ifname);
 	link_unpin(dp, l);
 	link_remove(dp, l);
+	ks_dp_peer_check(dp, ifindex);
 	ks_dp_egress_sync(dp);
 }
 
@@ -1420,6 +1496,7 @@ void ks_dp_detach(struct ks_dp *dp, int ifindex)
 	link_unpin(dp, l);
 	pr_info("detached from %s (%s)\n", l->ifname, ks_mode_name(l->mode));
 	link_remove(dp, l);
+	ks_dp_peer_check(dp, ifindex);
 	ks_dp_egress_sync(dp);
 }
 

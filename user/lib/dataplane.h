@@ -58,6 +58,11 @@ struct ks_dp_svc {
 	uint32_t nr_fes, cap_fes;
 };
 
+/* tcx hooks (enum bpf_attach_type): Linux 6.6 uapi, which the 6.1 headers
+ * of Debian 12 do not have yet */
+#define KS_BPF_TCX_INGRESS 46
+#define KS_BPF_TCX_EGRESS  47
+
 /* An attachment: a bpf_link, pinned under <pin_path>/links/<ifname> so
  * that it outlives kshiftd. */
 struct ks_dp_link {
@@ -67,6 +72,7 @@ struct ks_dp_link {
 	int fd;
 	uint32_t prog_id; /* the program it runs (adopted: the one found) */
 	bool adopted;	  /* found pinned at open, still running the old program */
+	bool to_peer;	  /* TC hands packets to its peer directly (ks_dp_peer_check) */
 };
 
 struct ks_dp_opts {
@@ -163,6 +169,16 @@ struct ks_dp_link *ks_dp_link_find(struct ks_dp *dp, int ifindex);
 void ks_dp_forget(struct ks_dp *dp, int ifindex);
 /* Detaches from an interface still there (ours, no longer wanted). */
 void ks_dp_detach(struct ks_dp *dp, int ifindex);
+/* Whether TC may hand what it forwards out of ifindex straight to the
+ * interface's peer (bpf/lib/fwd.h): ks_peer_ifs and the link's to_peer
+ * made to say it. Called as a link is made or goes, and on a change of the
+ * interface or of its qdiscs. */
+void ks_dp_peer_check(struct ks_dp *dp, int ifindex);
+/* ... for every link, and ks_peer_ifs rid of what is not one (adopted, it
+ * may list interfaces gone meanwhile, whose index a new one may take): at
+ * start, and now and then for what no event tells (a tcx egress program
+ * attached). One dump of the links and one of the qdiscs. */
+void ks_dp_peers_sync(struct ks_dp *dp);
 /* The interface was renamed: its pin follows. */
 void ks_dp_rename(struct ks_dp *dp, int ifindex, const char *ifname);
 /* The egress programs (user/lib/egress.c) made to match the XDP links:

@@ -24,7 +24,6 @@
 #include "dataplane.h"
 #include "log.h"
 
-#define KS_BPF_TCX_EGRESS 47 /* enum bpf_attach_type, Linux 6.6 */
 #define KS_EGRESS_SUFFIX  ":egress"
 
 static void egress_pin_of(const struct ks_dp *dp, const char *ifname, char *buf, size_t len)
