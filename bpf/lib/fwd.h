@@ -65,8 +65,8 @@ struct {
  * The interfaces whose peer TC hands forwarded packets to directly
  * (bpf_redirect_peer): a packet for a pod then enters the pod's side of its
  * veth as if it had crossed it, without the veth's transmit and the backlog
- * queue behind it (a quarter more established packets per second on a
- * veth). kshiftd lists only those where the shortcut passes nothing by:
+ * queue behind it (a sixth more established packets per second on a veth,
+ * README). kshiftd lists only those where the shortcut passes nothing by:
  * the other end in another namespace, no qdisc but noqueue, no egress
  * filter or program (ks_nl_to_peer() in user/lib/netlink.c); it would drop
  * a packet elsewhere. Key: ifindex.
