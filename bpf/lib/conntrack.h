@@ -465,4 +465,33 @@ static __always_inline enum ks_ct_reply ks_ct_reply_entry(const struct ks_flow *
 	return *out ? KS_CT_REPLY_ENTERED : KS_CT_REPLY_FULL;
 }
 
+/*
+ * An endpoint's SYN-ACK found on the reply entry c of a flow that is over
+ * (ks_ct_check() took it for no reply of c's): the client's port belongs
+ * to another connection now, made to the endpoint directly, which the
+ * endpoint's TIME_WAIT let in. The old flow's entries go, or the rest of
+ * that connection would be taken for the old flow's: the endpoint's
+ * packets rewritten to come from the frontend, its reset taken for a
+ * first reply.
+ */
+static __always_inline void ks_ct_forget_reused(const struct ks_pkt *pkt, const struct ks_conn *c)
+{
+	struct ks_ct_tmp *t;
+	struct ks_conn *f;
+	__u32 zero = 0;
+
+	if (!c || c->dir != KS_DIR_REPLY ||
+	    (c->state != KS_CT_CLOSING && c->state != KS_CT_CLOSED) ||
+	    (pkt->tcp_flags & (KS_TCP_SYN | KS_TCP_ACK)) != (KS_TCP_SYN | KS_TCP_ACK))
+		return;
+	t = bpf_map_lookup_elem(&ks_ct_tmp, &zero);
+	if (!t)
+		return;
+	ks_ct_peer_key(&pkt->flow, c, &t->fk);
+	f = bpf_map_lookup_elem(&ks_conns, &t->fk);
+	if (f && ks_ct_is_peer(&pkt->flow, c, f))
+		bpf_map_delete_elem(&ks_conns, &t->fk);
+	bpf_map_delete_elem(&ks_conns, &pkt->flow);
+}
+
 #endif /* KS_BPF_CONNTRACK_H */

@@ -287,6 +287,7 @@ static __always_inline int ks_process(void *ctx, const bool xdp)
 		default:
 			if (unlikely(ks_mirror_shadow_reply(&pkt)))
 				return ks_finish(ctx, xdp, KS_V_DROP_SHADOW_REPLY, KS_ACT_DROP);
+			ks_ct_forget_reused(&pkt, conn);
 			return ks_finish(ctx, xdp, KS_V_PASS_NO_MATCH, KS_ACT_PASS);
 		}
 	}

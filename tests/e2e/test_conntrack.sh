@@ -10,6 +10,8 @@
 #   - a UDP client with a fixed source port moves to another endpoint within
 #     1 s of its endpoint's removal (the flows of removed endpoints are
 #     flushed)
+#   - a client port just used through the frontend, used again straight to
+#     the pod, works (10 of 10)
 #   - kshiftctl conns lists open connections with their state; --flush
 #     forgets them (as conntrack -F), and with the weights unchanged each
 #     connection's next packet finds the endpoint it had
@@ -273,6 +275,28 @@ for mode in $(ks_modes); do
 	check "a UDP client with a fixed port leaves removed $gone for the other endpoint (after ${moved:-never} s, incl. the 0.2 s reload delay)" \
 		"$KS_PY" -c "import sys; sys.exit(not ('$moved' and float('$moved') < 1.0))"
 	check "... and never reaches it again ($after answers from it later)" [ "$after" = 0 ]
+
+	# a port of a connection through the frontend, used again straight to
+	# its pod: the pod's SYN-ACK shows the old flow is over, and the rest
+	# of the new connection passes untouched (it was rewritten to come
+	# from the frontend, and failed)
+	res=$(in_ns "$KS_CLIENT" "$KS_PY" - "$KS_E2E" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import client
+ok = 0
+for port in range(21000, 21010):
+    body, err = client.get_once("198.18.100.3", 80, "/", lport=port)
+    if not body:
+        continue
+    addr = body.split()[1]
+    body2, err2 = client.get_once(addr, 8080, "/", lport=port)
+    ok += body2 == body
+print(ok)
+PY
+)
+	check "10 connections from a port just used through the frontend, straight to its pod: $res work" \
+		[ "$res" = 10 ]
 
 	# conns --flush: the flows go from the table, the connections stay
 	held fl 20

@@ -7,7 +7,7 @@
 #     there)
 #   - in tc mode, the pods' veths take packets straight to the pod's side
 #     (kshiftctl verdicts: "tc, to peer"); a tbf or clsact added to one ends
-#     that within a second (the steered packets then cross the tbf), its
+#     that within seconds (the steered packets then cross the tbf), its
 #     removal brings it back; a veth with both ends in the node never has it
 #   - a new client (namespace and veth cli1) is created: attached within a
 #     second, and HTTP through the VIP works from it
@@ -153,7 +153,7 @@ for mode in $(ks_modes); do
 	# tc: what TC forwards into a pod's veth is handed to the pod's side
 	# directly (bpf_redirect_peer), unless something on the veth's egress
 	# would be passed by: a qdisc (here a tbf, as the bandwidth plugin
-	# shapes a pod) or clsact ends it within a second, and the steered
+	# shapes a pod) or clsact ends it within seconds, and the steered
 	# packets then cross the tbf; its removal brings it back. A veth with
 	# both ends in the node never has it.
 	if [[ $mode == tc ]]; then
@@ -161,10 +161,10 @@ for mode in $(ks_modes); do
 			eval '[[ $(iface_mode ep0) == "tc, to peer" && $(iface_mode ep1) == "tc, to peer" ]]'
 		ip -n "$KS_NODE" link add name ep8 type veth peer name x8 &&
 			ip -n "$KS_NODE" link set ep8 up
-		check "ep8, both ends in the node, is 'tc' ($(ks_until 2 0.05 mode_is ep8 tc; iface_mode ep8))" \
+		check "ep8, both ends in the node, is 'tc' ($(ks_until 3 0.05 mode_is ep8 tc; iface_mode ep8))" \
 			mode_is ep8 tc
 		tc -n "$KS_NODE" qdisc add dev ep1 root tbf rate 200mbit burst 64kb latency 100ms
-		check "a tbf on ep1: 'tc' within 1 s ($(ks_until 1 0.05 mode_is ep1 tc; iface_mode ep1))" \
+		check "a tbf on ep1: 'tc' within 3 s ($(ks_until 3 0.05 mode_is ep1 tc; iface_mode ep1))" \
 			mode_is ep1 tc
 		before=$(tbf_sent ep1)
 		res=$(ks_client split "$VIP_URL" 60)
@@ -173,12 +173,12 @@ for mode in $(ks_modes); do
 		check "the steered packets cross it: $sent for pod1's $n connections ($(jq_py "$res" 'd["failures"]') failed)" \
 			jq_ok "$res" "d['failures'] == 0 and $n > 0 and $sent >= 3 * $n"
 		tc -n "$KS_NODE" qdisc del dev ep1 root
-		check "the tbf gone: 'tc, to peer' again within 1 s" ks_until 1 0.05 mode_is ep1 "tc, to peer"
+		check "the tbf gone: 'tc, to peer' again within 3 s" ks_until 3 0.05 mode_is ep1 "tc, to peer"
 		tc -n "$KS_NODE" qdisc add dev ep1 clsact
-		check "a clsact on ep1: 'tc' within 1 s" ks_until 1 0.05 mode_is ep1 tc
+		check "a clsact on ep1: 'tc' within 3 s" ks_until 3 0.05 mode_is ep1 tc
 		tc -n "$KS_NODE" qdisc del dev ep1 clsact
-		check "the clsact gone: 'tc, to peer' again within 1 s" \
-			ks_until 1 0.05 mode_is ep1 "tc, to peer"
+		check "the clsact gone: 'tc, to peer' again within 3 s" \
+			ks_until 3 0.05 mode_is ep1 "tc, to peer"
 		res=$(ks_client split "$VIP_URL" 40)
 		check "connections through the VIP still reach both pods, none fails" \
 			jq_ok "$res" 'd["failures"] == 0 and len(d["endpoints"]) == 2'

@@ -338,7 +338,7 @@ for mode in $(ks_modes); do
 			--reject-with tcp-reset
 	check "FORWARD REJECT (tcp-reset) for $EP_B and 2001:2:0:2::3" [ $? = 0 ]
 	direct_b=$(in_ns "$KS_CLIENT" curl -s -m 5 -o /dev/null -w '%{http_code}' "http://$EP_B:8080/")
-	direct_a=$(in_ns "$KS_CLIENT" curl -s -m 5 "http://$EP_A:8080/")
+	direct_a=$(in_ns "$KS_CLIENT" curl -sS -m 5 "http://$EP_A:8080/" 2>&1)
 	check "a direct connection to $EP_B is refused (HTTP code $direct_b)" [ "$direct_b" = 000 ]
 	check "a direct connection to $EP_A works ($direct_a)" [ "$direct_a" = "stable $EP_A" ]
 	for url in "$URL4" "$URL6"; do

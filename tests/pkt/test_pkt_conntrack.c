@@ -138,7 +138,8 @@ static bool same_addr(const char *x, const char *y)
  * RST (or FIN both ways); the client then opens a connection from P
  * straight to the endpoint. Neither its SYN nor the endpoint's SYN-ACK is
  * the old flow's: both pass untouched (the SYN-ACK was rewritten to come
- * from the frontend, and the connection failed).
+ * from the frontend, and the connection failed), and so does the rest of
+ * that connection (the endpoint's packets after its SYN-ACK were).
  */
 static void test_ended_flow_forgotten(void **state)
 {
@@ -175,6 +176,15 @@ static void test_ended_flow_forgotten(void **state)
 				direct.seq = 123456;
 				untouched(prog, &direct, KS_V_PASS_NO_MATCH);
 				back = from_ep(&direct, ep, PKT_EP_PORT, 0x12);
+				untouched(prog, &back, KS_V_PASS_NO_MATCH);
+				/* ... nor the rest of it, both ways, its reset too
+				 * (the endpoint's ACK came from the frontend) */
+				direct.tcp_flags = 0x10;
+				direct.seq++;
+				untouched(prog, &direct, KS_V_PASS_NO_MATCH);
+				back = from_ep(&direct, ep, PKT_EP_PORT, 0x18);
+				untouched(prog, &back, KS_V_PASS_NO_MATCH);
+				back = from_ep(&direct, ep, PKT_EP_PORT, 0x14);
 				untouched(prog, &back, KS_V_PASS_NO_MATCH);
 			}
 		}
