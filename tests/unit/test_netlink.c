@@ -30,38 +30,18 @@ struct nlbuf {
 	size_t last; /* where its last message starts */
 };
 
-/* Appends one link message; name NULL: no IFLA_IFNAME attribute. Also
- * adds an IFLA_MTU before the name, as the kernel does, so the parser must
- * walk attributes. */
-static void add_link(struct nlbuf *b, uint16_t type, int ifindex, const char *name, unsigned flags)
+/* Appends a message of type with a zeroed body of len bytes (its header:
+ * ifinfomsg, tcmsg, ...); returns the body. */
+static void *add_msg(struct nlbuf *b, uint16_t type, size_t len)
 {
 	struct nlmsghdr *nh = (struct nlmsghdr *)(b->data + b->len);
-	struct ifinfomsg *ifi;
-	struct rtattr *rta;
-	uint32_t mtu = 1500;
 
-	memset(nh, 0, NLMSG_SPACE(sizeof(*ifi)));
+	memset(nh, 0, NLMSG_SPACE(len));
 	b->last = b->len;
 	nh->nlmsg_type = type;
-	nh->nlmsg_len = NLMSG_LENGTH(sizeof(*ifi));
-	ifi = NLMSG_DATA(nh);
-	ifi->ifi_family = AF_UNSPEC;
-	ifi->ifi_index = ifindex;
-	ifi->ifi_flags = flags;
-
-	rta = (struct rtattr *)((char *)nh + NLMSG_ALIGN(nh->nlmsg_len));
-	rta->rta_type = IFLA_MTU;
-	rta->rta_len = RTA_LENGTH(sizeof(mtu));
-	memcpy(RTA_DATA(rta), &mtu, sizeof(mtu));
-	nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_ALIGN(rta->rta_len);
-	if (name) {
-		rta = (struct rtattr *)((char *)nh + nh->nlmsg_len);
-		rta->rta_type = IFLA_IFNAME;
-		rta->rta_len = RTA_LENGTH(strlen(name) + 1);
-		memcpy(RTA_DATA(rta), name, strlen(name) + 1);
-		nh->nlmsg_len += RTA_ALIGN(rta->rta_len);
-	}
+	nh->nlmsg_len = NLMSG_LENGTH(len);
 	b->len += NLMSG_ALIGN(nh->nlmsg_len);
+	return NLMSG_DATA(nh);
 }
 
 /* Appends one attribute to the last message; returns it, for a nested
@@ -90,6 +70,22 @@ static void add_str(struct nlbuf *b, uint16_t type, const char *str)
 	add_attr(b, type, str, strlen(str) + 1);
 }
 
+/* Appends one link message; name NULL: no IFLA_IFNAME attribute. Also
+ * adds an IFLA_MTU before the name, as the kernel does, so the parser must
+ * walk attributes. */
+static void add_link(struct nlbuf *b, uint16_t type, int ifindex, const char *name, unsigned flags)
+{
+	struct ifinfomsg *ifi = add_msg(b, type, sizeof(*ifi));
+	uint32_t mtu = 1500;
+
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = ifindex;
+	ifi->ifi_flags = flags;
+	add_attr(b, IFLA_MTU, &mtu, sizeof(mtu));
+	if (name)
+		add_str(b, IFLA_IFNAME, name);
+}
+
 /* A link as the kernel describes it: its kind (IFLA_LINKINFO), whether
  * its peer is in another namespace, its root qdisc. */
 static void add_pair(struct nlbuf *b, int ifindex, const char *kind, bool away, const char *qdisc)
@@ -106,30 +102,18 @@ static void add_pair(struct nlbuf *b, int ifindex, const char *kind, bool away, 
 		add_attr(b, IFLA_LINK_NETNSID, &nsid, sizeof(nsid));
 }
 
-static void add_qdisc(struct nlbuf *b, uint16_t type, int ifindex, const char *kind)
-{
-	struct nlmsghdr *nh = (struct nlmsghdr *)(b->data + b->len);
-	struct tcmsg *tcm;
-
-	memset(nh, 0, NLMSG_SPACE(sizeof(*tcm)));
-	b->last = b->len;
-	nh->nlmsg_type = type;
-	nh->nlmsg_len = NLMSG_LENGTH(sizeof(*tcm));
-	tcm = NLMSG_DATA(nh);
-	tcm->tcm_ifindex = ifindex;
-	tcm->tcm_parent = TC_H_CLSACT;
-	b->len += NLMSG_ALIGN(nh->nlmsg_len);
-	add_str(b, TCA_KIND, kind);
-}
-
 static void add_other(struct nlbuf *b, uint16_t type)
 {
-	struct nlmsghdr *nh = (struct nlmsghdr *)(b->data + b->len);
+	add_msg(b, type, 16);
+}
 
-	memset(nh, 0, NLMSG_SPACE(16));
-	nh->nlmsg_type = type;
-	nh->nlmsg_len = NLMSG_LENGTH(16);
-	b->len += NLMSG_ALIGN(nh->nlmsg_len);
+static void add_qdisc(struct nlbuf *b, uint16_t type, int ifindex, const char *kind)
+{
+	struct tcmsg *tcm = add_msg(b, type, sizeof(*tcm));
+
+	tcm->tcm_ifindex = ifindex;
+	tcm->tcm_parent = TC_H_CLSACT;
+	add_str(b, TCA_KIND, kind);
 }
 
 struct seen {
@@ -143,6 +127,18 @@ static void record(const struct ks_nl_event *ev, void *arg)
 
 	if (s->n < 8)
 		s->ev[s->n++] = *ev;
+}
+
+/* A message of type whose body is too short for its header: refused, and
+ * nothing reported. */
+static void expect_too_short(uint16_t type)
+{
+	struct nlbuf b = {};
+	struct seen s = {};
+
+	add_msg(&b, type, 4);
+	assert_int_equal(ks_nl_parse(b.data, b.len, record, &s), -EINVAL);
+	assert_int_equal(s.n, 0);
 }
 
 static void test_new_and_del(void **state)
@@ -199,7 +195,6 @@ static void test_malformed(void **state)
 {
 	struct nlbuf b = {};
 	struct seen s = {};
-	struct nlmsghdr *nh;
 
 	(void)state;
 	/* truncated: the datagram ends inside the second message */
@@ -209,14 +204,7 @@ static void test_malformed(void **state)
 	assert_int_equal(s.n, 1); /* the first one still counted */
 
 	/* a link message too short for its ifinfomsg */
-	memset(&b, 0, sizeof(b));
-	s.n = 0;
-	nh = (struct nlmsghdr *)b.data;
-	nh->nlmsg_type = RTM_NEWLINK;
-	nh->nlmsg_len = NLMSG_LENGTH(4);
-	b.len = NLMSG_ALIGN(nh->nlmsg_len);
-	assert_int_equal(ks_nl_parse(b.data, b.len, record, &s), -EINVAL);
-	assert_int_equal(s.n, 0);
+	expect_too_short(RTM_NEWLINK);
 
 	/* a name that does not fit IFNAMSIZ */
 	memset(&b, 0, sizeof(b));
@@ -259,7 +247,6 @@ static void test_qdisc_events(void **state)
 {
 	struct nlbuf b = {};
 	struct seen s = {};
-	struct nlmsghdr *nh;
 
 	(void)state;
 	add_qdisc(&b, RTM_NEWQDISC, 21, "clsact");
@@ -274,14 +261,7 @@ static void test_qdisc_events(void **state)
 	assert_int_equal(s.ev[2].kind, KS_NL_QDISC);
 
 	/* too short for its tcmsg */
-	memset(&b, 0, sizeof(b));
-	s.n = 0;
-	nh = (struct nlmsghdr *)b.data;
-	nh->nlmsg_type = RTM_NEWQDISC;
-	nh->nlmsg_len = NLMSG_LENGTH(4);
-	b.len = NLMSG_ALIGN(nh->nlmsg_len);
-	assert_int_equal(ks_nl_parse(b.data, b.len, record, &s), -EINVAL);
-	assert_int_equal(s.n, 0);
+	expect_too_short(RTM_NEWQDISC);
 }
 
 static void test_patterns(void **state)
