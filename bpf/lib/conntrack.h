@@ -146,6 +146,15 @@ enum ks_ct_use {
 	KS_CT_FRESH, /* ... and the entry needs no update */
 };
 
+/* An endpoint's SYN-ACK on the reply entry c of a flow that is over: the
+ * client's port belongs to another connection now, made to the endpoint
+ * directly, which the endpoint's TIME_WAIT let in (ks_ct_forget_reused). */
+static __always_inline bool ks_ct_port_reused(const struct ks_pkt *pkt, const struct ks_conn *c)
+{
+	return c->dir == KS_DIR_REPLY && (c->state == KS_CT_CLOSING || c->state == KS_CT_CLOSED) &&
+	       (pkt->tcp_flags & (KS_TCP_SYN | KS_TCP_ACK)) == (KS_TCP_SYN | KS_TCP_ACK);
+}
+
 static __always_inline enum ks_ct_use ks_ct_check(const struct ks_pkt *pkt,
 						  const struct ks_conn *c, __u64 now)
 {
@@ -171,8 +180,7 @@ static __always_inline enum ks_ct_use ks_ct_check(const struct ks_pkt *pkt,
 			return KS_CT_HIT;
 		return KS_CT_MISS;
 	}
-	if (c->dir == KS_DIR_REPLY && (c->state == KS_CT_CLOSING || c->state == KS_CT_CLOSED) &&
-	    (pkt->tcp_flags & (KS_TCP_SYN | KS_TCP_ACK)) == (KS_TCP_SYN | KS_TCP_ACK))
+	if (ks_ct_port_reused(pkt, c))
 		return KS_CT_MISS;
 	return KS_CT_HIT;
 }
@@ -466,13 +474,10 @@ static __always_inline enum ks_ct_reply ks_ct_reply_entry(const struct ks_flow *
 }
 
 /*
- * An endpoint's SYN-ACK found on the reply entry c of a flow that is over
- * (ks_ct_check() took it for no reply of c's): the client's port belongs
- * to another connection now, made to the endpoint directly, which the
- * endpoint's TIME_WAIT let in. The old flow's entries go, or the rest of
- * that connection would be taken for the old flow's: the endpoint's
- * packets rewritten to come from the frontend, its reset taken for a
- * first reply.
+ * The old flow of a reused port (ks_ct_port_reused(), which ks_ct_check()
+ * took for no reply of c's): its entries go, or the rest of the new
+ * connection would be taken for the old flow's: the endpoint's packets
+ * rewritten to come from the frontend, its reset taken for a first reply.
  */
 static __always_inline void ks_ct_forget_reused(const struct ks_pkt *pkt, const struct ks_conn *c)
 {
@@ -480,9 +485,7 @@ static __always_inline void ks_ct_forget_reused(const struct ks_pkt *pkt, const 
 	struct ks_conn *f;
 	__u32 zero = 0;
 
-	if (!c || c->dir != KS_DIR_REPLY ||
-	    (c->state != KS_CT_CLOSING && c->state != KS_CT_CLOSED) ||
-	    (pkt->tcp_flags & (KS_TCP_SYN | KS_TCP_ACK)) != (KS_TCP_SYN | KS_TCP_ACK))
+	if (!c || !ks_ct_port_reused(pkt, c))
 		return;
 	t = bpf_map_lookup_elem(&ks_ct_tmp, &zero);
 	if (!t)
