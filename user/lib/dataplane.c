@@ -1241,13 +1241,15 @@ void ks_dp_peer_check(struct ks_dp *dp, int ifindex)
 
 void ks_dp_peers_sync(struct ks_dp *dp)
 {
-	int fd = bpf_map__fd(dp->skel->maps.ks_peer_ifs), *ifindex, i;
+	int fd = bpf_map__fd(dp->skel->maps.ks_peer_ifs), *ifindex, i, n = 0;
+	struct ks_dp_link *l;
 	__u32 key, *prev = NULL;
 	bool *ok;
 
-	/* none but the links' is kept: deleted from the first, each in turn */
+	/* none but TC links' is kept: deleted from the first, each in turn */
 	while (!bpf_map_get_next_key(fd, prev, &key)) {
-		if (!ks_dp_link_find(dp, (int)key))
+		l = ks_dp_link_find(dp, (int)key);
+		if (!l || l->mode != KS_MODE_TC)
 			bpf_map_delete_elem(fd, &key);
 		else
 			prev = &key;
@@ -1257,9 +1259,12 @@ void ks_dp_peers_sync(struct ks_dp *dp)
 		return;
 	ok = (bool *)(ifindex + dp->nr_links + 1);
 	for (i = 0; i < dp->nr_links; i++)
-		ifindex[i] = dp->links[i].ifindex;
-	ks_nl_to_peer(ifindex, dp->nr_links, ok);
-	for (i = 0; i < dp->nr_links; i++)
+		if (dp->links[i].mode == KS_MODE_TC)
+			ifindex[n++] = dp->links[i].ifindex;
+	/* XDP mode: no dump every 5 s for nothing */
+	if (n)
+		ks_nl_to_peer(ifindex, n, ok);
+	for (i = 0; i < n; i++)
 		peer_set(dp, ifindex[i], ok[i]);
 	free(ifindex);
 }
